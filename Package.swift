@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Kubernetes vocabulary: API objects, node options, validation, endpoint selection.
+        .target(name: "SluiceModel", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // nftables vocabulary: tables, chains, sets, maps, elements, rules; diff and transactions.
+        .target(name: "SluiceIR"),
+        // Pure compiler: ProxyPlan (model) -> Ruleset (IR).
+        .target(name: "SluiceCompiler", dependencies: ["SluiceModel", "SluiceIR"]),
+        // Review outputs: nft scripts and iptables-restore scripts.
+        .target(name: "SluiceEmit", dependencies: [
+            "SluiceModel", "SluiceIR",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The one C target: libnftnl + libmnl plus a small shim.
+        .systemLibrary(name: "CNftnl", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
+        // Netlink datapath: lowers the IR to libnftnl and talks to the kernel.
+        .target(name: "SluiceNetlink", dependencies: ["CNftnl", "SluiceIR"]),
+        // Test helpers: network namespaces, nft/iptables subprocesses.
+        .target(name: "SluiceTestSupport", dependencies: ["SluiceIR"]),
+        .executableTarget(name: "sluice", dependencies: [
+            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"]),
+        .testTarget(name: "SluiceCompilerTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"], resources: []),
+        .testTarget(name: "SluiceEmitTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"]),
+        .testTarget(name: "SluiceNetlinkTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+import SluiceIR
+import SluiceModel
