@@ -38,7 +38,7 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// `namespace/name` (or `name` for cluster-scoped objects).
     public var objectName: String? {
-        guard let name else { return namespace.map { "\($0)/" } }
+        guard let name else { return namespace.map { "\($0)/<unnamed>" } }
         if let namespace, !namespace.isEmpty { return "\(namespace)/\(name)" }
         return name
     }

@@ -103,7 +103,7 @@ struct NodeOptionsParser {
                 continue
             }
             if let existing = out.first(where: { $0.family == cidr.family }) {
-                report(raw.field, "\(cidr) ignored: only one \(cidr.family) CIDR is allowed (already \(existing))")
+                report(raw.field, "\(cidr) ignored: only one \(cidr.family.rawValue) CIDR is allowed (already \(existing))")
                 continue
             }
             out.append(cidr)

@@ -107,7 +107,7 @@ struct ServiceValidationRun {
                 return nil
             }
             if ips.contains(where: { $0.family == ip.family }) {
-                error(field, "\(ip): a service has at most one \(ip.family) ClusterIP")
+                error(field, "\(ip): a service has at most one \(ip.family.rawValue) ClusterIP")
                 return nil
             }
             let familyCIDRs = validator.serviceCIDRs.filter { $0.family == ip.family }
