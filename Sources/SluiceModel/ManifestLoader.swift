@@ -253,8 +253,10 @@ struct ObjectDecoder {
 
     private func diagnostic(_ node: Yams.Node, kind: String?, field: String?, message: String) -> Diagnostic {
         let metadata = node["metadata"]
+        let namespaced = kind == "Service" || kind == "EndpointSlice"
         return Diagnostic(file: file, document: document, kind: kind,
-                          namespace: metadata?["namespace"]?.string, name: metadata?["name"]?.string,
+                          namespace: metadata?["namespace"]?.string ?? (namespaced ? "default" : nil),
+                          name: metadata?["name"]?.string,
                           field: field, message: message)
     }
 

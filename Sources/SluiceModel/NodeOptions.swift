@@ -16,7 +16,8 @@ public enum DetectLocalMode: String, Sendable, Hashable, Codable, CaseIterable {
 public enum NodePortAddressSelector: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The node's primary IP of each family (the nftables default).
     case primary
-    /// Every local address (`all`, `0.0.0.0/0`, `::/0`).
+    /// Every local address of both families (the `all` keyword; `0.0.0.0/0` / `::/0` are
+    /// kept as `.cidr` and mean "all" for their family only).
     case all
     /// `127.0.0.0/8`, `::1/128`: never DNATed in nftables mode, accepted and ignored.
     case localhost
@@ -32,7 +33,7 @@ public enum NodePortAddressSelector: Sendable, Hashable, Codable, CustomStringCo
         case "localhost": self = .localhost
         default:
             guard s.contains("/"), let cidr = CIDR(s) else { return nil }
-            self = cidr.isMatchAll ? .all : .cidr(cidr)
+            self = .cidr(cidr)  // 0.0.0.0/0 or ::/0: match-all for that family only
         }
     }
 
