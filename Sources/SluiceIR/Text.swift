@@ -56,7 +56,7 @@ extension Expr: CustomStringConvertible {
     public var description: String {
         switch self {
         case .payload(let f): return f.rawValue
-        case .meta(let k): return k == .mark ? "meta mark" : "meta \(k.rawValue)"
+        case .meta(let k): return "meta \(k.rawValue)"
         case .ct(let k):
             switch k {
             case .state: return "ct state"
@@ -80,6 +80,7 @@ extension Value: CustomStringConvertible {
         case .ctState(let s): return s.rawValue
         case .ctStatus(let s): return s.rawValue
         case .fibType(let t): return t.rawValue
+        case .interfaceName(let n): return quoted(n)
         }
     }
 }
