@@ -24,7 +24,9 @@ public struct PlanResult: Sendable, Hashable {
 /// 5. The node context is resolved (`NodeContext.resolve`) and every service is planned per
 ///    family (`ServicePortPlanner`).
 ///
-/// Duplicate objects (same kind and namespace/name) keep the first one loaded.
+/// Objects outside kube-proxy's label selector (`matchesProxySelector`) are dropped silently,
+/// as the API server would never send them. Duplicate objects (same kind and
+/// namespace/name) keep the first one loaded.
 public struct ProxyPlanner: Sendable {
     public var options: NodeOptions
     /// Host interface addresses for CIDR entries of `nodePortAddresses` (nil: use the
@@ -36,8 +38,17 @@ public struct ProxyPlanner: Sendable {
         self.hostAddresses = hostAddresses
     }
 
+    /// kube-proxy's label selector (applied server-side to Services and EndpointSlices):
+    /// `!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name`.
+    public static func matchesProxySelector(_ metadata: ObjectMeta) -> Bool {
+        metadata.label(WellKnownKeys.headless) == nil && metadata.label(WellKnownKeys.serviceProxyName) == nil
+    }
+
     public func plan(_ objects: ClusterObjects) -> PlanResult {
         var diagnostics: [Diagnostic] = []
+        var objects = objects
+        objects.services.removeAll { !Self.matchesProxySelector($0.object.metadata) }
+        objects.endpointSlices.removeAll { !Self.matchesProxySelector($0.object.metadata) }
         let serviceCIDRs = collectServiceCIDRs(objects.serviceCIDRs, &diagnostics)
         let node = findNode(objects.nodes, &diagnostics)
 

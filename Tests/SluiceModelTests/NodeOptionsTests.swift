@@ -59,8 +59,9 @@ import Testing
             kind: KubeProxyConfiguration
             iptables: {masqueradeAll: true, masqueradeBit: 12, syncPeriod: 45s}
             """
-        let (config, _) = KubeProxyConfiguration.parse(text: text)
-        let (o, d) = NodeOptions.merge(config: try #require(config), flags: NodeOptionFlags(), systemHostname: "h")
+        let (parsed, _) = KubeProxyConfiguration.parse(text: text)
+        let config: KubeProxyConfiguration = try #require(parsed)
+        let (o, d) = NodeOptions.merge(config: config, flags: NodeOptionFlags(), systemHostname: "h")
         #expect(d.isEmpty)
         #expect(o.masqueradeAll && o.masqueradeBit == 12 && o.syncPeriod == .seconds(45))
     }
@@ -83,8 +84,9 @@ import Testing
             nodePortAddresses: [primary, 10.0.0.0/40]
             mode: ipvs
             """
-        let (config, _) = KubeProxyConfiguration.parse(text: text, file: "kp.yaml")
-        let (o, d) = NodeOptions.merge(config: try #require(config), configFile: "kp.yaml", flags: NodeOptionFlags(),
+        let (parsed, _) = KubeProxyConfiguration.parse(text: text, file: "kp.yaml")
+        let config: KubeProxyConfiguration = try #require(parsed)
+        let (o, d) = NodeOptions.merge(config: config, configFile: "kp.yaml", flags: NodeOptionFlags(),
                                        systemHostname: "h")
         #expect(d.map(\.description) == [
             "kp.yaml: KubeProxyConfiguration: clusterCIDR: 10.245.0.0/16 ignored: only one IPv4 CIDR is allowed (already 10.244.0.0/16)",

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SluiceModel
 
@@ -152,5 +153,19 @@ import Testing
         let r = planYAML(docs(serviceYAML("b", clusterIP: "10.96.0.2"), serviceYAML("a", clusterIP: "10.96.0.1"),
                               serviceYAML("a", ns: "aaa", clusterIP: "10.96.0.3")))
         #expect(r.plan.family(.ipv4)?.servicePorts.map(\.name.description) == ["aaa/a:http", "default/a:http", "default/b:http"])
+    }
+
+    @Test func objectsOutsideTheKubeProxySelectorAreIgnored() {
+        let other = serviceYAML("other", clusterIP: "10.96.0.2").replacingOccurrences(
+            of: "metadata: {name: other, namespace: default}",
+            with: "metadata: {name: other, namespace: default, labels: {service.kubernetes.io/service-proxy-name: cilium}}")
+        let headlessSlice = sliceYAML("web-h", service: "web", endpoints: ["{addresses: [10.0.0.9]}"])
+            .replacingOccurrences(of: "labels: {kubernetes.io/service-name: web}",
+                                  with: "labels: {kubernetes.io/service-name: web, service.kubernetes.io/headless: \"\"}")
+        let r = planYAML(docs(serviceYAML("web"), other, headlessSlice,
+                              sliceYAML("web-1", service: "web", endpoints: ["{addresses: [10.0.0.1]}"])))
+        #expect(r.diagnostics.isEmpty)
+        #expect(r.plan.family(.ipv4)?.servicePorts.map(\.name.description) == ["default/web:http"])
+        #expect(r.port("default/web:http")!.clusterEndpoints.strings == ["10.0.0.1:8080"])
     }
 }
