@@ -12,6 +12,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         // Kubernetes vocabulary: API objects, node options, validation, endpoint selection.
@@ -31,12 +34,37 @@ let package = Package(
         .target(name: "SluiceNetlink", dependencies: ["CNftnl", "SluiceIR"]),
         // Test helpers: network namespaces, nft/iptables subprocesses.
         .target(name: "SluiceTestSupport", dependencies: ["SluiceIR"]),
+        // Kubernetes API client: list+watch reflectors (client-go semantics), in-cluster and kubeconfig auth.
+        .target(name: "SluiceKube", dependencies: [
+            "SluiceModel",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // In-process fake kube-apiserver on loopback (SwiftNIO HTTP/1.1 + TLS) with fault injection.
+        .target(name: "SluiceKubeFake", dependencies: [
+            "SluiceModel",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"]),
+        .testTarget(name: "SluiceKubeTests", dependencies: [
+            "SluiceKube", "SluiceKubeFake", "SluiceModel",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .testTarget(name: "SluiceCompilerTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"], resources: []),
         .testTarget(name: "SluiceEmitTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"]),
         .testTarget(name: "SluiceDatapathTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
