@@ -1,2 +1,60 @@
 import SluiceIR
 import SluiceModel
+
+/// Output of compiling one family.
+public struct CompiledFamily: Sendable {
+    public var table: Table
+    public var fragments: [ServiceFragment]
+    /// Conflicts between services (two services claiming the same key with different data).
+    public var diagnostics: [String]
+}
+
+/// The pure compiler: a family's plan to that family's table.
+public enum Compiler {
+    /// Compiles every service port, merges the fragments and wraps them in the skeleton.
+    public static func compile(_ plan: FamilyPlan) -> CompiledFamily {
+        let fragments = plan.servicePorts.map { compileFragment($0, context: plan.context) }
+        return assemble(context: plan.context, fragments: fragments)
+    }
+
+    /// Compiles every family of a plan.
+    public static func compile(_ plan: ProxyPlan) -> (ruleset: Ruleset, diagnostics: [String]) {
+        let compiled = plan.families.map(compile)
+        return (Ruleset(tables: compiled.map(\.table)), compiled.flatMap(\.diagnostics))
+    }
+
+    /// Merges fragments (in order; on a conflicting map key the first service wins) with the
+    /// skeleton their feature classes need.
+    public static func assemble(context: FamilyContext, fragments: [ServiceFragment]) -> CompiledFamily {
+        var merged: [SetID: ElementMap] = [:]
+        var owners: [SetID: [[Datum]: ServicePortName]] = [:]
+        var diagnostics: [String] = []
+        for fragment in fragments {
+            for (set, elems) in fragment.elements {
+                var target = merged[set, default: [:]]
+                var setOwners = owners[set, default: [:]]
+                for (key, data) in elems {
+                    if let existing = target[key] {
+                        if existing != data, let owner = setOwners[key] {
+                            diagnostics.append("\(fragment.name): conflicts with \(owner) in \(set.name) for \(Element(key).text); \(owner) wins")
+                        }
+                        continue
+                    }
+                    target[key] = data
+                    setOwners[key] = fragment.name
+                }
+                merged[set] = target
+                owners[set] = setOwners
+            }
+        }
+        let classes = Set(merged.keys.filter { if case .fixed = $0 { return false }; return true })
+        let skeleton = Skeleton(context: context, classes: classes)
+        var elements = skeleton.contextElements
+        for (set, elems) in merged where !elems.isEmpty {
+            elements[set.name, default: [:]].merge(elems) { a, _ in a }
+        }
+        let table = Table(family: skeleton.layout.family, name: Layout.tableName, comment: Layout.tableComment,
+                          sets: skeleton.sets, chains: skeleton.chains, elements: elements)
+        return CompiledFamily(table: table, fragments: fragments, diagnostics: diagnostics)
+    }
+}

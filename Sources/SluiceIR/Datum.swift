@@ -106,4 +106,7 @@ public enum Value: Sendable, Hashable, Codable {
     case ctStatus(CtStatus)
     /// `fib saddr type local`.
     case fibType(FibAddrType)
+    /// An interface name for `iifname`: `"eth0"`, or a prefix match when it ends in `*`
+    /// (`"veth*"`).
+    case interfaceName(String)
 }

@@ -35,8 +35,10 @@ public enum PayloadField: String, Sendable, Hashable, Codable {
 public enum MetaKey: String, Sendable, Hashable, Codable {
     /// `meta l4proto` (an `inet_proto`)
     case l4proto
-    /// `meta mark` (rendered as plain `mark` by nft)
+    /// `meta mark`
     case mark
+    /// `meta iifname` (input interface name)
+    case iifname
 }
 
 /// `ct <key>`

@@ -91,9 +91,9 @@ public final class NetworkNamespace: @unchecked Sendable {
         let suffix = UUID().uuidString.prefix(8).lowercased()
         let clean = label.filter { $0.isLetter || $0.isNumber || $0 == "-" }.prefix(20)
         name = "sl-\(clean)-\(suffix)"
-        try runChecked(["ip", "netns", "add", name])
+        try SluiceTestSupport.runChecked(["ip", "netns", "add", name])
         do {
-            try runChecked(["ip", "-n", name, "link", "set", "lo", "up"])
+            try SluiceTestSupport.runChecked(["ip", "-n", name, "link", "set", "lo", "up"])
         } catch {
             _ = try? runCommand(["ip", "netns", "del", name])
             throw error

@@ -1,0 +1,178 @@
+import SluiceIR
+import SluiceModel
+
+/// Identifies one set or map of the layout, including the per-class ones.
+public enum SetID: Sendable, Hashable, Comparable {
+    /// A fixed set, by name (`cluster-ips`, `hairpin`, …).
+    case fixed(String)
+    /// A slot map: `endpoints-T`, `nodeport-endpoints-T`, …
+    case endpoints(Layout.EndpointMapKind, slots: UInt32)
+    /// `affinity-<seconds>`.
+    case affinityPorts(UInt32)
+    /// `affinity-nodeports-<seconds>`.
+    case affinityNodePorts(UInt32)
+
+    public var name: String {
+        switch self {
+        case .fixed(let n): return n
+        case .endpoints(let kind, let t): return Layout.endpointMap(kind, slots: t)
+        case .affinityPorts(let x): return Layout.affinityPorts(x)
+        case .affinityNodePorts(let x): return Layout.affinityNodePortsClass(x)
+        }
+    }
+
+    public static func < (a: SetID, b: SetID) -> Bool {
+        switch (a, b) {
+        case let (.endpoints(k1, t1), .endpoints(k2, t2)): return (k1, t1) < (k2, t2)
+        case let (.affinityPorts(x), .affinityPorts(y)): return x < y
+        case let (.affinityNodePorts(x), .affinityNodePorts(y)): return x < y
+        case let (.fixed(x), .fixed(y)): return x < y
+        default: return a.rank < b.rank
+        }
+    }
+
+    private var rank: Int {
+        switch self {
+        case .fixed: 0
+        case .affinityPorts: 1
+        case .affinityNodePorts: 2
+        case .endpoints: 3
+        }
+    }
+}
+
+/// The elements one service port contributes to the layout's sets and maps. Compiling a
+/// service port depends only on that service port and the node context, so an update to
+/// one service recompiles one fragment.
+public struct ServiceFragment: Sendable, Hashable {
+    public var name: ServicePortName
+    /// Elements per set: key → data (empty data for plain sets).
+    public var elements: [SetID: [[Datum]: [Datum]]] = [:]
+
+    public init(name: ServicePortName) { self.name = name }
+
+    mutating func add(_ set: SetID, _ key: [Datum], _ data: [Datum] = []) {
+        elements[set, default: [:]][key] = data
+    }
+
+    /// Total element count.
+    public var elementCount: Int { elements.values.reduce(0) { $0 + $1.count } }
+}
+
+extension IPAddress {
+    /// The IR datum for this address.
+    public var datum: Datum {
+        switch self {
+        case .v4(let v): return .ipv4(v)
+        case .v6(let hi, let lo): return .ipv6(hi, lo)
+        }
+    }
+}
+
+extension CIDR {
+    /// The IR prefix datum for this CIDR.
+    public var datum: Datum {
+        switch address {
+        case .v4(let v): return .prefix4(v, prefixLength)
+        case .v6(let hi, let lo): return .prefix6(hi, lo, prefixLength)
+        }
+    }
+}
+
+extension IPAddress {
+    /// A host prefix (`/32` or `/128`) for interval sets.
+    var hostPrefix: Datum {
+        switch self {
+        case .v4(let v): return .prefix4(v, 32)
+        case .v6(let hi, let lo): return .prefix6(hi, lo, 128)
+        }
+    }
+}
+
+/// Compiles one service port into its fragment.
+///
+/// Mirrors kube-proxy's per-service decisions (reference §1.6–1.8): which endpoints each
+/// traffic kind reaches, when traffic is masqueraded, when it is rejected or dropped, and
+/// which LoadBalancer sources are allowed.
+public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> ServiceFragment {
+    var f = ServiceFragment(name: sp.name)
+    let proto = Datum.proto(sp.name.proto.number)
+    let port = Datum.port(sp.port)
+    let cluster = SlotAllocation(sp.clusterEndpoints)
+    let local = SlotAllocation(sp.localEndpoints)
+    let internalGroup = sp.internalPolicyLocal ? local : cluster
+    let external = sp.externalPolicyLocal ? local : cluster
+
+    func addSlots(_ kind: Layout.EndpointMapKind, _ key: [Datum], _ alloc: SlotAllocation) {
+        var slot: UInt32 = 0
+        for s in alloc.slots {
+            let data: [Datum] = [s.endpoint.ip.datum, .port(s.endpoint.port)]
+            for _ in 0..<s.count {
+                f.add(.endpoints(kind, slots: alloc.total), key + [.integer(slot)], data)
+                slot += 1
+            }
+            f.add(.fixed(Layout.hairpin), [s.endpoint.ip.datum, s.endpoint.ip.datum])
+        }
+    }
+
+    // ClusterIP.
+    let clusterTuple = [sp.clusterIP.datum, proto, port]
+    f.add(.fixed(Layout.clusterIPs), [sp.clusterIP.datum])
+    if let internalGroup {
+        addSlots(.service, clusterTuple, internalGroup)
+        f.add(.fixed(Layout.clusterIPPorts), clusterTuple)
+        if let x = sp.affinityTimeoutSeconds { f.add(.affinityPorts(x), clusterTuple) }
+    } else {
+        let drop = sp.internalPolicyLocal && sp.hasAnyEndpoints && local == nil && cluster != nil
+        f.add(.fixed(drop ? Layout.noEndpointDrop : Layout.noEndpointReject), clusterTuple)
+    }
+
+    // External IPs and LoadBalancer IPs.
+    let externalAddresses = sp.externalIPs + sp.loadBalancerIPs
+    // eTP=Local drops (rather than rejects) only when endpoints exist elsewhere.
+    let externalDrop = sp.externalPolicyLocal && sp.hasAnyEndpoints && cluster != nil
+    // External traffic is DNATed by some path (policy endpoints, or the eTP=Local shortcut).
+    let reachable = external != nil || (sp.externalPolicyLocal && cluster != nil)
+    for address in externalAddresses {
+        let tuple = [address.datum, proto, port]
+        if sp.externalPolicyLocal, let cluster {
+            f.add(.fixed(Layout.externalLocalPorts), tuple)
+            addSlots(.serviceShortcut, tuple, cluster)
+        }
+        if let external {
+            addSlots(.service, tuple, external)
+            if !sp.externalPolicyLocal { f.add(.fixed(Layout.externalPorts), tuple) }
+        } else {
+            f.add(.fixed(externalDrop ? Layout.noEndpointDrop : Layout.noEndpointReject), tuple)
+        }
+        if reachable, let x = sp.affinityTimeoutSeconds { f.add(.affinityPorts(x), tuple) }
+    }
+
+    // loadBalancerSourceRanges: only LoadBalancer VIPs, checked before DNAT.
+    if !sp.loadBalancerIPs.isEmpty && !sp.loadBalancerSourceRanges.isEmpty {
+        let nodeInRange = context.nodeIPs.contains { ip in sp.loadBalancerSourceRanges.contains { $0.contains(ip) } }
+        for vip in sp.loadBalancerIPs {
+            let tuple = [vip.datum, proto, port]
+            f.add(.fixed(Layout.firewallIPs), tuple)
+            for range in sp.loadBalancerSourceRanges { f.add(.fixed(Layout.firewallAllow), tuple + [range.datum]) }
+            if nodeInRange { f.add(.fixed(Layout.firewallAllow), tuple + [vip.hostPrefix]) }
+        }
+    }
+
+    // NodePort.
+    if let nodePort = sp.nodePort {
+        let tuple = [proto, Datum.port(nodePort)]
+        if sp.externalPolicyLocal, let cluster {
+            f.add(.fixed(Layout.nodePortsLocal), tuple)
+            addSlots(.nodePortShortcut, tuple, cluster)
+        }
+        if let external {
+            addSlots(.nodePort, tuple, external)
+            if !sp.externalPolicyLocal { f.add(.fixed(Layout.nodePorts), tuple) }
+        } else {
+            f.add(.fixed(externalDrop ? Layout.noEndpointNodePortsDrop : Layout.noEndpointNodePortsReject), tuple)
+        }
+        if reachable, let x = sp.affinityTimeoutSeconds { f.add(.affinityNodePorts(x), tuple) }
+    }
+    return f
+}
