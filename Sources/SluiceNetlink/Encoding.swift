@@ -43,7 +43,7 @@ func decode(_ b: ArraySlice<UInt8>, as type: FieldType) -> Datum {
     case .ipv6: .ipv6(readBigEndian(b.prefix(8)), readBigEndian(b.dropFirst(8).prefix(8)))
     case .proto: .proto(b.first ?? 0)
     case .port: .port(readBigEndian(b.prefix(2)))
-    case .integer: .integer(type.byteorder == .big ? readBigEndian(b.prefix(4)) : readHost32(b))
+    case .integer, .string: .integer(type.byteorder == .big ? readBigEndian(b.prefix(4)) : readHost32(b))
     }
 }
 
@@ -161,4 +161,18 @@ func commentUdata(_ comment: String?) -> [UInt8]? {
     var w = UdataWriter()
     w.strz(0, comment)
     return w.bytes
+}
+
+/// `iifname "eth0"` compares all IFNAMSIZ bytes (NUL padded); `iifname "veth*"` compares
+/// only the prefix bytes, as nft does.
+func interfaceNameBytes(_ name: String) -> [UInt8] {
+    if name.hasSuffix("*") { return Array(name.dropLast().utf8) }
+    let b = Array(name.utf8.prefix(15))
+    return b + [UInt8](repeating: 0, count: 16 - b.count)
+}
+
+/// Inverse of `interfaceNameBytes`.
+func interfaceName(_ b: [UInt8]) -> String {
+    let text = String(decoding: b.prefix { $0 != 0 }, as: UTF8.self)
+    return b.count < 16 ? text + "*" : text
 }

@@ -2,7 +2,7 @@ import SluiceIR
 
 /// How a datum is encoded in a register or a set key.
 enum DatumKind: Sendable, Equatable {
-    case ipv4, ipv6, proto, port, integer
+    case ipv4, ipv6, proto, port, integer, string
 }
 
 /// Byte order as nft records it in set userdata (`enum byteorder` in nft's datatype.h).
@@ -33,6 +33,8 @@ struct FieldType: Equatable {
     static let integer = FieldType(length: 4, datatype: 4, byteorder: .host, kind: .integer)
     static let ctState = FieldType(length: 4, datatype: 26, byteorder: .host, kind: .integer)
     static let ctStatus = FieldType(length: 4, datatype: 28, byteorder: .host, kind: .integer)
+    /// `ifname` (IFNAMSIZ bytes, NUL padded).
+    static let ifname = FieldType(length: 16, datatype: 41, byteorder: .host, kind: .string)
     static let fibAddrType = FieldType(length: 4, datatype: 40, byteorder: .host, kind: .integer)
 }
 
@@ -75,13 +77,21 @@ extension MetaKey {
         switch self {
         case .mark: 3        // NFT_META_MARK
         case .l4proto: 16    // NFT_META_L4PROTO
+        case .iifname: 6     // NFT_META_IIFNAME
         }
     }
-    var type: FieldType { self == .mark ? .mark : .inetProto }
+    var type: FieldType {
+        switch self {
+        case .mark: .mark
+        case .l4proto: .inetProto
+        case .iifname: .ifname
+        }
+    }
     static func from(kernelKey: UInt32) -> MetaKey? {
         switch kernelKey {
         case 3: .mark
         case 16: .l4proto
+        case 6: .iifname
         default: nil
         }
     }

@@ -206,6 +206,9 @@ struct RuleLowering {
             try bitFlagMatch(.ct(.state), op, st.bit)
         case (.ct(.status), .ctStatus(let st)):
             try bitFlagMatch(.ct(.status), op, st.bit)
+        case (.meta(.iifname), .interfaceName(let name)):
+            try load(e, at: 0)
+            try cmp(op, interfaceNameBytes(name))
         case (.fibType, .fibType(let t)):
             try load(e, at: 0)
             try cmp(op, t.value.hostBytes)

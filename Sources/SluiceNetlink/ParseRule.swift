@@ -226,6 +226,8 @@ struct RuleParser {
             try rawMatch(base: base, offset: offset, length: length, mask: mask?.mask, op, data)
         case .expr(.ct(let key))? where key == .state || key == .status:
             try flagMatch(key, mask: mask?.mask, op, data)
+        case .expr(.meta(.iifname))? where mask == nil:
+            emit(.match(.meta(.iifname), op, .interfaceName(interfaceName(data))))
         case .expr(.fibType(let f))?:
             guard mask == nil, readHost32(data[...]) == FibAddrType.local.value else { throw ForeignContent(what: "fib type") }
             emit(.match(.fibType(f), op, .fibType(.local)))

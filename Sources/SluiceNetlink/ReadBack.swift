@@ -239,3 +239,11 @@ func decrement(_ b: [UInt8]) -> [UInt8] {
     }
     return r
 }
+
+extension NetlinkSocket {
+    /// Reads table `<family> <name>` back over netlink (table, chains, rules, sets,
+    /// elements) and rebuilds the IR; nil if the table does not exist.
+    public func readTable(_ family: Family, _ name: String) throws -> ReadBackResult? {
+        try ReadBack(socket: self).table(family, name)
+    }
+}

@@ -72,6 +72,8 @@ func everyCaseTable() -> Table {
         Rule([.update(set: "affs", key: .payload(.ipSaddr), timeoutSeconds: 10800, data: nil)]),
         Rule([.lookup(.payload(.ipSaddr), set: "lbsrc", negated: false), .verdict(.accept)], comment: "lb source ranges"),
         Rule([.lookup(.meta(.mark), set: "mk", negated: true), .verdict(.accept)]),
+        Rule([.match(.meta(.iifname), .eq, .interfaceName("eth0")), .verdict(.accept)]),
+        Rule([.match(.meta(.iifname), .neq, .interfaceName("veth*")), .verdict(.accept)]),
     ]
     let chains: [Chain] = [
         Chain(name: "pre", base: BaseChainSpec(type: .nat, hook: .prerouting, priority: -100), comment: "pre chain",
@@ -127,6 +129,8 @@ table ip sluice {
     update @affs { ip saddr timeout 10800s }
     ip saddr @lbsrc accept comment "lb source ranges"
     meta mark != @mk accept
+    iifname "eth0" accept
+    iifname != "veth*" accept
   }
   chain marks { }
   chain post { type nat hook postrouting priority 100; policy accept; masquerade fully-random; masquerade; }
@@ -181,7 +185,19 @@ table ip6 sluice6 {
 }
 """
 
-/// Lists a table in a namespace.
+/// Lists a table in a namespace. With `debug`, nft prints the kernel's expressions and
+/// elements (`--debug=netlink`); hash-set elements come in hash order, so each run of
+/// element lines is sorted.
 func listTable(_ ns: NetworkNamespace, _ family: Family, _ name: String, debug: Bool = false) throws -> String {
-    try ns.runChecked(["nft"] + (debug ? ["--debug=netlink"] : []) + ["list", "table", family.rawValue, name]).stdout
+    let text = try ns.runChecked(["nft"] + (debug ? ["--debug=netlink"] : []) + ["list", "table", family.rawValue, name]).stdout
+    guard debug else { return text }
+    var out: [Substring] = [], run: [Substring] = []
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.hasPrefix("\telement") { run.append(line); continue }
+        out += run.sorted()
+        run = []
+        out.append(line)
+    }
+    out += run.sorted()
+    return out.joined(separator: "\n")
 }

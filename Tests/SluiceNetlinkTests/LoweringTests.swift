@@ -1,4 +1,5 @@
 import Foundation
+import SluiceEmit
 import SluiceIR
 import SluiceNetlink
 import SluiceTestSupport
@@ -19,8 +20,17 @@ struct NetlinkKernelTests {
                     let ours = try listTable(viaNetlink, t.family, t.name)
                     let theirs = try listTable(viaNft, t.family, t.name)
                     #expect(ours == theirs, "nft list differs for \(t.family) \(t.name)\n--- netlink:\n\(ours)\n--- nft -f:\n\(theirs)")
+                    if ours != theirs {
+                        try? ours.write(toFile: "/tmp/sluice-\(t.name)-netlink.txt", atomically: true, encoding: .utf8)
+                        try? theirs.write(toFile: "/tmp/sluice-\(t.name)-nft.txt", atomically: true, encoding: .utf8)
+                        try? script.write(toFile: "/tmp/sluice-\(t.name)-script.nft", atomically: true, encoding: .utf8)
+                    }
                     let ourDebug = try listTable(viaNetlink, t.family, t.name, debug: true)
                     let theirDebug = try listTable(viaNft, t.family, t.name, debug: true)
+                    if ourDebug != theirDebug {
+                        try? ourDebug.write(toFile: "/tmp/sluice-\(t.name)-netlink.dbg", atomically: true, encoding: .utf8)
+                        try? theirDebug.write(toFile: "/tmp/sluice-\(t.name)-nft.dbg", atomically: true, encoding: .utf8)
+                    }
                     #expect(ourDebug == theirDebug, "netlink expressions differ for \(t.family) \(t.name)\n--- netlink:\n\(ourDebug)\n--- nft -f:\n\(theirDebug)")
                 }
             }
@@ -30,6 +40,12 @@ struct NetlinkKernelTests {
     @Test("every IR case lowers exactly as nft -f does (ip)")
     func everyCaseIPv4() throws {
         try assertSameListing([everyCaseTable()], script: everyCaseScript)
+    }
+
+    @Test("netlink and NftScript.render agree on every IR case")
+    func everyCaseAgainstEmitter() throws {
+        let tables = [everyCaseTable(), ip6Table()]
+        try assertSameListing(tables, script: NftScript.render(Ruleset(tables: tables)))
     }
 
     @Test("every IR case lowers exactly as nft -f does (ip6)")
