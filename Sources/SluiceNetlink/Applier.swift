@@ -61,7 +61,8 @@ public final class NftablesApplier {
             return try applyOnce(desired)
         } catch let e as NetlinkError where e.kind == .generationMismatch {
             // Someone else wrote: re-read our tables and reconcile from what is really there.
-            try adopt(tables: desired.tables.map { ($0.family, $0.name) } + committed.tables.map { ($0.family, $0.name) })
+            try adopt(tables: desired.tables.map { ($0.family, $0.name) } + committed.tables.map { ($0.family, $0.name) },
+                      desired: desired)
             return try applyOnce(desired)
         }
     }
@@ -101,7 +102,7 @@ public final class NftablesApplier {
     /// 3. element adds in `elementOrder` (endpoint slots before the sets that make a service
     ///    reachable), at most `maxElementsPerBatch` elements per batch;
     /// 4. removals of chains and sets that the new state no longer has.
-    func chunked(_ tx: Transaction, desired: Ruleset) -> [[SluiceIR.Operation]] {
+    public func chunked(_ tx: Transaction, desired: Ruleset) -> [[SluiceIR.Operation]] {
         var skeleton: [SluiceIR.Operation] = [], removals: [SluiceIR.Operation] = []
         var deletes: [SluiceIR.Operation] = [], adds: [SluiceIR.Operation] = []
         let removedChains = Set(tx.operations.compactMap { op -> String? in
@@ -166,20 +167,31 @@ public final class NftablesApplier {
     /// the next `apply` reconciles without flushing (restart adoption). Tables that do not
     /// exist are left out. Returns foreign content that the IR cannot express (such content
     /// is ignored by the diff and would be lost only if its table is replaced).
+    ///
+    /// With `desired`, kernel defaults that the IR leaves implicit are mapped back: the
+    /// kernel reports `size 65535` for a dynamic set declared without a size.
     @discardableResult
-    public func adopt(tables: [(Family, String)]) throws -> [String] {
+    public func adopt(tables: [(Family, String)], desired: Ruleset? = nil) throws -> [String] {
         let generation = try socket.currentGeneration()
         var seen = Set<String>()
         var result: [Table] = []
         var foreign: [String] = []
         for (f, name) in tables where seen.insert("\(f) \(name)").inserted {
-            guard let rb = try ReadBack(socket: socket).table(f, name) else { continue }
+            guard var rb = try ReadBack(socket: socket).table(f, name) else { continue }
+            if let want = desired?.table(f, name) { rb.table.sets = rb.table.sets.map { normalize($0, against: want.set(named: $0.name)) } }
             result.append(rb.table)
             foreign += rb.foreign
         }
         committed = Ruleset(tables: result)
         expectedGeneration = generation
         return foreign
+    }
+
+    private func normalize(_ read: SetDecl, against want: SetDecl?) -> SetDecl {
+        guard let want, want.size == nil, read.size == 65535, read.flags.contains(.dynamic) else { return read }
+        var r = read
+        r.size = nil
+        return r
     }
 
     /// Deletes every table this applier has committed (one batch).

@@ -80,15 +80,15 @@ func describe(_ op: SluiceIR.Operation) -> String {
     }
 }
 
-private let errnoNames: [Int32: String] = [
+private let errnoNames: [Int32: String] = Dictionary(([
     EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EIO: "EIO", E2BIG: "E2BIG",
     EBADF: "EBADF", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES", EFAULT: "EFAULT",
     EBUSY: "EBUSY", EEXIST: "EEXIST", ENODEV: "ENODEV", ENOTDIR: "ENOTDIR", EINVAL: "EINVAL",
     ENFILE: "ENFILE", EMFILE: "EMFILE", ENOSPC: "ENOSPC", ERANGE: "ERANGE", ELOOP: "ELOOP",
     ENAMETOOLONG: "ENAMETOOLONG", EMSGSIZE: "EMSGSIZE", EPROTO: "EPROTO", EOPNOTSUPP: "EOPNOTSUPP",
     ENOBUFS: "ENOBUFS", ETIMEDOUT: "ETIMEDOUT", ECONNREFUSED: "ECONNREFUSED", EAFNOSUPPORT: "EAFNOSUPPORT",
-    EPROTONOSUPPORT: "EPROTONOSUPPORT", ERESTART: "ERESTART", ENOTSUP: "ENOTSUP", EOVERFLOW: "EOVERFLOW",
-]
+    EPROTONOSUPPORT: "EPROTONOSUPPORT", ERESTART: "ERESTART", EOVERFLOW: "EOVERFLOW",
+] as KeyValuePairs<Int32, String>).map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
 
 /// The symbolic name of an errno value (`ENOENT`), or `E<number>`.
 public func errnoName(_ e: Int32) -> String { errnoNames[e] ?? "E\(e)" }

@@ -124,10 +124,23 @@ struct ReadBack {
         return (out, foreign)
     }
 
+    /// Element dumps of hash sets are not consistent while the kernel rehashes (a resize
+    /// right after a bulk load can hide elements from a multi-part dump), so the dump is
+    /// repeated until two consecutive results agree (at most four times).
     private func elements(_ family: Family, _ table: String, _ set: SetDecl, types: TypeContext) throws -> (ElementMap, [String]) {
         let decoder = try ElementDecoder(set, types: types)
+        var previous = decoder.decode(try dumpElements(family, table, set.name))
+        for _ in 0..<3 {
+            let next = decoder.decode(try dumpElements(family, table, set.name))
+            if next.0 == previous.0 { return next }
+            previous = next
+        }
+        return previous
+    }
+
+    private func dumpElements(_ family: Family, _ table: String, _ name: String) throws -> [KernelElement] {
         var raw: [KernelElement] = []
-        let filter = try Lower.setReference(table: table, name: set.name)
+        let filter = try Lower.setReference(table: table, name: name)
         try socket.dump(MsgType.getSetElem, family: family, build: { nftnl_set_elems_nlmsg_build_payload($0, filter.raw) }) { h in
             let s = try NftnlSet()
             guard nftnl_set_elems_nlmsg_parse(h, s.raw) >= 0 else { throw NetlinkError.malformed("set elements") }
@@ -142,7 +155,7 @@ struct ReadBack {
                 e = nftnl_set_elems_iter_next(it.raw)
             }
         }
-        return decoder.decode(raw)
+        return raw
     }
 }
 
