@@ -27,24 +27,19 @@ public enum Compiler {
     /// skeleton their feature classes need.
     public static func assemble(context: FamilyContext, fragments: [ServiceFragment]) -> CompiledFamily {
         var merged: [SetID: ElementMap] = [:]
-        var owners: [SetID: [[Datum]: ServicePortName]] = [:]
         var diagnostics: [String] = []
-        for fragment in fragments {
+        for (index, fragment) in fragments.enumerated() {
             for (set, elems) in fragment.elements {
-                var target = merged[set, default: [:]]
-                var setOwners = owners[set, default: [:]]
                 for (key, data) in elems {
-                    if let existing = target[key] {
-                        if existing != data, let owner = setOwners[key] {
+                    if let existing = merged[set]?[key] {
+                        // Rare: find the earlier owner only when reporting a conflict.
+                        if existing != data, let owner = fragments[..<index].first(where: { $0.elements[set]?[key] != nil })?.name {
                             diagnostics.append("\(fragment.name): conflicts with \(owner) in \(set.name) for \(Element(key).text); \(owner) wins")
                         }
                         continue
                     }
-                    target[key] = data
-                    setOwners[key] = fragment.name
+                    merged[set, default: [:]][key] = data
                 }
-                merged[set] = target
-                owners[set] = setOwners
             }
         }
         let classes = Set(merged.keys.filter { if case .fixed = $0 { return false }; return true })

@@ -1,0 +1,56 @@
+import Testing
+import SluiceCompiler
+import SluiceIR
+import SluiceModel
+
+/// The layout requirement: chains, rules and jumps do not grow with services or endpoints.
+struct LayoutTests {
+    static func plan(services: Int, endpoints: Int) -> FamilyPlan {
+        var ports: [ServicePortPlan] = []
+        ports.reserveCapacity(services)
+        for s in 0..<services {
+            let cip = IPAddress.v4(0xAC1E_0000 + UInt32(s))          // 172.30.x.y
+            let eps = (0..<endpoints).map { e in
+                WeightedEndpoint(ip: .v4(0x0AB4_0000 + UInt32(s * endpoints + e)), port: 8080)
+            }
+            ports.append(ServicePortPlan(name: Fixtures.name("ns", "svc\(s)"), family: .ipv4, clusterIP: cip, port: 80,
+                                         nodePort: s % 10 == 0 ? UInt16(30000 + s % 2000) : nil,
+                                         clusterEndpoints: eps))
+        }
+        return FamilyPlan(context: Fixtures.context, servicePorts: ports)
+    }
+
+    @Test func chainsRulesAndJumpsDoNotGrowWithServices() {
+        let small = Compiler.compile(Self.plan(services: 10, endpoints: 10)).table
+        let large = Compiler.compile(Self.plan(services: 10_000, endpoints: 10)).table
+        #expect(small.chains.count == large.chains.count)
+        #expect(small.ruleCount == large.ruleCount)
+        #expect(small.jumpCount == large.jumpCount)
+        #expect(small.sets.count == large.sets.count)
+        #expect(large.validate() == [])
+        // 10k ClusterIPs × 10 slots in the endpoint map.
+        #expect(large.elements["endpoints-10"]?.count == 100_000)
+        #expect(large.elementCount > small.elementCount * 500)
+    }
+
+    @Test func newEndpointCountAddsOneClassNotOneChainPerService() {
+        var p = Self.plan(services: 100, endpoints: 3)
+        let before = Compiler.compile(p).table
+        p.servicePorts[5].clusterEndpoints.append(WeightedEndpoint(ip: .v4(0x0AFF_0001), port: 8080))
+        let after = Compiler.compile(p).table
+        #expect(after.chains.count == before.chains.count)
+        #expect(after.sets.count == before.sets.count + 1)          // endpoints-4
+        #expect(after.ruleCount == before.ruleCount + 1)            // one dnat rule for the class
+    }
+
+    @Test func endpointChangeDiffsToElementOperationsOnly() {
+        var p = Self.plan(services: 1000, endpoints: 10)
+        let before = Compiler.compile(p).table
+        p.servicePorts[500].clusterEndpoints[3] = WeightedEndpoint(ip: .v4(0x0AFE_0001), port: 8080)
+        let after = Compiler.compile(p).table
+        let tx = diff(Ruleset(tables: [before]), Ruleset(tables: [after]))
+        #expect(tx.isElementsOnly)
+        // One slot remapped (delete + add) and the hairpin set updated.
+        #expect(tx.objectCount == 4)
+    }
+}
