@@ -43,7 +43,11 @@ struct ElementEncoder {
             throw NetlinkError.unsupported("set \(decl.name): element key has \(fields.count) fields, expected \(key.fields.count)")
         }
         var first: [UInt8] = [], last: [UInt8] = []
-        for (d, t) in zip(fields, key.fields) {
+        // pipapo keys compare as big-endian ranges: host-endian integers are stored swapped.
+        let pipapo = isInterval && key.isConcat
+        for (d, field) in zip(fields, key.fields) {
+            var t = field
+            if pipapo && t.kind == .integer { t.byteorder = .big }
             var b = try encodeField(d, t)
             var l = b
             if let bits = prefixBits(d) { (b, l) = prefixBounds(b, bits: bits) }

@@ -100,7 +100,7 @@ struct RuleLowering {
             for p in parts { used += try load(p, at: k + used) }
             return used
         case .mapLookup(let key, let map):
-            try load(key, at: k)
+            try loadKey(key, at: k, forSet: map)
             try lookup(set: map, sreg: reg, dreg: reg, inverted: false)
             return try types.fields(e).reduce(0) { $0 + $1.words }
         case .and(let inner, let mask):
@@ -108,6 +108,38 @@ struct RuleLowering {
             let len = try TypeContext.scalarType(inner).length
             try bitwise(reg: reg, mask: Array(mask.hostBytes.prefix(len)), xor: [UInt8](repeating: 0, count: len))
             return words
+        }
+    }
+
+    /// Loads the key of a lookup into set `name`. For `flags interval` concatenations
+    /// (pipapo), nft converts every host-endian integer field to network order after
+    /// loading it (`byteorder reg = hton(reg, size, len)`), because such sets compare
+    /// keys as big-endian ranges.
+    @discardableResult
+    func loadKey(_ e: Expr, at k: Int, forSet name: String) throws -> Int {
+        let decl = try types.set(name)
+        let parts = e.components
+        guard decl.flags.contains(.interval), parts.count > 1 else { return try load(e, at: k) }
+        var used = 0
+        for p in parts {
+            let words = try load(p, at: k + used)
+            let fields = try types.fields(p)
+            if fields.count == 1, fields[0].byteorder == .host, fields[0].kind != .string {
+                try hton(reg: kernelRegister(word: k + used), length: fields[0].length)
+            }
+            used += words
+        }
+        return used
+    }
+
+    /// `byteorder reg = hton(reg, size, len)`: size is the element size (at least 2).
+    func hton(reg: UInt32, length: Int) throws {
+        try rule.add("byteorder") {
+            nftnl_expr_set_u32($0, A(NFTNL_EXPR_BYTEORDER_SREG), reg)
+            nftnl_expr_set_u32($0, A(NFTNL_EXPR_BYTEORDER_DREG), reg)
+            nftnl_expr_set_u32($0, A(NFTNL_EXPR_BYTEORDER_OP), 1)          // NFT_BYTEORDER_HTON
+            nftnl_expr_set_u32($0, A(NFTNL_EXPR_BYTEORDER_LEN), UInt32(length))
+            nftnl_expr_set_u32($0, A(NFTNL_EXPR_BYTEORDER_SIZE), UInt32(max(2, length)))
         }
     }
 
@@ -165,7 +197,7 @@ struct RuleLowering {
         switch s {
         case .match(let e, let op, let v): try match(e, op, v)
         case .lookup(let e, let set, let negated):
-            try load(e, at: 0)
+            try loadKey(e, at: 0, forSet: set)
             try lookup(set: set, sreg: 1, dreg: nil, inverted: negated)
         case .setMark(let op):
             try load(.meta(.mark), at: 0)
@@ -256,7 +288,7 @@ struct RuleLowering {
     /// `dnat ip to <key> map @m`: lookup with dreg, then `nat dnat` with address and port
     /// registers split after the address (`STMT_NAT_F_CONCAT`).
     private func dnatMap(_ fam: Family, key: Expr, map: String) throws {
-        try load(key, at: 0)
+        try loadKey(key, at: 0, forSet: map)
         try lookup(set: map, sreg: 1, dreg: 1, inverted: false)
         let data = try types.fields(.mapLookup(key: key, map: map))
         guard data.count == 2 else { throw NetlinkError.unsupported("dnat map @\(map) must map to address . port") }

@@ -17,6 +17,8 @@ enum KernelExpr {
     case reject(type: UInt32, code: UInt8)
     case dynset(op: UInt32, sregKey: UInt32, sregData: UInt32?, set: String, timeoutMs: UInt64?)
     case immediate(verdict: UInt32, chain: String?)
+    /// `byteorder reg = hton(reg, size, len)` in place (pipapo lookup keys).
+    case hton(reg: UInt32)
     case other(String)
 
     static func decode(_ e: OpaquePointer) -> KernelExpr {
@@ -72,6 +74,11 @@ enum KernelExpr {
                            sregData: has(NFTNL_EXPR_DYNSET_SREG_DATA) ? u32(NFTNL_EXPR_DYNSET_SREG_DATA) : nil,
                            set: String(cString: nftnl_expr_get_str(e, A(NFTNL_EXPR_DYNSET_SET_NAME))),
                            timeoutMs: has(NFTNL_EXPR_DYNSET_TIMEOUT) ? nftnl_expr_get_u64(e, A(NFTNL_EXPR_DYNSET_TIMEOUT)) : nil)
+        case "byteorder":
+            guard u32(NFTNL_EXPR_BYTEORDER_OP) == 1, u32(NFTNL_EXPR_BYTEORDER_SREG) == u32(NFTNL_EXPR_BYTEORDER_DREG) else {
+                return .other("byteorder")
+            }
+            return .hton(reg: u32(NFTNL_EXPR_BYTEORDER_SREG))
         case "immediate":
             guard u32(NFTNL_EXPR_IMM_DREG) == 0 else { return .other("immediate data") }
             return .immediate(verdict: u32(NFTNL_EXPR_IMM_VERDICT),
@@ -189,6 +196,11 @@ struct RuleParser {
             }
         case .immediate(let v, let chain):
             emit(.verdict(try verdict(v, chain)))
+        case .hton(let reg):
+            // Only the lowering's own conversion of a loaded host-endian key field.
+            guard case .expr(let e)? = regs[try word(reg)], (try? TypeContext.scalarType(e))?.byteorder == .host else {
+                throw ForeignContent(what: "byteorder on register \(reg)")
+            }
         case .other(let name):
             throw ForeignContent(what: "expression \(name)")
         }

@@ -220,7 +220,10 @@ struct ElementDecoder {
     private func decodeKey(_ first: [UInt8], _ last: [UInt8]) -> [Datum]? {
         var out: [Datum] = []
         var offset = 0
-        for t in encoder.key.fields {
+        let pipapo = encoder.isInterval && encoder.key.isConcat
+        for field in encoder.key.fields {
+            var t = field
+            if pipapo && t.kind == .integer { t.byteorder = .big }
             let width = encoder.key.isConcat ? t.paddedLength : t.length
             guard offset + t.length <= first.count, offset + t.length <= last.count,
                   let d = datum(first: Array(first[offset..<offset + t.length]), last: Array(last[offset..<offset + t.length]), type: t)

@@ -31,6 +31,7 @@ func everyCaseTable() -> Table {
         SetDecl(name: "np", key: [.meta(.l4proto), .payload(.thDport)], data: [.payload(.ipDaddr)]),
         SetDecl(name: "ng", key: [.numgenRandom(mod: 2)], data: [.meta(.mark)]),
         SetDecl(name: "mk", key: [.meta(.mark)]),
+        SetDecl(name: "mkfw", key: [.meta(.mark), .payload(.ipSaddr)], flags: .interval),
     ]
     let elements: [String: ElementMap] = [
         "cluster-ips": [[.ipv4(ip4("10.96.0.1"))]: [], [.ipv4(ip4("10.96.0.10"))]: []],
@@ -43,6 +44,7 @@ func everyCaseTable() -> Table {
         "np": [[.tcp, .port(30080)]: [.ipv4(ip4("10.96.0.1"))]],
         "ng": [[.integer(1)]: [.integer(0x10)]],
         "mk": [[.integer(0x4000)]: []],
+        "mkfw": [[.integer(0x10), .prefix4(ip4("10.0.0.0"), 8)]: [], [.integer(0x20), .ipv4(ip4("10.1.1.1"))]: []],
     ]
     let svc: [Rule] = [
         Rule([.lookup(svcKey, set: "ports", negated: false), .verdict(.jump("marks"))]),
@@ -73,6 +75,8 @@ func everyCaseTable() -> Table {
         Rule([.lookup(.payload(.ipSaddr), set: "lbsrc", negated: false), .verdict(.accept)], comment: "lb source ranges"),
         Rule([.lookup(.meta(.mark), set: "mk", negated: true), .verdict(.accept)]),
         Rule([.match(.meta(.iifname), .eq, .interfaceName("eth0")), .verdict(.accept)]),
+        Rule([.lookup(.concat([.payload(.ipDaddr), .meta(.l4proto), .payload(.thDport), .payload(.ipSaddr)]), set: "fw", negated: true), .verdict(.drop)]),
+        Rule([.lookup(.concat([.meta(.mark), .payload(.ipSaddr)]), set: "mkfw", negated: false), .verdict(.accept)]),
         Rule([.match(.meta(.iifname), .neq, .interfaceName("veth*")), .verdict(.accept)]),
     ]
     let chains: [Chain] = [
@@ -101,6 +105,7 @@ table ip sluice {
   map np { typeof meta l4proto . th dport : ip daddr; elements = { tcp . 30080 : 10.96.0.1 } }
   map ng { typeof numgen random mod 2 : meta mark; elements = { 1 : 0x10 } }
   set mk { typeof meta mark; elements = { 0x4000 } }
+  set mkfw { typeof meta mark . ip saddr; flags interval; elements = { 0x10 . 10.0.0.0/8, 0x20 . 10.1.1.1 } }
   chain pre { type nat hook prerouting priority -100; policy accept; comment "pre chain"; jump svc comment "rule c"; }
   chain svc {
     ip daddr . meta l4proto . th dport @ports jump marks
@@ -130,6 +135,8 @@ table ip sluice {
     ip saddr @lbsrc accept comment "lb source ranges"
     meta mark != @mk accept
     iifname "eth0" accept
+    ip daddr . meta l4proto . th dport . ip saddr != @fw drop
+    meta mark . ip saddr @mkfw accept
     iifname != "veth*" accept
   }
   chain marks { }
