@@ -73,7 +73,7 @@ struct TransactionLowering {
         let encoded = try ElementEncoder(s, types: ctx).encode(elems)
         let carrier = try Lower.setReference(table: t, name: s.name)
         for e in encoded {
-            try carrier.addElement(key: e.key, keyEnd: e.keyEnd, data: e.data, flags: e.intervalEnd ? 1 : 0)
+            try carrier.addElement(key: e.key, keyEnd: e.keyEnd, data: e.data, flags: e.intervalEnd ? 1 : 0, userdata: e.userdata)
         }
         try batch.addElements(type, family: f, set: carrier, operation: index)
     }

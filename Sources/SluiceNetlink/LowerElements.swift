@@ -7,6 +7,9 @@ struct KernelElement: Equatable {
     var keyEnd: [UInt8]?
     var data: [UInt8]?
     var intervalEnd: Bool = false
+    /// Element userdata (nft marks an interval that runs to the end of the key space with
+    /// NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN).
+    var userdata: [UInt8]? = nil
 }
 
 /// Encodes IR elements for a set exactly as nft 1.0.6 sends them:
@@ -14,8 +17,9 @@ struct KernelElement: Equatable {
 /// - `flags interval` concatenations (pipapo): key = first and key_end = last value of every
 ///   field (a prefix field spans its range);
 /// - `flags interval` single fields (rbtree): a start element and an interval-end element
-///   one past the last address, plus a leading interval-end element at zero when the
-///   first interval does not start at zero (nft's `set_to_intervals`).
+///   one past the last address (none for an interval open to the end, which carries the
+///   INTERVAL_OPEN userdata flag instead), plus a leading interval-end element at zero when
+///   the first interval does not start at zero (nft's `set_to_intervals`).
 struct ElementEncoder {
     let decl: SetDecl
     let key: SetLayout
@@ -86,10 +90,15 @@ struct ElementEncoder {
         if let firstRange = ranges.first, firstRange.first != zero {
             out.append(KernelElement(key: zero, intervalEnd: true))
         }
-        for (i, r) in ranges.enumerated() {
+        for r in ranges {
+            guard let end = increment(r.last) else {
+                var open = UdataWriter()
+                open.u32(1, 1)   // NFTNL_UDATA_SET_ELEM_FLAGS: NFTNL_SET_ELEM_F_INTERVAL_OPEN
+                out.append(KernelElement(key: r.first, data: r.data, userdata: open.bytes))
+                continue
+            }
+            // nft keeps the end element even where the next interval starts at the same key.
             out.append(KernelElement(key: r.first, data: r.data))
-            guard let end = increment(r.last) else { continue }
-            if i + 1 < ranges.count && ranges[i + 1].first == end { continue }
             out.append(KernelElement(key: end, intervalEnd: true))
         }
         return out

@@ -52,12 +52,14 @@ final class NftnlSet {
     deinit { nftnl_set_free(raw) }
 
     /// Adds one element (`struct nftnl_set_elem`); the set owns it.
-    func addElement(key: [UInt8], keyEnd: [UInt8]? = nil, data: [UInt8]? = nil, flags: UInt32 = 0) throws {
+    func addElement(key: [UInt8], keyEnd: [UInt8]? = nil, data: [UInt8]? = nil, flags: UInt32 = 0,
+                    userdata: [UInt8]? = nil) throws {
         let e = try cAlloc("nftnl_set_elem_alloc") { nftnl_set_elem_alloc() }
         withBytes(key) { _ = nftnl_set_elem_set(e, A(NFTNL_SET_ELEM_KEY), $0, $1) }
         if let keyEnd { withBytes(keyEnd) { _ = nftnl_set_elem_set(e, A(NFTNL_SET_ELEM_KEY_END), $0, $1) } }
         if let data { withBytes(data) { _ = nftnl_set_elem_set(e, A(NFTNL_SET_ELEM_DATA), $0, $1) } }
         if flags != 0 { nftnl_set_elem_set_u32(e, A(NFTNL_SET_ELEM_FLAGS), flags) }
+        if let userdata { withBytes(userdata) { _ = nftnl_set_elem_set(e, A(NFTNL_SET_ELEM_USERDATA), $0, $1) } }
         nftnl_set_elem_add(raw, e)
     }
 }

@@ -190,7 +190,10 @@ struct ElementDecoder {
         var out: ElementMap = [:], foreign: [String] = []
         let decl = encoder.decl
         if encoder.isInterval && !encoder.key.isConcat {
-            let sorted = raw.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            // By key; an interval end sorts before a start with the same key (adjacent ranges).
+            let sorted = raw.sorted {
+                $0.key != $1.key ? $0.key.lexicographicallyPrecedes($1.key) : ($0.intervalEnd && !$1.intervalEnd)
+            }
             var i = 0
             while i < sorted.count {
                 let start = sorted[i]

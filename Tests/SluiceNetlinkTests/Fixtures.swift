@@ -35,7 +35,8 @@ func everyCaseTable() -> Table {
     ]
     let elements: [String: ElementMap] = [
         "cluster-ips": [[.ipv4(ip4("10.96.0.1"))]: [], [.ipv4(ip4("10.96.0.10"))]: []],
-        "lbsrc": [[.prefix4(ip4("10.0.0.0"), 8)]: [], [.prefix4(ip4("192.168.1.0"), 25)]: [], [.ipv4(ip4("1.2.3.4"))]: []],
+        "lbsrc": [[.prefix4(ip4("10.0.0.0"), 8)]: [], [.prefix4(ip4("192.168.1.0"), 25)]: [], [.ipv4(ip4("1.2.3.4"))]: [],
+                  [.prefix4(ip4("11.96.0.0"), 16)]: [], [.prefix4(ip4("11.97.0.0"), 16)]: [], [.prefix4(ip4("255.255.255.0"), 24)]: []],
         "ports": [[.ipv4(ip4("10.96.0.1")), .tcp, .port(443)]: []],
         "fw": [[.ipv4(ip4("10.96.0.1")), .tcp, .port(443), .prefix4(ip4("10.0.0.0"), 8)]: [],
                [.ipv4(ip4("10.96.0.1")), .udp, .port(53), .ipv4(ip4("1.2.3.4"))]: []],
@@ -96,7 +97,7 @@ let everyCaseScript = """
 table ip sluice {
   comment "sluice test"
   set cluster-ips { typeof ip daddr; comment "cips"; elements = { 10.96.0.1, 10.96.0.10 } }
-  set lbsrc { typeof ip saddr; flags interval; elements = { 10.0.0.0/8, 192.168.1.0/25, 1.2.3.4 } }
+  set lbsrc { typeof ip saddr; flags interval; elements = { 10.0.0.0/8, 192.168.1.0/25, 1.2.3.4, 11.96.0.0/16, 11.97.0.0/16, 255.255.255.0/24 } }
   set ports { typeof ip daddr . meta l4proto . th dport; elements = { 10.96.0.1 . tcp . 443 } }
   set fw { typeof ip daddr . meta l4proto . th dport . ip saddr; flags interval; elements = { 10.96.0.1 . tcp . 443 . 10.0.0.0/8, 10.96.0.1 . udp . 53 . 1.2.3.4 } }
   map slots { typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport; elements = { 10.96.0.1 . tcp . 443 . 1 : 10.244.0.5 . 6443, 10.96.0.1 . tcp . 443 . 0 : 10.244.0.6 . 6443 } }
