@@ -10,7 +10,9 @@ extension FixedWidthInteger {
 }
 
 func readBigEndian<T: FixedWidthInteger>(_ b: ArraySlice<UInt8>, as: T.Type = T.self) -> T {
-    b.reduce(T(0)) { ($0 << 8) | T($1) }
+    var v = T(0)
+    for x in b { v = (v << 8) | T(x) }
+    return v
 }
 
 func readHost32(_ b: ArraySlice<UInt8>) -> UInt32 {
@@ -34,6 +36,32 @@ func encode(_ d: Datum, as type: FieldType) throws -> [UInt8] {
         throw NetlinkError.unsupported("datum \(d) does not fit a \(type.length)-byte field")
     }
     return bytes
+}
+
+/// Appends the register bytes of `d` (as `encode(_:as:)`), padded to `width` bytes.
+/// The allocation-free path for bulk element encoding.
+@inline(__always)
+func appendEncoded(_ d: Datum, as type: FieldType, width: Int, into out: inout [UInt8]) throws {
+    let start = out.count
+    switch d {
+    case .ipv4(let a), .prefix4(let a, _):
+        out.append(UInt8(a >> 24)); out.append(UInt8((a >> 16) & 0xff)); out.append(UInt8((a >> 8) & 0xff)); out.append(UInt8(a & 0xff))
+    case .ipv6(let h, let l), .prefix6(let h, let l, _):
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((h >> UInt64(shift)) & 0xff)) }
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((l >> UInt64(shift)) & 0xff)) }
+    case .proto(let p): out.append(p)
+    case .port(let p): out.append(UInt8(p >> 8)); out.append(UInt8(p & 0xff))
+    case .integer(let v):
+        if type.byteorder == .big {
+            out.append(UInt8(v >> 24)); out.append(UInt8((v >> 16) & 0xff)); out.append(UInt8((v >> 8) & 0xff)); out.append(UInt8(v & 0xff))
+        } else {
+            out.append(UInt8(v & 0xff)); out.append(UInt8((v >> 8) & 0xff)); out.append(UInt8((v >> 16) & 0xff)); out.append(UInt8(v >> 24))
+        }
+    }
+    guard out.count - start == type.length else {
+        throw NetlinkError.unsupported("datum \(d) does not fit a \(type.length)-byte field")
+    }
+    while out.count - start < width { out.append(0) }
 }
 
 /// Decodes register bytes of `type` back into a datum.

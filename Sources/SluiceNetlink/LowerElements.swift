@@ -35,10 +35,34 @@ struct ElementEncoder {
 
     func encode(_ elements: [Element]) throws -> [KernelElement] {
         if isInterval && !key.isConcat { return try rbtreeIntervals(elements) }
+        if !isInterval { return try elements.map(encodeExact) }
         return try elements.map { e in
             let (first, last) = try bounds(e.key)
             return KernelElement(key: first, keyEnd: isInterval ? last : nil, data: try encodeData(e.data))
         }
+    }
+
+    /// Plain (hash) sets and maps: no prefixes, so fields are written straight into one buffer.
+    private func encodeExact(_ e: Element) throws -> KernelElement {
+        guard e.key.count == key.fields.count else {
+            throw NetlinkError.unsupported("set \(decl.name): element key has \(e.key.count) fields, expected \(key.fields.count)")
+        }
+        var k: [UInt8] = []
+        k.reserveCapacity(key.length)
+        for (d, t) in zip(e.key, key.fields) {
+            if prefixBits(d) != nil { throw NetlinkError.unsupported("set \(decl.name): prefix \(d) needs flags interval") }
+            try appendEncoded(d, as: t, width: key.isConcat ? t.paddedLength : t.length, into: &k)
+        }
+        guard let layout = data else { return KernelElement(key: k) }
+        guard let d = e.data, d.count == layout.fields.count else {
+            throw NetlinkError.unsupported("map \(decl.name): element data does not match \(layout.fields.count) fields")
+        }
+        var v: [UInt8] = []
+        v.reserveCapacity(layout.length)
+        for (x, t) in zip(d, layout.fields) {
+            try appendEncoded(x, as: t, width: layout.isConcat ? t.paddedLength : t.length, into: &v)
+        }
+        return KernelElement(key: k, data: v)
     }
 
     /// Per-field first and last bytes of a key (equal unless a field is a prefix).

@@ -126,16 +126,33 @@ struct ReadBack {
 
     /// Element dumps of hash sets are not consistent while the kernel rehashes (a resize
     /// right after a bulk load can hide elements from a multi-part dump), so the dump is
-    /// repeated until two consecutive results agree (at most four times).
+    /// repeated until two consecutive dumps have the same fingerprint (at most four dumps).
     private func elements(_ family: Family, _ table: String, _ set: SetDecl, types: TypeContext) throws -> (ElementMap, [String]) {
         let decoder = try ElementDecoder(set, types: types)
-        var previous = decoder.decode(try dumpElements(family, table, set.name))
+        var raw = try dumpElements(family, table, set.name)
+        var fingerprint = Self.fingerprint(raw)
         for _ in 0..<3 {
-            let next = decoder.decode(try dumpElements(family, table, set.name))
-            if next.0 == previous.0 { return next }
-            previous = next
+            let again = try dumpElements(family, table, set.name)
+            let f = Self.fingerprint(again)
+            raw = again
+            if f == fingerprint { break }
+            fingerprint = f
         }
-        return previous
+        return decoder.decode(raw)
+    }
+
+    /// Order-independent digest of a dump (count plus the wrapping sum of FNV-1a hashes).
+    private static func fingerprint(_ elements: [KernelElement]) -> (Int, UInt64) {
+        var sum: UInt64 = 0
+        for e in elements {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for part in [e.key, e.keyEnd ?? [], e.data ?? [], [e.intervalEnd ? 1 : 0]] {
+                for b in part { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+                h = (h ^ 0xff) &* 0x100_0000_01b3
+            }
+            sum &+= h
+        }
+        return (elements.count, sum)
     }
 
     private func dumpElements(_ family: Family, _ table: String, _ name: String) throws -> [KernelElement] {
@@ -212,7 +229,7 @@ struct ElementDecoder {
             return (out, foreign)
         }
         for e in raw {
-            guard let key = decodeKey(e.key, e.keyEnd ?? e.key) else {
+            guard let key = decodeKey(e.key, e.keyEnd) else {
                 foreign.append("set \(decl.name): element that is not a prefix or value"); continue
             }
             out[key] = decodeData(e.data)
@@ -220,18 +237,24 @@ struct ElementDecoder {
         return (out, foreign)
     }
 
-    private func decodeKey(_ first: [UInt8], _ last: [UInt8]) -> [Datum]? {
+    private func decodeKey(_ first: [UInt8], _ last: [UInt8]?) -> [Datum]? {
         var out: [Datum] = []
+        out.reserveCapacity(encoder.key.fields.count)
         var offset = 0
         let pipapo = encoder.isInterval && encoder.key.isConcat
         for field in encoder.key.fields {
             var t = field
             if pipapo && t.kind == .integer { t.byteorder = .big }
             let width = encoder.key.isConcat ? t.paddedLength : t.length
-            guard offset + t.length <= first.count, offset + t.length <= last.count,
-                  let d = datum(first: Array(first[offset..<offset + t.length]), last: Array(last[offset..<offset + t.length]), type: t)
-            else { return nil }
-            out.append(d)
+            let end = offset + t.length
+            guard end <= first.count else { return nil }
+            if let last, last[offset..<end] != first[offset..<end] {
+                guard end <= last.count,
+                      let d = datum(first: Array(first[offset..<end]), last: Array(last[offset..<end]), type: t) else { return nil }
+                out.append(d)
+            } else {
+                out.append(SluiceNetlink.decode(first[offset..<end], as: t))
+            }
             offset += width
         }
         return out

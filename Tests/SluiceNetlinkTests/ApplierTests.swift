@@ -112,12 +112,18 @@ extension NetlinkKernelTests {
             let count = try ns.runChecked(["sh", "-c", "nft list map ip sluice slots | grep -o ' : 10[.]128' | wc -l"]).stdout
             #expect(Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) == 20_000)
 
+            var clock = ContinuousClock.now
+            func lap(_ what: String) { print("  \(what): \(ContinuousClock.now - clock)"); clock = .now }
             let t200k = slotTable(endpoints: 200_000)
+            lap("build IR")
             let big = try applier.apply(Ruleset(tables: [t200k]))
+            lap("apply")
             #expect(big.bytes > 212_992, "batch must exceed the default sndbuf")
             let services = try ns.runChecked(["sh", "-c", "nft list set ip sluice services | grep -o ' . tcp . ' | wc -l"]).stdout
             #expect(Int(services.trimmingCharacters(in: .whitespacesAndNewlines)) == 200_000)
+            lap("nft list")
             let rb = try #require(try applier.socket.readTable(.ip, "sluice"))
+            lap("read back")
             #expect(rb.table.elements["slots"]?.count == 200_000)
             #expect(rb.table.elements["services"]?.count == 200_000)
             print("200k-element map: \(big.messages) messages, \(big.bytes) bytes, \(big.batches.map(\.iovecs)) iovecs, "
