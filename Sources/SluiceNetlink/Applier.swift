@@ -30,9 +30,13 @@ public final class NftablesApplier {
     public private(set) var expectedGeneration: UInt32?
     /// Elements per batch in a chunked cold start (kernel-costs.md: big batches are superlinear).
     public var maxElementsPerBatch: Int
-    /// Set names in the order their elements must be added in a chunked apply; sets not
-    /// listed come after, in table order. For Sluice: endpoint-slot maps first, then the
-    /// sets and maps that mark or dispatch a service, so no half-built service is reachable.
+    /// Set names in the order their elements must be added in a chunked apply. Sets not
+    /// listed come after them, ordered by how rules use them (see `chunked`): maps that only
+    /// supply data (`dnat … map @endpoints-N`, `… map @m` lookups) first, then sets used
+    /// otherwise, and last the sets that rules test with `@set` lookups (the gates that mark
+    /// or dispatch a service). For Sluice's layout this default already yields: all
+    /// `endpoints-*`/`*-endpoints-*` slot elements before `clusterip-ports`, `nodeports`,
+    /// `firewall-ips` … so no half-built service is ever reachable.
     public var elementOrder: [String]
     /// Report of the last `apply`.
     public private(set) var lastReport: ApplyReport?
@@ -99,8 +103,9 @@ public final class NftablesApplier {
     /// Splits a large transaction into batches that keep every intermediate state valid:
     /// 1. skeleton: everything except element operations and final removals;
     /// 2. element deletes, dispatching sets first (reverse `elementOrder`);
-    /// 3. element adds in `elementOrder` (endpoint slots before the sets that make a service
-    ///    reachable), at most `maxElementsPerBatch` elements per batch;
+    /// 3. element adds in `elementOrder`, then by usage rank (data maps, other sets, gates):
+    ///    endpoint slots before the sets that make a service reachable; at most
+    ///    `maxElementsPerBatch` elements per batch;
     /// 4. removals of chains and sets that the new state no longer has.
     public func chunked(_ tx: Transaction, desired: Ruleset) -> [[SluiceIR.Operation]] {
         var skeleton: [SluiceIR.Operation] = [], removals: [SluiceIR.Operation] = []
@@ -118,10 +123,12 @@ public final class NftablesApplier {
             default: skeleton.append(op)
             }
         }
+        let usage = setUsage(desired)
         let rank = { (op: SluiceIR.Operation) -> Int in
             switch op {
-            case .addElements(_, _, let s, _), .deleteElements(_, _, let s, _):
-                return self.elementOrder.firstIndex(of: s.name) ?? self.elementOrder.count
+            case .addElements(let f, let t, let s, _), .deleteElements(let f, let t, let s, _):
+                if let i = self.elementOrder.firstIndex(of: s.name) { return i }
+                return self.elementOrder.count + (usage["\(f) \(t) \(s.name)"] ?? 1)
             default: return 0
             }
         }
@@ -131,6 +138,29 @@ public final class NftablesApplier {
         out += split(orderedDeletes)
         out += split(orderedAdds)
         out.append(removals)
+        return out
+    }
+
+    /// 0 for maps that rules only read data from, 2 for sets rules test with `@set`
+    /// (dispatch and marking gates), 1 for everything else; keyed by "family table set".
+    private func setUsage(_ rs: Ruleset) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for t in rs.tables {
+            var data = Set<String>(), gates = Set<String>()
+            for rule in t.chains.flatMap(\.rules) {
+                for st in rule.statements {
+                    switch st {
+                    case .lookup(let e, let set, _): gates.insert(set); data.formUnion(e.mapReferences)
+                    case .dnatMap(_, let key, let map): data.insert(map); data.formUnion(key.mapReferences)
+                    case .match(let e, _, _): data.formUnion(e.mapReferences)
+                    default: break
+                    }
+                }
+            }
+            for s in t.sets {
+                out["\(t.family) \(t.name) \(s.name)"] = gates.contains(s.name) ? 2 : (data.contains(s.name) ? 0 : 1)
+            }
+        }
         return out
     }
 

@@ -145,6 +145,8 @@ extension NetlinkKernelTests {
             #expect(elementTypes.count >= 5)
             let rb = try #require(try applier.socket.readTable(.ip, "sluice"))
             #expect(diff(Ruleset(tables: [rb.table]), Ruleset(tables: [table])).isEmpty)
+            // The default order (no elementOrder) derives the same from how rules use the sets.
+            applier.elementOrder = []
             let chunks = applier.chunked(diff(Ruleset(), Ruleset(tables: [table])), desired: Ruleset(tables: [table]))
             let setOrder = chunks.flatMap { $0 }.compactMap { op -> String? in
                 if case .addElements(_, _, let s, _) = op { return s.name }
