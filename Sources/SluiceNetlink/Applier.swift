@@ -100,6 +100,25 @@ public final class NftablesApplier {
         return r
     }
 
+    /// Commits a transaction computed elsewhere (the incremental compiler's O(change) path)
+    /// as one batch and updates the committed state in place, without diffing the table.
+    /// Sends nothing for an empty transaction.
+    @discardableResult
+    public func apply(transaction tx: Transaction) throws -> ApplyReport {
+        if tx.isEmpty {
+            let r = ApplyReport(transaction: tx, batches: [])
+            lastReport = r
+            return r
+        }
+        if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
+        let stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration)
+        if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
+        committed.apply(tx)
+        let r = ApplyReport(transaction: tx, batches: [stats])
+        lastReport = r
+        return r
+    }
+
     /// Splits a large transaction into batches that keep every intermediate state valid:
     /// 1. skeleton: everything except element operations and final removals;
     /// 2. element deletes, dispatching sets first (reverse `elementOrder`);
