@@ -124,7 +124,12 @@ extension FakeAPIServer {
             case 429:
                 finish(429, Self.status(429, reason: "TooManyRequests", message: "Too many requests, please try again later.", details: details), headers: headers)
             case 504:
-                finish(504, Self.status(504, reason: "Timeout", message: "Timeout: request did not complete within the allowed duration", details: details), headers: headers)
+                // The watch cache's answer to a list from an RV it has not reached.
+                var d: [String: JSONValue] = ["causes": .array([.object(["reason": .string("ResourceVersionTooLarge"), "message": .string("Too large resource version")])])]
+                if let ra = f.retryAfterSeconds { d["retryAfterSeconds"] = .int(Int64(ra)) }
+                let current = state.withLockedValue { $0.rv }
+                finish(504, Self.status(504, reason: "Timeout", message: "Timeout: Too large resource version: \(current + 1000), current: \(current)",
+                                        details: .object(d)), headers: headers)
             case 503:
                 finish(503, Self.status(503, reason: "ServiceUnavailable", message: "the server is currently unable to handle the request", details: details), headers: headers)
             case 401:

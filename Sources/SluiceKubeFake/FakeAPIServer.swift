@@ -468,7 +468,9 @@ public final class FakeAPIServer: Sendable {
     }
 
     /// The next `count` requests (whose path contains `pathContains`, if given) fail with
-    /// `code` (429, 500, 503, 504 …), with `Retry-After` when `retryAfterSeconds` is set.
+    /// `code`, with `Retry-After` when `retryAfterSeconds` is set: 429 TooManyRequests, 504 the
+    /// watch cache's "Too large resource version" (ResourceVersionTooLarge cause), 503, 401, or
+    /// any other code as a 500-style InternalError Status.
     public func failNextRequests(_ count: Int, code: Int = 429, retryAfterSeconds: Int? = 1, pathContains: String? = nil) {
         state.withLockedValue { $0.failures.append(Failure(remaining: count, code: code, retryAfterSeconds: retryAfterSeconds, pathContains: pathContains)) }
     }

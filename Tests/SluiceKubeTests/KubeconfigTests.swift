@@ -1,5 +1,4 @@
 import Foundation
-import NIOSSL
 import SluiceKube
 import SluiceKubeFake
 import SluiceModel
@@ -227,7 +226,7 @@ struct TLSTests {
             for name in [nil, "wrong.example"] as [String?] {
                 let client = try KubeAPIClient(configuration: KubeClientConfiguration(
                     server: server.url, certificateAuthorityPEM: Array(TestPKI.caCrt.utf8), tlsServerName: name,
-                    tokenSource: TokenSource(.fixed("tls-token"))))
+                    tokenSource: TokenSource(.fixed("tls-token"))), connectTimeout: .milliseconds(500))
                 await #expect(throws: KubeAPIError.self, "\(name ?? "no tls-server-name")") {
                     let _: KubeAPIClient.ListPage<Service> = try await client.listPage(.services(), resourceVersion: "0", limit: 500, continueToken: nil)
                 }
@@ -251,8 +250,10 @@ struct TLSTests {
     @Test("a server certificate from another CA is refused; insecure-skip-tls-verify connects anyway")
     func untrustedServer() async throws {
         try await withFake(Self.tlsFake) { server in
+            // A TLS failure surfaces after the connect timeout (AsyncHTTPClient retries the connection until then).
             let client = try KubeAPIClient(configuration: KubeClientConfiguration(
-                server: server.url, certificateAuthorityPEM: Array(TestPKI.otherCaCrt.utf8), tokenSource: TokenSource(.fixed("tls-token"))))
+                server: server.url, certificateAuthorityPEM: Array(TestPKI.otherCaCrt.utf8), tokenSource: TokenSource(.fixed("tls-token"))),
+                connectTimeout: .milliseconds(500))
             await #expect(throws: KubeAPIError.self) {
                 let _: KubeAPIClient.ListPage<Service> = try await client.listPage(.services(), resourceVersion: "0", limit: 500, continueToken: nil)
             }

@@ -326,6 +326,26 @@ struct ReflectorTests {
         }
     }
 
+    @Test("504 too large RV in the reflector: wait retryAfterSeconds, then list with RV \"\"")
+    func tooLargeResourceVersionRelist() async throws {
+        try await withFake { server in
+            try server.create(service("a"))
+            server.failNextRequests(1, code: 504, retryAfterSeconds: 1, pathContains: "/services")
+            let client = try makeClient(server)
+            let h = Harness(client: client, resource: .services())
+            try await h.waitConverged(with: server)
+            let lists = server.requests.filter { !$0.isWatch }
+            #expect(lists.map(\.status) == [504, 200])
+            #expect(lists[0].query["resourceVersion"] == "0")
+            #expect(lists[1].query["resourceVersion"] == nil)
+            let waited = lists[1].time - lists[0].time
+            #expect(waited >= .seconds(1) && waited < .seconds(3), "waited \(waited)")
+            await h.stop()
+            try await client.shutdown()
+            expectNoSingleObjectGets(server)
+        }
+    }
+
     @Test("expired continue token: the pager restarts the list without continue, RV \"\"")
     func expiredContinueRestartsList() async throws {
         try await withFake({ $0.paginateAtResourceVersionZero = true }) { server in
@@ -516,6 +536,36 @@ struct ReflectorTests {
             }
             try await anon.shutdown()
             try await bad.shutdown()
+        }
+    }
+}
+
+@Suite("ProxyReflectors", .timeLimit(.minutes(1)))
+struct ProxyReflectorsTests {
+    @Test("the four reflectors sync on one client; cancelling run() finishes every event stream")
+    func allFour() async throws {
+        try await withFake { server in
+            try server.create(service("web"))
+            try server.create(slice("web-1", service: "web"))
+            try server.create(Node(metadata: ObjectMeta(name: "node-a")))
+            try server.create(ServiceCIDR(metadata: ObjectMeta(name: "kubernetes"), cidrs: ["10.96.0.0/16"]))
+            let client = try makeClient(server)
+            let reflectors = ProxyReflectors(client: client, nodeName: "node-a", options: testOptions())
+            let run = Task { await reflectors.run() }
+            let drain = Task {
+                var n = 0
+                for await _ in reflectors.services.events { n += 1 }
+                return n
+            }
+            try await eventually { reflectors.hasSynced && server.openWatchCount() == 4 }
+            #expect(reflectors.endpointSlices.snapshot().count == 1)
+            #expect(reflectors.node.snapshot().count == 1)
+            #expect(reflectors.serviceCIDRs?.snapshot().count == 1)
+            run.cancel()
+            await run.value
+            #expect(await drain.value == 1)
+            try await client.shutdown()
+            expectNoSingleObjectGets(server)
         }
     }
 }
