@@ -158,7 +158,9 @@ public final class FakeAPIServer: Sendable {
                     if let ctx {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: ctx))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    // No pipelining assistance: it stops reading while a response is in flight, so a client
+                    // closing a watch (FIN or TLS close_notify) would go unnoticed until the watch ends.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(FakeHTTPHandler(server: server))
                 }
             }

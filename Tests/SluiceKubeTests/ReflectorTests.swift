@@ -493,7 +493,9 @@ struct ReflectorTests {
         try await withFake({ $0.requireAuthentication = true; $0.acceptedTokens = ["token-one"] }) { server in
             let source = TokenSource(.file(tokenFile), recheckInterval: .seconds(3600))
             let client = try makeClient(server, tokenSource: source)
-            let h = Harness(client: client, resource: .services())
+            var options = testOptions()
+            options.minWatchDuration = .zero   // the watch dropped below is not a "very short watch" → re-watch, no relist
+            let h = Harness(client: client, resource: .services(), options: options)
             try server.create(service("a"))
             try await h.waitConverged(with: server)
             try await eventually { server.openWatchCount() == 1 }
