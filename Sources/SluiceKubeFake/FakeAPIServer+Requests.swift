@@ -149,7 +149,10 @@ extension FakeAPIServer {
             finish(200, #"{"major":"1","minor":"33","gitVersion":"v1.33.0-sluice-fake","platform":"linux/amd64"}"#)
             return
         default:
-            break
+            if let body = discovery(path, serveServiceCIDRs: serveCIDRs) {
+                finish(200, body)
+                return
+            }
         }
 
         guard let route else {
@@ -208,6 +211,41 @@ extension FakeAPIServer {
 
         let (code, body, headers) = list(route: route, label: label, field: field, query: query)
         finish(code, body, headers: headers)
+    }
+
+    // MARK: - Discovery (legacy, unaggregated: enough for kubectl)
+
+    func discovery(_ path: String, serveServiceCIDRs: Bool) -> String? {
+        let served = FakeResource.all.filter { $0 != .serviceCIDRs || serveServiceCIDRs }
+        let groups = Array(Set(served.compactMap { $0.apiVersion.contains("/") ? $0.apiVersion : nil })).sorted()
+        switch path {
+        case "/api":
+            return JSONValue.object([
+                "kind": .string("APIVersions"), "versions": .array([.string("v1")]),
+                "serverAddressByClientCIDRs": .array([.object(["clientCIDR": .string("0.0.0.0/0"), "serverAddress": .string("127.0.0.1:\(port)")])]),
+            ]).rendered()
+        case "/apis":
+            return JSONValue.object([
+                "kind": .string("APIGroupList"), "apiVersion": .string("v1"),
+                "groups": .array(groups.map { gv in
+                    let parts = gv.split(separator: "/").map(String.init)
+                    let version = JSONValue.object(["groupVersion": .string(gv), "version": .string(parts[1])])
+                    return .object(["name": .string(parts[0]), "versions": .array([version]), "preferredVersion": version])
+                }),
+            ]).rendered()
+        default:
+            let gv: String
+            if path == "/api/v1" { gv = "v1" } else if path.hasPrefix("/apis/") { gv = String(path.dropFirst(6)) } else { return nil }
+            let resources = served.filter { $0.apiVersion == gv }
+            guard !resources.isEmpty else { return nil }
+            return JSONValue.object([
+                "kind": .string("APIResourceList"), "apiVersion": .string("v1"), "groupVersion": .string(gv),
+                "resources": .array(resources.map { r in
+                    .object(["name": .string(r.plural), "singularName": .string(r.kind.lowercased()), "namespaced": .bool(r.namespaced),
+                             "kind": .string(r.kind), "verbs": .array(["get", "list", "watch"].map { .string($0) })])
+                }),
+            ]).rendered()
+        }
     }
 
     // MARK: - List
