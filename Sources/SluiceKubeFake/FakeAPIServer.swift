@@ -446,6 +446,15 @@ public final class FakeAPIServer: Sendable {
         }
     }
 
+    /// Closes every connection, idle ones included, as an API server restart would (the data stays).
+    public func dropAllConnections() {
+        let channels = state.withLockedValue { s -> [Channel] in
+            s.watchers = [:]
+            return Array(s.channels.values)
+        }
+        for c in channels { c.close(promise: nil) }
+    }
+
     /// Open watches go silent for good (no events, no close at their timeout).
     /// With `newWatchesToo`, watches opened later stall as well until `stopStalling()`.
     public func stallWatches(newWatchesToo: Bool = false) {
