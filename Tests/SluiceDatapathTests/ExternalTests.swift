@@ -1,0 +1,120 @@
+import SluiceModel
+import SluiceTestSupport
+import Testing
+
+extension PacketTests {
+    /// NodePorts answer on `nodePortAddresses` only: the listed node IP with `.ips`, every
+    /// local address except loopback with `.all`. eTP=Cluster masquerades every source.
+    @Test("NodePort: on nodePortAddresses (.ips and .all), not on other addresses", arguments: Variant.all)
+    func nodePortAddresses(_ v: Variant) throws {
+        let dp = try Datapath(v, "np")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        let backends = [a.endpoints[0], a.endpoints[1]]
+        let ports = k.ports("np", clusterIP: 42, nodePort: 30080, cluster: k.eps(0, 1))
+        let loopback = v.family == .ipv4 ? "127.0.0.1" : "::1"
+
+        try dp.load(k.plan(ports))
+        for proto in Protocols.tested {
+            let pn = proto.probeName, tag = "[\(v)] .ips \(proto.rawValue)"
+            let r = try dp.probe(from: .external, [
+                Probe(pn, a.nodeIP, 30080, count: 4),
+                Probe(pn, a.otherNodeIP, 30080, count: 2),
+                Probe(pn, a.nodeTowardExternal, 30080, count: 2),
+            ])
+            Expect.answered(r[0], by: backends, peer: a.nodeTowardEndpoints, "\(tag) external → node IP \(hostPort(a.nodeIP, 30080))")
+            Expect.all(r[1], .refused, "\(tag) external → other node address \(hostPort(a.otherNodeIP, 30080)) (nothing listens there)")
+            Expect.all(r[2], .refused, "\(tag) external → node's address on its link \(hostPort(a.nodeTowardExternal, 30080))")
+            Expect.answered(try dp.probe(from: .pod, Probe(pn, a.nodeIP, 30080, count: 3)), by: backends, peer: a.nodeTowardEndpoints,
+                            "\(tag) pod → node IP (eTP=Cluster: masqueraded)")
+            let fromNode = try dp.probe(from: .node, [Probe(pn, a.nodeIP, 30080, count: 3), Probe(pn, loopback, 30080)])
+            Expect.answered(fromNode[0], by: backends, peer: a.nodeTowardEndpoints, "\(tag) node → its own node IP")
+            Expect.all(fromNode[1], .refused, "\(tag) node → \(hostPort(loopback, 30080)): localhost NodePorts are never DNATed")
+        }
+
+        try dp.load(k.plan(ports, context: k.context(nodePorts: .all)))
+        for proto in Protocols.tested {
+            let pn = proto.probeName, tag = "[\(v)] .all \(proto.rawValue)"
+            let r = try dp.expectNoLeak("\(tag): non-local address") {
+                try dp.probe(from: .external, [
+                    Probe(pn, a.nodeIP, 30080, count: 3),
+                    Probe(pn, a.otherNodeIP, 30080, count: 3),
+                    Probe(pn, a.nodeTowardExternal, 30080, count: 3),
+                ])
+            }
+            for (i, target) in [a.nodeIP, a.otherNodeIP, a.nodeTowardExternal].enumerated() {
+                Expect.answered(r[i], by: backends, peer: a.nodeTowardEndpoints, "\(tag) external → \(hostPort(target, 30080))")
+            }
+            // An address that is not the node's is not a NodePort address: not DNATed, routed on.
+            let before = try dp.topo.leakedPackets()
+            Expect.dropped(try dp.probe(from: .external, Probe(pn, a.loadBalancerIP2, 30080)),
+                           "\(tag) external → non-local \(hostPort(a.loadBalancerIP2, 30080)) (routed to the dead end)")
+            #expect(try dp.topo.leakedPackets() > before, "\(tag): the non-local address should have been routed on, not DNATed")
+            Expect.all(try dp.probe(from: .node, Probe(pn, loopback, 30080)), .refused, "\(tag) node → loopback NodePort")
+        }
+    }
+
+    /// externalIPs (eTP=Cluster): reachable from outside, pods and the node; always masqueraded.
+    @Test("externalIPs: reachable from everywhere, masqueraded", arguments: Variant.all)
+    func externalIPs(_ v: Variant) throws {
+        let dp = try Datapath(v, "extip")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        let backends = [a.endpoints[0], a.endpoints[1]]
+        try dp.load(k.plan(k.ports("ext", clusterIP: 43, externalIPs: [a.externalIP], cluster: k.eps(0, 1))))
+        for proto in Protocols.tested {
+            let p = Probe(proto.probeName, a.externalIP, 80, count: 4)
+            let tag = "[\(v)] \(proto.rawValue) → externalIP \(hostPort(a.externalIP, 80))"
+            Expect.answered(try dp.probe(from: .external, p), by: backends, peer: a.nodeTowardEndpoints, "\(tag) from external")
+            Expect.answered(try dp.probe(from: .pod, p), by: backends, peer: a.nodeTowardEndpoints, "\(tag) from pod")
+            Expect.answered(try dp.probe(from: .node, p), by: backends, peer: a.nodeTowardEndpoints, "\(tag) from node")
+        }
+    }
+
+    /// loadBalancerSourceRanges: allowed sources reach the VIP, others (external or pods) are
+    /// dropped before DNAT; NodePort and ClusterIP are not filtered; with the node inside a
+    /// range, the VIP itself is an allowed source (a node reaching a VIP bound locally).
+    @Test("LoadBalancer: loadBalancerSourceRanges", arguments: Variant.all)
+    func loadBalancerSourceRanges(_ v: Variant) throws {
+        let dp = try Datapath(v, "lbsr")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        let backends = [a.endpoints[0], a.endpoints[1]]
+        let vip = a.loadBalancerIP, cip = k.clusterIP(44)
+        try dp.load(k.plan(k.ports("lb", clusterIP: 44, nodePort: 30081, lbIPs: [vip], ranges: [a.externalRange], cluster: k.eps(0, 1))))
+        for proto in Protocols.tested {
+            let pn = proto.probeName, tag = "[\(v)] \(proto.rawValue)"
+            let r = try dp.expectNoLeak("\(tag) filtered VIP") {
+                try dp.probe(from: .external, [
+                    Probe(pn, vip, 80, src: a.externalClient, count: 4),
+                    Probe(pn, vip, 80, src: a.externalOutsider, count: 2),
+                    Probe(pn, a.nodeIP, 30081, src: a.externalOutsider, count: 2),
+                    Probe(pn, cip, 80, src: a.externalOutsider, count: 2),
+                ])
+            }
+            Expect.answered(r[0], by: backends, peer: a.nodeTowardEndpoints, "\(tag) \(a.externalClient) (in \(a.externalRange)) → VIP")
+            Expect.all(r[1], .timeout, "\(tag) \(a.externalOutsider) (outside \(a.externalRange)) → VIP")
+            Expect.answered(r[2], by: backends, peer: a.nodeTowardEndpoints, "\(tag) outsider → NodePort (ranges do not apply)")
+            Expect.answered(r[3], by: backends, peer: a.nodeTowardEndpoints, "\(tag) outsider → ClusterIP (ranges do not apply)")
+            let fromPod = try dp.expectNoLeak("\(tag) pod → filtered VIP") { try dp.probe(from: .pod, Probe(pn, vip, 80, count: 2)) }
+            Expect.all(fromPod, .timeout, "\(tag) pod outside the ranges → VIP")
+        }
+
+        // A VIP bound on the node: the node's connections to it leave with the VIP as source.
+        let localVIP = a.loadBalancerIP2
+        try dp.topo.addNodeAddress(localVIP)
+        let nodeRange = v.family == .ipv4 ? "192.168.0.0/24" : "2001:db8::/64"
+        for (ranges, allowed) in [([a.externalRange, nodeRange], true), ([a.externalRange], false)] {
+            try dp.load(k.plan(k.ports("lb", clusterIP: 44, nodePort: 30081, lbIPs: [localVIP], ranges: ranges, cluster: k.eps(0, 1))))
+            for proto in Protocols.tested {
+                let what = "[\(v)] \(proto.rawValue) node → its own VIP \(hostPort(localVIP, 80)) with ranges \(ranges)"
+                let r = try dp.probe(from: .node, Probe(proto.probeName, localVIP, 80, count: 3))
+                if allowed {
+                    Expect.answered(r, by: backends, peer: a.nodeTowardEndpoints, "\(what) (node IP in a range: VIP allowed)")
+                } else {
+                    Expect.dropped(r, "\(what) (node IP in no range)")
+                }
+            }
+        }
+    }
+}

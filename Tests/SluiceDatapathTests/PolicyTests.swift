@@ -1,0 +1,105 @@
+import SluiceModel
+import SluiceTestSupport
+import Testing
+
+extension PacketTests {
+    /// eTP=Local (reference §1.8): external clients reach only local endpoints and keep their
+    /// source; pods short-circuit to all cluster endpoints unmasqueraded; the node
+    /// short-circuits masqueraded. Without local endpoints external traffic is dropped while
+    /// pods and the node still get through.
+    @Test("externalTrafficPolicy Local: NodePort, LoadBalancer IP, externalIP", arguments: Variant.all)
+    func externalTrafficPolicyLocal(_ v: Variant) throws {
+        let dp = try Datapath(v, "etp")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        let all = Array(a.endpoints[0...3]), local = [a.endpoints[2], a.endpoints[3]]
+        let targets: [(String, String, UInt16)] = [
+            ("NodePort", a.nodeIP, 30082), ("LB IP", a.loadBalancerIP, 80), ("externalIP", a.externalIP, 80),
+        ]
+        func ports(local: [WeightedEndpoint]) -> [ServicePortPlan] {
+            k.ports("etp", clusterIP: 45, nodePort: 30082, externalIPs: [a.externalIP], lbIPs: [a.loadBalancerIP],
+                    eTPLocal: true, cluster: k.eps(0, 1, 2, 3), local: local)
+        }
+
+        try dp.load(k.plan(ports(local: k.eps(2, 3))))
+        for proto in Protocols.tested {
+            let pn = proto.probeName, tag = "[\(v)] \(proto.rawValue) eTP=Local"
+            let probes = targets.map { Probe(pn, $0.1, $0.2, count: 6) }
+            let ext = try dp.probe(from: .external, probes)
+            let pod = try dp.probe(from: .pod, probes)
+            let node = try dp.probe(from: .node, probes)
+            for (i, t) in targets.enumerated() {
+                let to = "\(t.0) \(hostPort(t.1, t.2))"
+                Expect.answered(ext[i], by: local, peer: a.externalClient, "\(tag) external → \(to): local endpoints only, source kept")
+                Expect.answered(pod[i], by: all, peer: a.podClient, "\(tag) pod → \(to): short-circuit, not masqueraded")
+                Expect.answered(node[i], by: all, peer: a.nodeTowardEndpoints, "\(tag) node → \(to): short-circuit, masqueraded")
+            }
+            // The short-circuit reaches remote endpoints too (18 tries each: P(miss) = 2^-18).
+            let podRemote = Expect.endpoints(pod.flatMap { $0 }).subtracting(local)
+            let nodeRemote = Expect.endpoints(node.flatMap { $0 }).subtracting(local)
+            #expect(!podRemote.isEmpty, "\(tag): pods were never sent to a non-local endpoint: \(Expect.show(pod.flatMap { $0 }))")
+            #expect(!nodeRemote.isEmpty, "\(tag): the node was never sent to a non-local endpoint: \(Expect.show(node.flatMap { $0 }))")
+        }
+
+        try dp.load(k.plan(ports(local: [])))
+        for proto in Protocols.tested {
+            let pn = proto.probeName, tag = "[\(v)] \(proto.rawValue) eTP=Local, no local endpoints"
+            let probes = targets.map { Probe(pn, $0.1, $0.2, count: 2) }
+            let ext = try dp.expectNoLeak("\(tag) external") { try dp.probe(from: .external, probes) }
+            let pod = try dp.probe(from: .pod, targets.map { Probe(pn, $0.1, $0.2, count: 3) })
+            let node = try dp.probe(from: .node, targets.map { Probe(pn, $0.1, $0.2, count: 3) })
+            for (i, t) in targets.enumerated() {
+                let to = "\(t.0) \(hostPort(t.1, t.2))"
+                Expect.all(ext[i], .timeout, "\(tag) external → \(to): dropped")
+                Expect.answered(pod[i], by: all, peer: a.podClient, "\(tag) pod → \(to): still short-circuited")
+                Expect.answered(node[i], by: all, peer: a.nodeTowardEndpoints, "\(tag) node → \(to): still short-circuited, masqueraded")
+            }
+        }
+    }
+
+    /// iTP=Local: the ClusterIP reaches local endpoints only; with none it drops.
+    @Test("internalTrafficPolicy Local", arguments: Variant.all)
+    func internalTrafficPolicyLocal(_ v: Variant) throws {
+        let dp = try Datapath(v, "itp")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        let cip = k.clusterIP(46)
+        try dp.load(k.plan(k.ports("itp", clusterIP: 46, iTPLocal: true, cluster: k.eps(0, 1, 2, 3), local: k.eps(2))))
+        for proto in Protocols.tested {
+            let tag = "[\(v)] \(proto.rawValue) iTP=Local → \(hostPort(cip, 80))"
+            Expect.answered(try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, count: 8)), by: [a.endpoints[2]], peer: a.podClient,
+                            "\(tag) from pod")
+            Expect.answered(try dp.probe(from: .node, Probe(proto.probeName, cip, 80, count: 4)), by: [a.endpoints[2]],
+                            peer: a.nodeTowardEndpoints, "\(tag) from node")
+        }
+        try dp.load(k.plan(k.ports("itp", clusterIP: 46, iTPLocal: true, cluster: k.eps(0, 1, 2, 3), local: [])))
+        for proto in Protocols.tested {
+            let tag = "[\(v)] \(proto.rawValue) iTP=Local without local endpoints → \(hostPort(cip, 80))"
+            let r = try dp.expectNoLeak(tag) {
+                (try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, count: 2)), try dp.probe(from: .node, Probe(proto.probeName, cip, 80)))
+            }
+            Expect.all(r.0, .timeout, "\(tag) from pod")
+            Expect.dropped(r.1, "\(tag) from node")
+        }
+    }
+
+    /// Which endpoints are "terminating" or topology-filtered is the planner's business; the
+    /// datapath must use exactly the groups the plan gives: here the cluster group holds only
+    /// (terminating fallback) endpoint 5 and the local group only endpoint 6.
+    @Test("Endpoint groups of the plan are honoured (terminating fallback, topology)", arguments: Variant.all)
+    func endpointGroupsHonoured(_ v: Variant) throws {
+        let dp = try Datapath(v, "groups")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        try dp.load(k.plan(k.ports("grp", clusterIP: 47, nodePort: 30087, eTPLocal: true, cluster: k.eps(4), local: k.eps(5))))
+        for proto in Protocols.tested {
+            let pn = proto.probeName, tag = "[\(v)] \(proto.rawValue)"
+            Expect.answered(try dp.probe(from: .pod, Probe(pn, k.clusterIP(47), 80, count: 5)), by: [a.endpoints[4]], peer: a.podClient,
+                            "\(tag) pod → ClusterIP: the cluster group (terminating endpoints only)")
+            Expect.answered(try dp.probe(from: .external, Probe(pn, a.nodeIP, 30087, count: 5)), by: [a.endpoints[5]],
+                            peer: a.externalClient, "\(tag) external → eTP=Local NodePort: the local group")
+            Expect.answered(try dp.probe(from: .pod, Probe(pn, a.nodeIP, 30087, count: 5)), by: [a.endpoints[4]], peer: a.podClient,
+                            "\(tag) pod → eTP=Local NodePort: short-circuit to the cluster group")
+        }
+    }
+}
