@@ -103,7 +103,8 @@ public struct Endpoint: Sendable, Hashable, Comparable, Codable, CustomStringCon
     public static func < (a: Endpoint, b: Endpoint) -> Bool { a.description < b.description }
 }
 
-/// An endpoint chosen for a traffic group, with the weight used for new connections.
+/// An endpoint chosen for a traffic group, with the weight used for new connections
+/// (0 = no new connections; see `ServicePortPlan` for an all-zero group).
 public struct WeightedEndpoint: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     public var ip: IPAddress
     public var port: UInt16
@@ -123,6 +124,19 @@ public struct WeightedEndpoint: Sendable, Hashable, Comparable, Codable, CustomS
 }
 
 /// Everything the datapath needs for one service port in one IP family.
+///
+/// Endpoint groups follow kube-proxy's `CategorizeEndpoints`: `clusterEndpoints` is only
+/// filled when the port `usesClusterEndpoints`, `localEndpoints` only when it
+/// `usesLocalEndpoints` (otherwise they are empty, and unused).
+///
+/// **Weights** (Sluice's `sluice.dev/weight` EndpointSlice annotation, 0…1000, default 1):
+/// every `WeightedEndpoint` carries its slice's weight. Weight-0 endpoints are kept in the
+/// groups (existing connections and affinity entries to them stay valid) but must get no
+/// new connections. When a group's `totalWeight` is 0 the group still counts as having
+/// endpoints (`hasAnyEndpoints` is about readiness, not weight), yet no endpoint may take a
+/// new connection: the compiler must treat new connections for that group like a group with
+/// no usable endpoint (reject, as for a service without endpoints) rather than spreading
+/// them equally. Use `clusterEndpoints.totalWeight == 0` / `localEndpoints.totalWeight == 0`.
 public struct ServicePortPlan: Sendable, Hashable, Codable {
     public var name: ServicePortName
     public var family: IPFamily

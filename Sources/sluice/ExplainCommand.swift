@@ -1,0 +1,128 @@
+import Foundation
+import ArgumentParser
+import SluiceCompiler
+import SluiceIR
+import SluiceModel
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a new connection would hit.",
+        discussion: """
+        Compiles the manifests and walks the first packet of a connection through the compiled \
+        table, hook by hook, as the kernel would. Prints each endpoint with its probability and \
+        whether the connection is masqueraded, or the drop/reject and the rule that decided it.
+
+        --from defaults to an address outside the cluster (198.51.100.1 or 2001:db8::1). An \
+        address of the node itself is treated as a process on the node.
+        """)
+
+    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).")
+    var sources: [String] = []
+
+    @Option(name: .customLong("to"), help: "Destination IP:PORT[/PROTO], e.g. 10.96.0.10:80/tcp or [fd00::10]:53/udp.")
+    var destination: String
+
+    @Option(name: .customLong("from"), help: "Client source address.")
+    var from: String?
+
+    @Flag(help: "Also print every rule that matched.")
+    var trace = false
+
+    @OptionGroup var node: NodeOptionArguments
+
+    func run() throws {
+        guard !sources.isEmpty else { throw ValidationError("give at least one --source") }
+        guard let dst = Destination(destination) else {
+            throw ValidationError("--to must look like 10.96.0.10:80/tcp or [fd00::10]:53/udp")
+        }
+        let family: IPFamily = dst.address.family
+        let src: IPAddress
+        if let from {
+            guard let ip = IPAddress(from), ip.family == family else {
+                throw ValidationError("--from must be an address of the same family as --to")
+            }
+            src = ip
+        } else {
+            src = family == .ipv4 ? IPAddress("198.51.100.1")! : IPAddress("2001:db8::1")!
+        }
+        let result = Pipeline.compile(sources: sources, flags: node.flags)
+        report(result.diagnostics)
+        guard let fam = result.plan.family(family),
+              let table = result.ruleset.table(family == .ipv4 ? .ip : .ip6, Layout.tableName) else {
+            print("no \(family.rawValue) services: Sluice does not touch this packet")
+            return
+        }
+        let nodeAddresses = Set(fam.context.nodeIPs.map(\.datum) + nodePortAddresses(fam.context))
+        let origin: Packet.Origin = nodeAddresses.contains(src.datum) ? .localProcess : .network(interface: "eth0")
+        let packet = Packet(saddr: src.datum, daddr: dst.address.datum, proto: dst.proto.number, dport: dst.port, origin: origin)
+        let outcomes = walk(packet, through: table, node: NodeEnvironment(localAddresses: nodeAddresses))
+
+        let originText = origin == .localProcess ? "a process on the node" : "\(src)"
+        print("\(dst.proto.rawValue) \(dst.address):\(dst.port) from \(originText)")
+        for match in describeTarget(dst, in: fam) { print("  service: \(match)") }
+        for o in outcomes.sorted(by: { $0.probability > $1.probability }) {
+            let p = String(format: "%.4f", o.probability)
+            switch o.fate {
+            case .accepted:
+                if let d = o.dnat {
+                    print("  p=\(p)  → \(d.address):\(d.port)\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
+                } else {
+                    print("  p=\(p)  not a service of this node: passed through untouched\(o.masqueraded ? " (masqueraded)" : "")")
+                }
+            case .dropped:
+                print("  p=\(p)  DROP — \(o.decidedBy ?? "?")")
+            case .rejected:
+                print("  p=\(p)  REJECT — \(o.decidedBy ?? "?")")
+            }
+            if trace { for t in o.trace { print("      \(t)") } }
+        }
+    }
+
+    func nodePortAddresses(_ ctx: FamilyContext) -> [Datum] {
+        if case .ips(let ips) = ctx.nodePortAddresses { return ips.map(\.datum) }
+        return []
+    }
+
+    /// Which service ports the destination belongs to, and how.
+    func describeTarget(_ dst: Destination, in fam: FamilyPlan) -> [String] {
+        var out: [String] = []
+        for sp in fam.servicePorts where sp.name.proto == dst.proto {
+            if sp.clusterIP == dst.address && sp.port == dst.port { out.append("\(sp.name) (ClusterIP)") }
+            if sp.port == dst.port && sp.externalIPs.contains(dst.address) { out.append("\(sp.name) (externalIP)") }
+            if sp.port == dst.port && sp.loadBalancerIPs.contains(dst.address) { out.append("\(sp.name) (LoadBalancer IP)") }
+            if let np = sp.nodePort, np == dst.port { out.append("\(sp.name) (NodePort, if \(dst.address) accepts NodePorts)") }
+        }
+        return out
+    }
+}
+
+/// `IP:PORT[/PROTO]`.
+struct Destination {
+    var address: IPAddress
+    var port: UInt16
+    var proto: L4Protocol
+
+    init?(_ text: String) {
+        var rest = Substring(text)
+        var proto = L4Protocol.tcp
+        if let slash = rest.lastIndex(of: "/") {
+            guard let p = L4Protocol(rawValue: rest[rest.index(after: slash)...].uppercased()) else { return nil }
+            proto = p
+            rest = rest[..<slash]
+        }
+        let host: Substring, portText: Substring
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]"), rest[rest.index(after: close)...].hasPrefix(":") else { return nil }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            portText = rest[rest.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = rest.lastIndex(of: ":") else { return nil }
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        }
+        guard let ip = IPAddress(String(host)), let port = UInt16(portText), port > 0 else { return nil }
+        address = ip
+        self.port = port
+        self.proto = proto
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import SluiceModel
+
+/// Node context flags, under kube-proxy's option names.
+struct NodeOptionArguments: ParsableArguments {
+    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip and --service-node-port-range, as in kube-proxy.")
+    var config: String?
+
+    @Option(name: .customLong("hostname-override"), help: "This node's name (decides which endpoints are local). Default: the host name.")
+    var hostnameOverride: String?
+
+    @Option(name: .customLong("cluster-cidr"), help: "Pod network CIDRs, comma separated, at most one per family. Traffic from outside them to a ClusterIP is masqueraded.")
+    var clusterCIDR: String?
+
+    @Option(name: .customLong("nodeport-addresses"), help: "CIDRs, or 'primary', selecting the node addresses that accept NodePorts (repeatable or comma separated). Default: primary (the node's InternalIPs). 0.0.0.0/0 and ::/0 mean every local address.")
+    var nodePortAddresses: [String] = []
+
+    @Flag(name: .customLong("masquerade-all"), help: "Masquerade all traffic to ClusterIPs.")
+    var masqueradeAll = false
+
+    @Option(name: .customLong("node-ip"), help: "A node address (repeatable); overrides the Node object's addresses.")
+    var nodeIPs: [String] = []
+
+    @Option(name: .customLong("service-node-port-range"), help: "Valid NodePort range. Default: 30000-32767.")
+    var serviceNodePortRange: String?
+
+    @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognized: ClusterCIDR (default), NodeCIDR, BridgeInterface, InterfaceNamePrefix.")
+    var detectLocalMode: String?
+
+    @Option(name: .customLong("pod-bridge-interface"), help: "Bridge interface for --detect-local-mode=BridgeInterface.")
+    var podBridgeInterface: String?
+
+    @Option(name: .customLong("pod-interface-name-prefix"), help: "Interface prefix for --detect-local-mode=InterfaceNamePrefix.")
+    var podInterfaceNamePrefix: String?
+
+    @Option(name: .customLong("masquerade-bit"), help: "Bit of the packet mark used to flag masquerading (default 14).")
+    var masqueradeBit: Int?
+
+    var flags: NodeOptionFlags {
+        NodeOptionFlags(config: config, hostnameOverride: hostnameOverride, clusterCIDR: clusterCIDR,
+                        nodePortAddresses: nodePortAddresses.isEmpty ? nil : nodePortAddresses,
+                        masqueradeAll: masqueradeAll ? true : nil, masqueradeBit: masqueradeBit,
+                        nodeIPs: nodeIPs, serviceNodePortRange: serviceNodePortRange,
+                        detectLocalMode: detectLocalMode, podBridgeInterface: podBridgeInterface,
+                        podInterfaceNamePrefix: podInterfaceNamePrefix)
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+@testable import SluiceModel
+
+@Suite struct PlannerTests {
+    @Test func zeroPaddedAddressesAreNormalized() {
+        // kube-proxy TestBadIPs: zero-padded forms and a leading space are accepted.
+        let svc = serviceYAML("lb", clusterIP: "172.30.0.041",
+                              spec: ["type: LoadBalancer", "externalIPs: [\"192.168.099.011\"]",
+                                     "loadBalancerSourceRanges: [\" 203.0.113.000/025\", \"10.180.00.000/16 \"]"],
+                              ports: ["{name: p80, port: 80, nodePort: 30080}"],
+                              status: ["loadBalancer: {ingress: [{ip: \"1.2.3.004\"}]}"])
+        let r = planYAML(svc)
+        #expect(r.diagnostics.isEmpty)
+        let p = r.port("default/lb:p80")!
+        #expect(p.clusterIP.description == "172.30.0.41")
+        #expect(p.externalIPs.map(\.description) == ["192.168.99.11"])
+        #expect(p.loadBalancerIPs.map(\.description) == ["1.2.3.4"])
+        #expect(p.loadBalancerSourceRanges.map(\.description) == ["203.0.113.0/25", "10.180.0.0/16"])
+    }
+
+    @Test func loadBalancerIngressWithIPModeProxyIsSkipped() {
+        let svc = serviceYAML("lb", spec: ["type: LoadBalancer"], ports: ["{name: http, port: 80, nodePort: 30080}"],
+                              status: ["loadBalancer: {ingress: [{ip: 192.0.2.1, ipMode: Proxy}, {ip: 192.0.2.2, ipMode: VIP}, {ip: 192.0.2.3}]}"])
+        let r = planYAML(svc)
+        #expect(r.diagnostics.isEmpty)
+        #expect(r.port("default/lb:http")!.loadBalancerIPs == [ip("192.0.2.2"), ip("192.0.2.3")])
+    }
+
+    @Test func dualStackServiceIsSplitPerFamily() {
+        let svc = serviceYAML("web-ds", clusterIP: "10.96.138.80",
+                              spec: ["clusterIPs: [10.96.138.80, \"fd00:10:96::56f4\"]", "ipFamilies: [IPv4, IPv6]",
+                                     "type: LoadBalancer",
+                                     "externalIPs: [198.51.100.7, \"2001:db8::7\"]",
+                                     "loadBalancerSourceRanges: [203.0.113.0/24, \"2001:db8:1::/48\"]"],
+                              ports: ["{name: http, port: 80, nodePort: 30080}"],
+                              status: ["loadBalancer: {ingress: [{ip: 192.0.2.127}, {ip: \"2001:db8::127\"}]}"])
+        let v4slice = sliceYAML("web-ds-v4", service: "web-ds", endpoints: ["{addresses: [10.244.1.5]}"])
+        let v6slice = sliceYAML("web-ds-v6", service: "web-ds", addressType: "IPv6", endpoints: ["{addresses: [\"fd00:10:244:1::5\"]}"])
+        let node = """
+            apiVersion: v1
+            kind: Node
+            metadata: {name: node-a}
+            status: {addresses: [{type: InternalIP, address: 192.168.10.11}, {type: InternalIP, address: "fd00:192:168:10::11"}]}
+
+            """
+        let r = planYAML(docs(node, svc, v4slice, v6slice), options: NodeOptions(nodeName: "node-a"))
+        #expect(r.diagnostics.isEmpty, "\(r.descriptions)")
+        #expect(r.plan.families.map(\.context.family) == [.ipv4, .ipv6])
+        let p4 = r.port("default/web-ds:http", family: .ipv4)!
+        let p6 = r.port("default/web-ds:http", family: .ipv6)!
+        #expect(p4.clusterIP == ip("10.96.138.80") && p6.clusterIP == ip("fd00:10:96::56f4"))
+        #expect(p4.externalIPs == [ip("198.51.100.7")] && p6.externalIPs == [ip("2001:db8::7")])
+        #expect(p4.loadBalancerIPs == [ip("192.0.2.127")] && p6.loadBalancerIPs == [ip("2001:db8::127")])
+        #expect(p4.loadBalancerSourceRanges == [cidr("203.0.113.0/24")] && p6.loadBalancerSourceRanges == [cidr("2001:db8:1::/48")])
+        #expect(p4.clusterEndpoints.strings == ["10.244.1.5:8080"])
+        #expect(p6.clusterEndpoints.strings == ["[fd00:10:244:1::5]:8080"])
+        #expect(p4.family == .ipv4 && p6.family == .ipv6)
+        #expect(r.plan.family(.ipv6)?.context.nodePortAddresses == .ips([ip("fd00:192:168:10::11")]))
+    }
+
+    @Test func singleStackServiceOnlyInItsFamily() {
+        let r = planYAML(docs(serviceYAML("v4"), serviceYAML("v6", clusterIP: "fd00::10")))
+        #expect(r.plan.family(.ipv4)?.servicePorts.map(\.name.description) == ["default/v4:http"])
+        #expect(r.plan.family(.ipv6)?.servicePorts.map(\.name.description) == ["default/v6:http"])
+    }
+
+    @Test func externalNameAndHeadlessAreSkipped() {
+        let ext = "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: db.example.com, clusterIP: 10.96.0.50}\n"
+        let headless = serviceYAML("web-headless", clusterIP: "None", spec: ["clusterIPs: [None]"])
+        let r = planYAML(docs(ext, headless, serviceYAML("web")))
+        #expect(r.diagnostics.isEmpty)
+        #expect(r.plan.skipped == [
+            SkippedService(service: ServiceName(namespace: "default", name: "ext"), reason: .externalName, target: "db.example.com"),
+            SkippedService(service: ServiceName(namespace: "default", name: "web-headless"), reason: .headless),
+        ])
+        #expect(r.plan.family(.ipv4)?.servicePorts.count == 1)
+    }
+
+    @Test func healthCheckNodePortOnlyForLoadBalancerWithLocalPolicy() {
+        let lbLocal = serviceYAML("a", clusterIP: "10.96.0.1", spec: ["type: LoadBalancer", "externalTrafficPolicy: Local", "healthCheckNodePort: 31941"],
+                                  ports: ["{name: http, port: 80, nodePort: 30080}"])
+        let npLocal = serviceYAML("b", clusterIP: "10.96.0.2", spec: ["type: NodePort", "externalTrafficPolicy: Local", "healthCheckNodePort: 31942"],
+                                  ports: ["{name: http, port: 80, nodePort: 30081}"])
+        let lbCluster = serviceYAML("c", clusterIP: "10.96.0.3", spec: ["type: LoadBalancer", "healthCheckNodePort: 31943"],
+                                    ports: ["{name: http, port: 80, nodePort: 30082}"])
+        let r = planYAML(docs(lbLocal, npLocal, lbCluster))
+        #expect(r.port("default/a:http")?.healthCheckNodePort == 31941)
+        #expect(r.port("default/b:http")?.healthCheckNodePort == nil)
+        #expect(r.port("default/b:http")?.externalPolicyLocal == true)
+        #expect(r.port("default/c:http")?.healthCheckNodePort == nil)
+    }
+
+    @Test func externalPolicyLocalNeedsAnExternallyAccessibleService() {
+        let plain = serviceYAML("a", clusterIP: "10.96.0.1", spec: ["externalTrafficPolicy: Local"])
+        let withExternalIP = serviceYAML("b", clusterIP: "10.96.0.2", spec: ["externalTrafficPolicy: Local", "externalIPs: [198.51.100.1]"])
+        let r = planYAML(docs(plain, withExternalIP))
+        #expect(r.port("default/a:http")?.externalPolicyLocal == false)
+        #expect(r.port("default/b:http")?.externalPolicyLocal == true)
+    }
+
+    @Test func nodePortZeroIsNil() {
+        let r = planYAML(serviceYAML("np", spec: ["type: NodePort"], ports: ["{name: a, port: 80, nodePort: 0}", "{name: b, port: 81, nodePort: 30081}"]))
+        #expect(r.port("default/np:a")?.nodePort == nil)
+        #expect(r.port("default/np:b")?.nodePort == 30081)
+    }
+
+    @Test func sessionAffinityTimeout() {
+        let sticky = serviceYAML("sticky", clusterIP: "10.96.0.1", spec: ["sessionAffinity: ClientIP"])
+        let custom = serviceYAML("custom", clusterIP: "10.96.0.2", spec: ["sessionAffinity: ClientIP", "sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}"])
+        let none = serviceYAML("none", clusterIP: "10.96.0.3", spec: ["sessionAffinity: None", "sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}"])
+        let r = planYAML(docs(sticky, custom, none))
+        #expect(r.port("default/sticky:http")?.affinityTimeoutSeconds == 10800)
+        #expect(r.port("default/custom:http")?.affinityTimeoutSeconds == 60)
+        #expect(r.port("default/none:http")?.affinityTimeoutSeconds == nil)
+    }
+
+    @Test func protocolDefaultsToTCPAndUnnamedSinglePort() {
+        let r = planYAML(serviceYAML("k", ports: ["{port: 443, targetPort: 6443}"]) + "---\n"
+                         + sliceYAML("k-1", service: "k", endpoints: ["{addresses: [192.168.10.1]}"], ports: ["{port: 6443}"]))
+        let p = r.port("default/k")!
+        #expect(p.name.proto == .tcp && p.name.port == "")
+        #expect(p.clusterEndpoints.strings == ["192.168.10.1:6443"])
+    }
+
+    @Test func oneServiceCanBePlannedIndependently() {
+        let yaml = docs(serviceYAML("web"), serviceYAML("api", clusterIP: "10.96.0.11"),
+                        sliceYAML("web-1", service: "web", endpoints: ["{addresses: [10.0.0.1], nodeName: node-a}"]))
+        let full = planYAML(yaml)
+        let loaded = loadYAML(yaml).objects
+        let (outcome, _) = ServiceValidator().validate(loaded.services[0].object)
+        guard case .valid(let web) = outcome else {
+            Issue.record("web should be valid")
+            return
+        }
+        let (slice, _) = EndpointSliceValidator().validate(loaded.endpointSlices[0].object)
+        guard case .valid(let webSlice) = slice else {
+            Issue.record("slice should be valid")
+            return
+        }
+        let alone = ServicePortPlanner.plan(service: web, slices: [webSlice], context: full.plan.family(.ipv4)!.context, zone: nil)
+        #expect(alone == [full.port("default/web:http")!])
+        #expect(full.nodeContext.planServicePorts(web, slices: [webSlice])[.ipv4] == alone)
+    }
+
+    @Test func nodeNotAmongGivenNodesWarns() {
+        let other = "apiVersion: v1\nkind: Node\nmetadata: {name: node-z}\n"
+        let r = planYAML(docs(other, serviceYAML("web")))
+        #expect(r.warnings.map(\.description) == ["Node node-a: not among the given Nodes (node-z); node IPs, pod CIDRs and zone are unknown"])
+    }
+
+    @Test func servicePortsAreSortedByName() {
+        let r = planYAML(docs(serviceYAML("b", clusterIP: "10.96.0.2"), serviceYAML("a", clusterIP: "10.96.0.1"),
+                              serviceYAML("a", ns: "aaa", clusterIP: "10.96.0.3")))
+        #expect(r.plan.family(.ipv4)?.servicePorts.map(\.name.description) == ["aaa/a:http", "default/a:http", "default/b:http"])
+    }
+
+    @Test func objectsOutsideTheKubeProxySelectorAreIgnored() {
+        let other = serviceYAML("other", clusterIP: "10.96.0.2").replacingOccurrences(
+            of: "metadata: {name: other, namespace: default}",
+            with: "metadata: {name: other, namespace: default, labels: {service.kubernetes.io/service-proxy-name: cilium}}")
+        let headlessSlice = sliceYAML("web-h", service: "web", endpoints: ["{addresses: [10.0.0.9]}"])
+            .replacingOccurrences(of: "labels: {kubernetes.io/service-name: web}",
+                                  with: "labels: {kubernetes.io/service-name: web, service.kubernetes.io/headless: \"\"}")
+        let r = planYAML(docs(serviceYAML("web"), other, headlessSlice,
+                              sliceYAML("web-1", service: "web", endpoints: ["{addresses: [10.0.0.1]}"])))
+        #expect(r.diagnostics.isEmpty)
+        #expect(r.plan.family(.ipv4)?.servicePorts.map(\.name.description) == ["default/web:http"])
+        #expect(r.port("default/web:http")!.clusterEndpoints.strings == ["10.0.0.1:8080"])
+    }
+}
