@@ -120,10 +120,37 @@ def attempt(p, i):
         if src or sport:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((src, sport))
+        if st == socket.SOCK_STREAM:
+            # Report ICMP errors at once: without IP(V6)_RECVERR, Linux TCP over IPv6 treats an
+            # ICMPv6 port unreachable during SYN_SENT as a soft error and keeps retrying.
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, 25, 1)  # IPV6_RECVERR
+            else:
+                s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
         s.connect((dst, port))
         if st == socket.SOCK_DGRAM:
-            s.send(b"hello\n")
+            try:
+                s.send(b"hello\n")
+            except PermissionError:
+                # The node's own datagram was dropped or rejected in its output hook. A
+                # reject's ICMP error is already queued on the socket: recv tells them apart.
+                s.settimeout(0.2)
+                try:
+                    s.recv(2048)
+                except ConnectionRefusedError:
+                    return "refused"
+                except Exception:
+                    pass
+                return "error EPERM"
         return "ok " + read_line(s)
+    except socket.timeout:
+        # A soft ICMP error (seen too late) still shows in SO_ERROR.
+        try:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED:
+                return "refused-late"
+        except OSError:
+            pass
+        return "timeout"
     except Exception as e:
         return classify(e)
     finally:

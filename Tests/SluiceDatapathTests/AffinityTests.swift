@@ -13,8 +13,18 @@ extension PacketTests {
         let k = dp.kit, a = dp.a
         let cip = k.clusterIP(48)
         let backends = Array(a.endpoints[0...2])
-        try dp.load(k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: k.eps(0, 1, 2))))
-        var stuck: [L4Protocol: String] = [:]
+        let initial = k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: k.eps(0, 1, 2)))
+        if v.family == .ipv6 && v.loader == .nftScript {
+            // nft 1.0.6 aborts (netlink_linearize.c:799 `dreg < ctx->reg_low`) on the
+            // affinity-record rule `update @affinity { … : ip6 daddr . th dport }`: any dynset
+            // whose data concatenates an IPv6 address and a port. IPv6 affinity cannot be
+            // loaded through nft here; the netlink loader runs this case in full.
+            withKnownIssue("nft 1.0.6 aborts on `update @map { ip6 saddr … : ip6 daddr . th dport }`") {
+                try dp.load(initial)
+            }
+            return
+        }
+        try dp.load(initial)
         let mover = a.extraPodClients[0]
         for proto in Protocols.tested {
             let pn = proto.probeName, tag = "[\(v)] \(proto.rawValue) affinity"
@@ -27,7 +37,6 @@ extension PacketTests {
                 chosen.formUnion(Expect.endpoints(answers))
             }
             #expect(chosen.count >= 2, "\(tag): \(clients.count) clients all landed on \(chosen.sorted()) (P = 3^-11 by chance)")
-            stuck[proto] = r[0].first?.endpoint
 
             let np = try dp.probe(from: .external, [Probe(pn, a.nodeIP, 30088, src: a.externalClient, count: 4),
                                                     Probe(pn, a.nodeIP, 30088, src: a.externalOutsider, count: 4)])
@@ -37,26 +46,38 @@ extension PacketTests {
             }
         }
 
-        // Remove the endpoint `mover` sticks to (per protocol) and apply the change as the proxy
-        // would: incrementally. New connections must go to a remaining endpoint, and stick there.
+        // The endpoint `mover` sticks to (per protocol) leaves the plan.
         for proto in Protocols.tested {
-            guard let gone = stuck[proto], let goneIndex = a.endpoints.firstIndex(of: gone) else { continue }
-            let rest = [0, 1, 2].filter { $0 != goneIndex }
-            let restIPs = rest.map { a.endpoints[$0] }
-            let plan = k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: rest.map { k.ep($0) }))
-            let tag = "[\(v)] \(proto.rawValue) affinity after \(gone) left the plan"
-            try dp.update(plan)
-            let after = try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, src: mover, count: 4))
-            withKnownIssue("stale affinity elements survive an incremental endpoint removal (see report)", isIntermittent: false) {
-                Expect.answered(after, by: restIPs, peer: mover, "\(tag) (incremental update)")
+            // (Re)establish the mover's affinity on the freshly loaded table.
+            let before = try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, src: mover, count: 3))
+            #expect(Expect.endpoints(before).count == 1, "[\(v)] \(proto.rawValue): \(mover) did not stick: \(Expect.show(before))")
+            guard let gone = before.first?.endpoint, let goneIndex = a.endpoints.firstIndex(of: gone) else {
+                Issue.record("[\(v)] \(proto.rawValue): \(mover) got no answer: \(Expect.show(before))")
+                continue
             }
-            // A full reload (fresh table, empty affinity maps) always moves the client on.
-            try dp.load(plan)
+            let tag = "[\(v)] \(proto.rawValue) affinity after \(gone) left the plan"
+            let rest = [0, 1, 2].filter { $0 != goneIndex }
+
+            // a) Applied incrementally, as the proxy does. A replacement (endpoint 4 comes, the
+            //    stuck one goes) keeps the slot class, so the diff is elements only. Upstream
+            //    deletes the gone endpoint's affinity set; here the client's element in the
+            //    dynamic `affinity` map still names the gone endpoint, so new connections keep
+            //    going to it (in a cluster: to a deleted pod, for up to the affinity timeout).
+            let replaced = k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: (rest + [3]).map { k.ep($0) }))
+            let t = try dp.update(replaced)
+            #expect(t.isElementsOnly, "\(tag): a one-for-one endpoint replacement should be elements only")
+            let afterUpdate = try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, src: mover, count: 4))
+            withKnownIssue("stale ClientIP affinity: the dynamic affinity map keeps pointing at a removed endpoint after an incremental update") {
+                Expect.answered(afterUpdate, by: (rest + [3]).map { a.endpoints[$0] }, peer: mover, "\(tag) (incremental update)")
+            }
+
+            // b) A full reload (fresh table, empty affinity maps): the client moves on and sticks.
+            let removed = k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: rest.map { k.ep($0) }))
+            try dp.load(removed)
             let reloaded = try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, src: mover, count: 4))
-            Expect.answered(reloaded, by: restIPs, peer: mover, "\(tag) (full reload)")
+            Expect.answered(reloaded, by: rest.map { a.endpoints[$0] }, peer: mover, "\(tag) (full reload)")
             #expect(Expect.endpoints(reloaded).count == 1, "\(tag): did not stick to its new endpoint: \(Expect.show(reloaded))")
-            // Back to three endpoints for the next protocol.
-            try dp.load(k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: k.eps(0, 1, 2))))
+            try dp.load(initial)
         }
     }
 

@@ -17,46 +17,40 @@ extension PacketTests {
                 + k.ports("etp", clusterIP: 51, nodePort: 30091, lbIPs: [a.loadBalancerIP2], eTPLocal: true, cluster: k.eps(0))
                 + k.ports("itp", clusterIP: 52, iTPLocal: true, cluster: k.eps(0))
                 + k.ports("web", clusterIP: 53, cluster: k.eps(1))))
+        var set = ProbeSet()
+        var rejects: [String] = [], drops: [String] = []
+        let ok = "pod → ClusterIP with an endpoint (control)"
         for proto in Protocols.tested {
-            let pn = proto.probeName, tag = "[\(v)] \(proto.rawValue)"
-            var pod = Batch(), ext = Batch(), node = Batch()
-            let rejects = [
-                pod.add("pod → ClusterIP without endpoints", Probe(pn, k.clusterIP(50), 80, count: 3)),
-                pod.add("pod → unknown port 81 of a ClusterIP", Probe(pn, k.clusterIP(53), 81, count: 3)),
-            ]
-            let extRejects = [
-                ext.add("external → NodePort without endpoints", Probe(pn, a.nodeIP, 30090, count: 3)),
-                ext.add("external → externalIP without endpoints", Probe(pn, a.externalIP, 80, count: 3)),
-                ext.add("external → LB IP without endpoints", Probe(pn, a.loadBalancerIP, 80, count: 3)),
-            ]
-            let nodeRejects = [
-                node.add("node → ClusterIP without endpoints", Probe(pn, k.clusterIP(50), 80, count: 2)),
-                node.add("node → unknown port 81 of a ClusterIP", Probe(pn, k.clusterIP(53), 81, count: 2)),
-            ]
-            let drops = [
-                pod.add("pod → iTP=Local ClusterIP without local endpoints", Probe(pn, k.clusterIP(52), 80, count: 2)),
-                pod.add("pod → unallocated IP in the ServiceCIDR", Probe(pn, k.clusterIP(99), 80, count: 2)),
-            ]
-            let extDrops = [
-                ext.add("external → eTP=Local NodePort without local endpoints", Probe(pn, a.nodeIP, 30091, count: 2)),
-                ext.add("external → eTP=Local LB IP without local endpoints", Probe(pn, a.loadBalancerIP2, 80, count: 2)),
-                ext.add("external → unallocated IP in the ServiceCIDR", Probe(pn, k.clusterIP(99), 80, count: 2)),
-            ]
-            let nodeDrops = [node.add("node → unallocated IP in the ServiceCIDR", Probe(pn, k.clusterIP(99), 80))]
-            let ok = pod.add("pod → ClusterIP with an endpoint (control)", Probe(pn, k.clusterIP(53), 80, count: 2))
-
-            // All three batches at once: the drops cost one timeout in total.
-            let batches = [(ServiceTopology.Host.pod, pod), (.external, ext), (.node, node)]
-            let results = try dp.expectNoLeak("\(tag) drops and rejects") {
-                try parallel(batches.count) { i in try dp.probe(from: batches[i].0, batches[i].1.probes) }
+            let pn = proto.probeName, p = proto.rawValue
+            func reject(_ host: ServiceTopology.Host, _ label: String, _ probe: Probe) {
+                set.add(host, "\(p) \(label)", probe)
+                rejects.append("\(p) \(label)")
             }
-            for i in rejects { Expect.all(results[0][i], .refused, "\(tag) \(pod.labels[i]): reject") }
-            for i in extRejects { Expect.all(results[1][i], .refused, "\(tag) \(ext.labels[i]): reject") }
-            for i in nodeRejects { Expect.all(results[2][i], .refused, "\(tag) \(node.labels[i]): reject") }
-            for i in drops { Expect.all(results[0][i], .timeout, "\(tag) \(pod.labels[i]): drop") }
-            for i in extDrops { Expect.all(results[1][i], .timeout, "\(tag) \(ext.labels[i]): drop") }
-            for i in nodeDrops { Expect.dropped(results[2][i], "\(tag) \(node.labels[i]): drop") }
-            Expect.answered(results[0][ok], by: [a.endpoints[1]], peer: a.podClient, "\(tag) \(pod.labels[ok])")
+            func drop(_ host: ServiceTopology.Host, _ label: String, _ probe: Probe) {
+                set.add(host, "\(p) \(label)", probe, parallel: 2)
+                drops.append("\(p) \(label)")
+            }
+            reject(.pod, "pod → ClusterIP without endpoints", Probe(pn, k.clusterIP(50), 80, count: 3))
+            reject(.pod, "pod → unknown port 81 of a ClusterIP", Probe(pn, k.clusterIP(53), 81, count: 3))
+            reject(.external, "external → NodePort without endpoints", Probe(pn, a.nodeIP, 30090, count: 3))
+            reject(.external, "external → externalIP without endpoints", Probe(pn, a.externalIP, 80, count: 3))
+            reject(.external, "external → LB IP without endpoints", Probe(pn, a.loadBalancerIP, 80, count: 3))
+            reject(.node, "node → ClusterIP without endpoints", Probe(pn, k.clusterIP(50), 80, count: 2))
+            reject(.node, "node → unknown port 81 of a ClusterIP", Probe(pn, k.clusterIP(53), 81, count: 2))
+            drop(.pod, "pod → iTP=Local ClusterIP without local endpoints", Probe(pn, k.clusterIP(52), 80))
+            drop(.pod, "pod → unallocated IP in the ServiceCIDR", Probe(pn, k.clusterIP(99), 80))
+            drop(.external, "external → eTP=Local NodePort without local endpoints", Probe(pn, a.nodeIP, 30091))
+            drop(.external, "external → eTP=Local LB IP without local endpoints", Probe(pn, a.loadBalancerIP2, 80))
+            drop(.external, "external → unallocated IP in the ServiceCIDR", Probe(pn, k.clusterIP(99), 80))
+            drop(.node, "node → unallocated IP in the ServiceCIDR", Probe(pn, k.clusterIP(99), 80))
+            set.add(.pod, "\(p) \(ok)", Probe(pn, k.clusterIP(53), 80, count: 2))
+        }
+        // Every probe at once: the drops cost one timeout in total, and none may leak.
+        let r = try dp.expectNoLeak("drops and rejects") { try dp.run(set) }
+        for label in rejects { Expect.all(r[label]!, .refused, "[\(v)] \(label): reject") }
+        for label in drops { Expect.dropped(r[label]!, "[\(v)] \(label): drop") }
+        for proto in Protocols.tested {
+            Expect.answered(r["\(proto.rawValue) \(ok)"]!, by: [a.endpoints[1]], peer: a.podClient, "[\(v)] \(proto.rawValue) \(ok)")
         }
     }
 }

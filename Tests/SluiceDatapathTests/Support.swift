@@ -62,7 +62,10 @@ final class Datapath {
     func load(_ plan: FamilyPlan) throws {
         let compiled = Compiler.compile(plan)
         #expect(compiled.diagnostics.isEmpty, "compiler diagnostics: \(compiled.diagnostics)")
-        let ruleset = Ruleset(tables: [compiled.table])
+        try replace(Ruleset(tables: [compiled.table]))
+    }
+
+    private func replace(_ ruleset: Ruleset) throws {
         switch variant.loader {
         case .nftScript:
             // `add table` then `delete table` makes the delete valid whether or not it exists.
@@ -84,7 +87,24 @@ final class Datapath {
         let transaction = diff(loaded, ruleset)
         switch variant.loader {
         case .nftScript:
-            if !transaction.isEmpty { try nft(NftScript.render(transaction)) }
+            guard !transaction.isEmpty else { break }
+            let script = NftScript.render(transaction)
+            let r = try topo.node.run(["nft", "-f", "-"], input: script)
+            if !r.succeeded {
+                guard r.stderr.contains("conflicting protocols specified") else {
+                    throw DatapathError.loadFailed("nft -f failed (\(r.status)): \(r.stderr)\n--- script ---\n\(script)")
+                }
+                // nft 1.0.6 cannot parse a rule that uses an *existing* typeof map whose data
+                // has `th dport` (the map's typeof comes back from the kernel and fails the
+                // protocol check); the same rule loads fine when the map is declared in the same
+                // script. Every diff that rewrites `services`/`nodeports` (a slot class or
+                // affinity class appears or goes) hits it. Record it and reload atomically so
+                // the test can check the datapath; the netlink loader does not go through nft.
+                withKnownIssue("nft 1.0.6: `add rule … dnat … map @<existing typeof map with th dport data>` fails: conflicting protocols") {
+                    throw DatapathError.loadFailed("incremental update rejected by nft: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                }
+                try replace(ruleset)
+            }
         case .netlink:
             throw DatapathError.loaderUnavailable(.netlink)
         }
@@ -237,15 +257,34 @@ enum Expect {
     static func endpoints(_ answers: [Answer]) -> Set<String> { Set(answers.compactMap(\.endpoint)) }
 }
 
-/// A batch of labelled probes, run concurrently from one host.
-struct Batch {
-    var probes: [Probe] = []
-    var labels: [String] = []
+/// Labelled probes from several hosts, all run at once (so drops cost one timeout in total).
+struct ProbeSet {
+    var items: [(host: ServiceTopology.Host, label: String, probe: Probe)] = []
 
-    mutating func add(_ label: String, _ p: Probe) -> Int {
-        probes.append(p)
-        labels.append(label)
-        return probes.count - 1
+    /// Adds a probe; `parallel` splits its attempts into that many concurrent probes.
+    mutating func add(_ host: ServiceTopology.Host, _ label: String, _ probe: Probe, parallel: Int = 1) {
+        precondition(!items.contains { $0.label == label }, "duplicate probe label \(label)")
+        for i in 0..<parallel {
+            items.append((host, parallel == 1 ? label : "\(label)#\(i)", probe))
+        }
+    }
+}
+
+extension Datapath {
+    /// Runs every probe of `set` concurrently and returns the answers by label (the attempts
+    /// of a probe split with `parallel:` are joined again).
+    func run(_ set: ProbeSet) throws -> [String: [Answer]] {
+        let hosts = ServiceTopology.Host.allCases.filter { h in set.items.contains { $0.host == h } }
+        let perHost = hosts.map { h in set.items.filter { $0.host == h } }
+        let answers = try parallel(perHost.count) { i in try self.probe(from: hosts[i], perHost[i].map(\.probe)) }
+        var out: [String: [Answer]] = [:]
+        for (items, results) in zip(perHost, answers) {
+            for (item, r) in zip(items, results) {
+                let label = item.label.split(separator: "#").first.map(String.init) ?? item.label
+                out[label, default: []] += r
+            }
+        }
+        return out
     }
 }
 
