@@ -148,6 +148,16 @@ public final class ServiceTopology: @unchecked Sendable {
         }
     }
 
+    /// Whether the kernel can open SCTP sockets, checked in a throwaway namespace (the
+    /// `sctp` module may be absent, as on the development machines).
+    public static func kernelSupportsSCTP() -> Bool {
+        guard getuid() == 0, let ns = try? NetworkNamespace(label: "sctp") else { return false }
+        defer { ns.close() }
+        let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
+        let r = try? ns.run([python, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()"])
+        return r?.succeeded ?? false
+    }
+
     public func namespace(_ host: Host) -> NetworkNamespace {
         switch host {
         case .node: node
@@ -228,6 +238,20 @@ public final class ServiceTopology: @unchecked Sendable {
         track(p)
         guard p.readLine(timeout: 10) == "ready" else {
             throw TopologyError.helperFailed("endpoint servers did not start: \(p.stderrText)")
+        }
+    }
+
+    /// Port of the node's own server (`startNodeServer`).
+    public static let nodeServerPort: UInt16 = 8090
+
+    /// Starts a server in the node namespace itself on the node IPs (a hostNetwork endpoint,
+    /// i.e. an endpoint whose address is the node's), port `nodeServerPort`.
+    public func startNodeServer() throws {
+        let p = try LineProcess(["ip", "netns", "exec", node.name, python, helperPath, "serve",
+                                 "\(Self.v4.nodeIP),\(Self.v6.nodeIP)", String(Self.nodeServerPort), "900", "0"])
+        track(p)
+        guard p.readLine(timeout: 10) == "ready" else {
+            throw TopologyError.helperFailed("node server did not start: \(p.stderrText)")
         }
     }
 

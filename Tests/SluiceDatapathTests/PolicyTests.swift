@@ -138,3 +138,35 @@ extension PacketTests {
         }
     }
 }
+
+extension PacketTests {
+    /// An endpoint on the node itself (a hostNetwork pod: its address is the node IP). DNAT
+    /// to a local address is delivered through the input path; mixed with a pod endpoint.
+    @Test("Endpoint on the node itself (hostNetwork) next to a pod endpoint", arguments: Variant.all)
+    func nodeLocalEndpoint(_ v: Variant) throws {
+        let dp = try Datapath(v, "hostnet")
+        defer { dp.close() }
+        let k = dp.kit, a = dp.a
+        try dp.topo.startNodeServer()
+        let nodeEP = WeightedEndpoint(ip: k.ip(a.nodeIP), port: ServiceTopology.nodeServerPort)
+        try dp.load(k.plan(k.ports("host", clusterIP: 60, nodePort: 30060, eTPLocal: true, cluster: [nodeEP], local: [nodeEP])
+                           + k.ports("mixed", clusterIP: 61, cluster: [nodeEP, k.ep(0)])))
+        var set = ProbeSet()
+        for proto in Protocols.tested {
+            let p = proto.rawValue, pn = proto.probeName
+            set.add(.pod, "\(p) pod → ClusterIP", Probe(pn, k.clusterIP(60), 80, count: 3))
+            set.add(.external, "\(p) external → eTP=Local NodePort", Probe(pn, a.nodeIP, 30060, count: 3))
+            set.add(.pod, "\(p) pod → mixed", Probe(pn, k.clusterIP(61), 80, count: 24))
+        }
+        let r = try dp.run(set)
+        for proto in Protocols.tested {
+            let p = proto.rawValue, tag = "[\(v)] \(p)"
+            Expect.answered(r["\(p) pod → ClusterIP"]!, by: [a.nodeIP], peer: a.podClient, "\(tag) pod → ClusterIP with the node as endpoint")
+            Expect.answered(r["\(p) external → eTP=Local NodePort"]!, by: [a.nodeIP], peer: a.externalClient,
+                            "\(tag) external → eTP=Local NodePort, local endpoint on the node: source kept")
+            let mixed = r["\(p) pod → mixed"]!
+            Expect.answered(mixed, by: [a.nodeIP, a.endpoints[0]], peer: a.podClient, "\(tag) pod → ClusterIP over node and pod endpoints")
+            #expect(Expect.endpoints(mixed).count == 2, "\(tag): 24 connections over two equal endpoints reached only \(Expect.endpoints(mixed).sorted())")
+        }
+    }
+}

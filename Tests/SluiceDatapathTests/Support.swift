@@ -209,8 +209,8 @@ struct PlanKit {
 }
 
 enum Protocols {
-    /// TCP and UDP everywhere. SCTP: this kernel has no SCTP sockets (checked by
-    /// `sctpIsUnavailable`), so SCTP datapath cases are not run here.
+    /// TCP and UDP in every test. SCTP has its own test (`sctp`), enabled only where the
+    /// kernel has SCTP sockets.
     static let tested: [L4Protocol] = [.tcp, .udp]
 }
 
