@@ -1,5 +1,13 @@
 #ifndef SLUICE_CNFTNL_SHIM_H
 #define SLUICE_CNFTNL_SHIM_H
+#include <stdint.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/table.h>
 #include <libnftnl/chain.h>
@@ -8,8 +16,42 @@
 #include <libnftnl/set.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
+#include <libnftnl/gen.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
+
+/* Helpers for things Swift cannot import (function-like macros, macro constants of
+ * composite expressions). Kept tiny: everything else is called directly. */
+
+/** NLMSG_HDRLEN */
+static inline uint32_t sluice_nlmsg_hdrlen(void) { return (uint32_t)NLMSG_HDRLEN; }
+
+/** NLMSG_ALIGN(len) */
+static inline uint32_t sluice_nlmsg_align(uint32_t len) { return (uint32_t)NLMSG_ALIGN(len); }
+
+/** Offset of the payload after the nfgenmsg header of an nf_tables message. */
+static inline uint32_t sluice_nfgen_payload_offset(void) {
+    return (uint32_t)(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+}
+
+/** Adds NFNL_BATCH_GENID to a batch-begin message: the kernel rejects the whole batch
+ *  with ERESTART when the ruleset generation moved on (a concurrent writer). */
+static inline void sluice_batch_put_genid(struct nlmsghdr *nlh, uint32_t genid) {
+    mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(genid));
+}
+
+/** Attribute walk helpers over a raw TLV region (mnl_attr_for_each is a macro). */
+static inline const struct nlattr *sluice_attr_first(const void *start) {
+    return (const struct nlattr *)start;
+}
+static inline int sluice_attr_ok(const struct nlattr *attr, int len) {
+    return mnl_attr_ok(attr, len);
+}
+static inline const struct nlattr *sluice_attr_next(const struct nlattr *attr) {
+    return mnl_attr_next(attr);
+}
+/** setns(fd, CLONE_NEWNET) for the calling thread (setns needs _GNU_SOURCE in glibc). */
+static inline int sluice_setns_net(int fd) { return (int)syscall(SYS_setns, fd, CLONE_NEWNET); }
 #endif

@@ -123,14 +123,15 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
         f.add(.fixed(Layout.clusterIPPorts), clusterTuple)
         if let x = sp.affinityTimeoutSeconds { f.add(.affinityPorts(x), clusterTuple) }
     } else {
-        let drop = sp.internalPolicyLocal && sp.hasAnyEndpoints && local == nil && cluster != nil
+        // Local policy: endpoints exist, just none here (or none with weight) → drop.
+        let drop = sp.internalPolicyLocal && sp.hasAnyEndpoints
         f.add(.fixed(drop ? Layout.noEndpointDrop : Layout.noEndpointReject), clusterTuple)
     }
 
     // External IPs and LoadBalancer IPs.
     let externalAddresses = sp.externalIPs + sp.loadBalancerIPs
     // eTP=Local drops (rather than rejects) only when endpoints exist elsewhere.
-    let externalDrop = sp.externalPolicyLocal && sp.hasAnyEndpoints && cluster != nil
+    let externalDrop = sp.externalPolicyLocal && sp.hasAnyEndpoints
     // External traffic is DNATed by some path (policy endpoints, or the eTP=Local shortcut).
     let reachable = external != nil || (sp.externalPolicyLocal && cluster != nil)
     for address in externalAddresses {
@@ -155,7 +156,11 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
             let tuple = [vip.datum, proto, port]
             f.add(.fixed(Layout.firewallIPs), tuple)
             for range in sp.loadBalancerSourceRanges { f.add(.fixed(Layout.firewallAllow), tuple + [range.datum]) }
-            if nodeInRange { f.add(.fixed(Layout.firewallAllow), tuple + [vip.hostPrefix]) }
+            // A node inside the ranges reaches its own VIPs with a VIP as source (kube-proxy
+            // then allows every LB VIP of the service).
+            if nodeInRange {
+                for source in sp.loadBalancerIPs { f.add(.fixed(Layout.firewallAllow), tuple + [source.hostPrefix]) }
+            }
         }
     }
 

@@ -39,9 +39,34 @@ public enum NftScript {
     }
 
     /// A transaction as nft commands, in order; `nft -f` applies it atomically.
+    ///
+    /// Consecutive rules for one chain are written as a `table … { chain … { rules } }`
+    /// block, which appends them: nft 1.0.6 rejects some rules (`dnat ip to <concat> map`)
+    /// as standalone `add rule` commands but accepts them in block form.
     public static func render(_ transaction: Transaction) -> String {
         var out = ""
-        for op in transaction.operations { out += render(op) }
+        var pending: (Family, String, String, [Rule])?
+        func flushPending() {
+            guard let (f, t, chain, rules) = pending else { return }
+            out += "table \(f.rawValue) \(t) {\n\tchain \(chain) {\n"
+            for rule in rules { out += "\t\t\(rule)\n" }
+            out += "\t}\n}\n"
+            pending = nil
+        }
+        for op in transaction.operations {
+            if case .addRule(let f, let t, let chain, let rule) = op {
+                if let p = pending, p.0 == f, p.1 == t, p.2 == chain {
+                    pending?.3.append(rule)
+                } else {
+                    flushPending()
+                    pending = (f, t, chain, [rule])
+                }
+                continue
+            }
+            flushPending()
+            out += render(op)
+        }
+        flushPending()
         return out
     }
 

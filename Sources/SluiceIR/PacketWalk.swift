@@ -73,7 +73,7 @@ public struct Outcome: Sendable, Hashable, CustomStringConvertible {
         case .rejected: return "reject (\(decidedBy ?? "?"))"
         case .accepted:
             var s = "accept"
-            if let d = dnat { s += " → dnat \(d.address.description):\(d.port)" }
+            if let d = dnat { s += " → dnat \(d.address.withPort(d.port))" }
             if masqueraded { s += ", masqueraded" }
             return s
         }
@@ -214,7 +214,9 @@ private struct Walker {
         for stmt in rule.statements {
             switch stmt {
             case .match(.meta(.iifname), let op, .interfaceName(let name)):
-                guard case .network(let iif) = s.packet.origin else { return [(s0, .fallthrough)] }
+                // Packets a process on the node sends have no input interface (`iifname` is "").
+                var iif = ""
+                if case .network(let name) = s.packet.origin { iif = name }
                 let hit = name.hasSuffix("*") ? iif.hasPrefix(String(name.dropLast())) : iif == name
                 if hit != (op == .eq) { return [(s0, .fallthrough)] }
             case .match(let e, let op, let v):

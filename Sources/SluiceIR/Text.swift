@@ -22,6 +22,14 @@ extension Datum: CustomStringConvertible {
     }
 }
 
+extension Datum {
+    /// `addr:port`, with brackets for IPv6 (`[fd00::1]:80`).
+    public func withPort(_ port: UInt16) -> String {
+        if case .ipv6 = self { return "[\(description)]:\(port)" }
+        return "\(description):\(port)"
+    }
+}
+
 func ipv4Text(_ v: UInt32) -> String {
     "\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)"
 }

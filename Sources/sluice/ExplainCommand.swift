@@ -25,6 +25,9 @@ struct Explain: ParsableCommand {
     @Option(name: .customLong("from"), help: "Client source address.")
     var from: String?
 
+    @Option(name: .customLong("local-address"), help: "Another address of the node (repeatable). The node's InternalIPs and NodePort addresses always count; add others, e.g. with --nodeport-addresses 0.0.0.0/0.")
+    var localAddresses: [String] = []
+
     @Flag(help: "Also print every rule that matched.")
     var trace = false
 
@@ -52,20 +55,25 @@ struct Explain: ParsableCommand {
             print("no \(family.rawValue) services: Sluice does not touch this packet")
             return
         }
-        let nodeAddresses = Set(fam.context.nodeIPs.map(\.datum) + nodePortAddresses(fam.context))
+        var extra: [Datum] = []
+        for text in localAddresses {
+            guard let ip = IPAddress(text) else { throw ValidationError("--local-address \(text) is not an IP address") }
+            extra.append(ip.datum)
+        }
+        let nodeAddresses = Set(fam.context.nodeIPs.map(\.datum) + nodePortAddresses(fam.context) + extra)
         let origin: Packet.Origin = nodeAddresses.contains(src.datum) ? .localProcess : .network(interface: "eth0")
         let packet = Packet(saddr: src.datum, daddr: dst.address.datum, proto: dst.proto.number, dport: dst.port, origin: origin)
         let outcomes = walk(packet, through: table, node: NodeEnvironment(localAddresses: nodeAddresses))
 
         let originText = origin == .localProcess ? "a process on the node" : "\(src)"
-        print("\(dst.proto.rawValue) \(dst.address):\(dst.port) from \(originText)")
+        print("\(dst.proto.rawValue) \(dst.address.datum.withPort(dst.port)) from \(originText)")
         for match in describeTarget(dst, in: fam) { print("  service: \(match)") }
         for o in outcomes.sorted(by: { $0.probability > $1.probability }) {
             let p = String(format: "%.4f", o.probability)
             switch o.fate {
             case .accepted:
                 if let d = o.dnat {
-                    print("  p=\(p)  → \(d.address):\(d.port)\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
+                    print("  p=\(p)  → \(d.address.withPort(d.port))\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
                 } else {
                     print("  p=\(p)  not a service of this node: passed through untouched\(o.masqueraded ? " (masqueraded)" : "")")
                 }

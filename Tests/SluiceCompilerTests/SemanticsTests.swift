@@ -84,3 +84,38 @@ struct SemanticsTests {
         #expect(o.count == 1 && o[0].fate == .accepted && o[0].dnat == nil && !o[0].masqueraded)
     }
 }
+
+/// Regressions found in the golden review.
+struct PolicyRegressionTests {
+    let node = NodeEnvironment(localAddresses: [.ipv4(0xC0A8_0002)])
+
+    func walkTo(_ table: Table, from: String, to: String, _ port: UInt16) -> [Outcome] {
+        walk(Packet(saddr: Fixtures.ip(from).datum, daddr: Fixtures.ip(to).datum, proto: 6, dport: port,
+                    origin: .network(interface: "eth0")), through: table, node: node)
+    }
+
+    @Test func internalLocalPolicyWithoutLocalEndpointsDropsEvenWithoutExternalAccess() {
+        // kube-proxy: iTP=Local, endpoints only on other nodes → drop (not reject).
+        let plan = FamilyPlan(context: Fixtures.context, servicePorts: [
+            ServicePortPlan(name: Fixtures.name("ns", "itp"), family: .ipv4, clusterIP: Fixtures.ip("172.30.0.92"), port: 80,
+                            internalPolicyLocal: true, clusterEndpoints: [], localEndpoints: [], hasAnyEndpoints: true),
+        ])
+        let table = Compiler.compile(plan).table
+        #expect(walkTo(table, from: "10.0.1.5", to: "172.30.0.92", 80).map(\.fate) == [.dropped])
+    }
+
+    @Test func nodeInsideSourceRangesAllowsEveryVIPOfTheService() {
+        var ctx = Fixtures.context
+        ctx.nodeIPs = [Fixtures.ip("192.0.2.5")]
+        let plan = FamilyPlan(context: ctx, servicePorts: [
+            ServicePortPlan(name: Fixtures.name("ns", "lb"), family: .ipv4, clusterIP: Fixtures.ip("172.30.0.60"), port: 80,
+                            loadBalancerIPs: [Fixtures.ip("192.0.2.10"), Fixtures.ip("192.0.2.11")],
+                            loadBalancerSourceRanges: [Fixtures.cidr("192.0.2.0/29")],
+                            clusterEndpoints: [Fixtures.ep("10.180.0.1")]),
+        ])
+        let table = Compiler.compile(plan).table
+        #expect(walkTo(table, from: "192.0.2.11", to: "192.0.2.10", 80).first?.dnat?.address == Fixtures.ip("10.180.0.1").datum)
+        #expect(walkTo(table, from: "192.0.2.10", to: "192.0.2.11", 80).first?.dnat?.address == Fixtures.ip("10.180.0.1").datum)
+        #expect(walkTo(table, from: "198.51.100.1", to: "192.0.2.10", 80).map(\.fate) == [.dropped])
+    }
+}

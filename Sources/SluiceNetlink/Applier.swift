@@ -1,0 +1,278 @@
+import SluiceIR
+
+/// Counters of one `apply`: one entry per batch sent (a chunked cold start sends several).
+public struct ApplyReport: Sendable, Equatable {
+    public var transaction: Transaction
+    public var batches: [BatchStats]
+
+    public var messages: Int { batches.reduce(0) { $0 + $1.messages } }
+    public var elementMessages: Int { batches.reduce(0) { $0 + $1.elementMessages } }
+    public var bytes: Int { batches.reduce(0) { $0 + $1.bytes } }
+    public var seconds: Double { batches.reduce(0) { $0 + $1.buildSeconds + $1.kernelSeconds } }
+    /// True if nothing was sent.
+    public var isNoOp: Bool { batches.isEmpty }
+}
+
+/// Keeps Sluice's committed nftables state in memory and moves the kernel to a desired
+/// `Ruleset` with `diff(committed, desired)` as one netlink batch per `apply`.
+///
+/// - Large transactions (more than `maxElementsPerBatch` elements) are sent in chunks:
+///   skeleton first, then element chunks in `elementOrder`, then removals (see `apply`).
+/// - The batch carries the last generation id this applier saw (NFNL_BATCH_GENID), so a
+///   concurrent writer makes the kernel reject it; `apply` then re-reads its tables
+///   (adoption) and retries once.
+/// - Not thread-safe: call from one thread or actor.
+public final class NftablesApplier {
+    public let socket: NetlinkSocket
+    /// What this applier believes is in the kernel for its tables.
+    public private(set) var committed: Ruleset
+    /// The generation id after our last commit or read (nil: unknown, no check).
+    public private(set) var expectedGeneration: UInt32?
+    /// Elements per batch in a chunked cold start (kernel-costs.md: big batches are superlinear).
+    public var maxElementsPerBatch: Int
+    /// Set names in the order their elements must be added in a chunked apply. Sets not
+    /// listed come after them, ordered by how rules use them (see `chunked`): maps that only
+    /// supply data (`dnat … map @endpoints-N`, `… map @m` lookups) first, then sets used
+    /// otherwise, and last the sets that rules test with `@set` lookups (the gates that mark
+    /// or dispatch a service). For Sluice's layout this default already yields: all
+    /// `endpoints-*`/`*-endpoints-*` slot elements before `clusterip-ports`, `nodeports`,
+    /// `firewall-ips` … so no half-built service is ever reachable.
+    public var elementOrder: [String]
+    /// Report of the last `apply`.
+    public private(set) var lastReport: ApplyReport?
+
+    public init(socket: NetlinkSocket, committed: Ruleset = Ruleset(), maxElementsPerBatch: Int = 50_000,
+                elementOrder: [String] = []) {
+        self.socket = socket
+        self.committed = committed
+        self.maxElementsPerBatch = maxElementsPerBatch
+        self.elementOrder = elementOrder
+    }
+
+    /// Opens a socket in `/run/netns/<name>` (or the current namespace) and an applier on it.
+    public convenience init(namespace: String?, maxElementsPerBatch: Int = 50_000, elementOrder: [String] = []) throws {
+        let s = try namespace.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
+        self.init(socket: s, maxElementsPerBatch: maxElementsPerBatch, elementOrder: elementOrder)
+    }
+
+    /// The kernel's current ruleset generation id.
+    public func currentGeneration() throws -> UInt32 { try socket.currentGeneration() }
+
+    /// Commits `diff(committed, desired)`. Sends nothing when the diff is empty.
+    @discardableResult
+    public func apply(_ desired: Ruleset) throws -> ApplyReport {
+        do {
+            return try applyOnce(desired)
+        } catch let e as NetlinkError where e.kind == .generationMismatch {
+            // Someone else wrote: re-read our tables and reconcile from what is really there.
+            try adopt(tables: desired.tables.map { ($0.family, $0.name) } + committed.tables.map { ($0.family, $0.name) },
+                      desired: desired)
+            return try applyOnce(desired)
+        }
+    }
+
+    private func applyOnce(_ desired: Ruleset) throws -> ApplyReport {
+        let tx = diff(committed, desired)
+        if tx.isEmpty {
+            let r = ApplyReport(transaction: tx, batches: [])
+            lastReport = r
+            return r
+        }
+        if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
+        var batches: [BatchStats] = []
+        let chunks = tx.objectCount > maxElementsPerBatch ? chunked(tx, desired: desired) : [tx.operations]
+        do {
+            for ops in chunks where !ops.isEmpty {
+                let stats = try socket.commit(ops, known: [committed, desired], generation: expectedGeneration)
+                if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
+                batches.append(stats)
+            }
+        } catch {
+            if !batches.isEmpty {
+                // Part of a chunked apply is in; the in-memory state no longer matches.
+                _ = try? adopt(tables: desired.tables.map { ($0.family, $0.name) })
+            }
+            throw error
+        }
+        committed = desired
+        let r = ApplyReport(transaction: tx, batches: batches)
+        lastReport = r
+        return r
+    }
+
+    /// Commits a transaction computed elsewhere (the incremental compiler's O(change) path)
+    /// as one batch and updates the committed state in place, without diffing the table.
+    /// Sends nothing for an empty transaction.
+    @discardableResult
+    public func apply(transaction tx: Transaction) throws -> ApplyReport {
+        if tx.isEmpty {
+            let r = ApplyReport(transaction: tx, batches: [])
+            lastReport = r
+            return r
+        }
+        if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
+        let stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration)
+        if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
+        committed.apply(tx)
+        let r = ApplyReport(transaction: tx, batches: [stats])
+        lastReport = r
+        return r
+    }
+
+    /// Splits a large transaction into batches that keep every intermediate state valid:
+    /// 1. skeleton: everything except element operations and final removals;
+    /// 2. element deletes, dispatching sets first (reverse `elementOrder`);
+    /// 3. element adds in `elementOrder`, then by usage rank (data maps, other sets, gates):
+    ///    endpoint slots before the sets that make a service reachable; at most
+    ///    `maxElementsPerBatch` elements per batch;
+    /// 4. removals of chains and sets that the new state no longer has.
+    public func chunked(_ tx: Transaction, desired: Ruleset) -> [[SluiceIR.Operation]] {
+        var skeleton: [SluiceIR.Operation] = [], removals: [SluiceIR.Operation] = []
+        var deletes: [SluiceIR.Operation] = [], adds: [SluiceIR.Operation] = []
+        let removedChains = Set(tx.operations.compactMap { op -> String? in
+            if case .deleteChain(let f, let t, let c) = op { return "\(f) \(t) \(c)" }
+            return nil
+        })
+        for op in tx.operations {
+            switch op {
+            case .addElements: adds.append(op)
+            case .deleteElements: deletes.append(op)
+            case .deleteChain, .deleteSet: removals.append(op)
+            case .flushChain(let f, let t, let c) where removedChains.contains("\(f) \(t) \(c)"): removals.append(op)
+            default: skeleton.append(op)
+            }
+        }
+        let usage = setUsage(desired)
+        let rank = { (op: SluiceIR.Operation) -> Int in
+            switch op {
+            case .addElements(let f, let t, let s, _), .deleteElements(let f, let t, let s, _):
+                if let i = self.elementOrder.firstIndex(of: s.name) { return i }
+                return self.elementOrder.count + (usage["\(f) \(t) \(s.name)"] ?? 1)
+            default: return 0
+            }
+        }
+        let orderedAdds = adds.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+        let orderedDeletes = deletes.enumerated().sorted { (-rank($0.element), $0.offset) < (-rank($1.element), $1.offset) }.map(\.element)
+        var out: [[SluiceIR.Operation]] = [skeleton]
+        out += split(orderedDeletes)
+        out += split(orderedAdds)
+        out.append(removals)
+        return out
+    }
+
+    /// 0 for maps that rules only read data from, 2 for sets rules test with `@set`
+    /// (dispatch and marking gates), 1 for everything else; keyed by "family table set".
+    private func setUsage(_ rs: Ruleset) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for t in rs.tables {
+            var data = Set<String>(), gates = Set<String>()
+            for rule in t.chains.flatMap(\.rules) {
+                for st in rule.statements {
+                    switch st {
+                    case .lookup(let e, let set, _): gates.insert(set); data.formUnion(e.mapReferences)
+                    case .dnatMap(_, let key, let map): data.insert(map); data.formUnion(key.mapReferences)
+                    case .match(let e, _, _): data.formUnion(e.mapReferences)
+                    default: break
+                    }
+                }
+            }
+            for s in t.sets {
+                out["\(t.family) \(t.name) \(s.name)"] = gates.contains(s.name) ? 2 : (data.contains(s.name) ? 0 : 1)
+            }
+        }
+        return out
+    }
+
+    /// Packs element operations into batches of at most `maxElementsPerBatch` elements,
+    /// splitting a single large operation where needed.
+    private func split(_ ops: [SluiceIR.Operation]) -> [[SluiceIR.Operation]] {
+        var out: [[SluiceIR.Operation]] = []
+        var current: [SluiceIR.Operation] = [], count = 0
+        func flush() { if !current.isEmpty { out.append(current); current = []; count = 0 } }
+        for op in ops {
+            var pieces: [SluiceIR.Operation] = []
+            switch op {
+            case .addElements(let f, let t, let s, let e):
+                pieces = stride(from: 0, to: e.count, by: maxElementsPerBatch).map {
+                    .addElements(f, t, set: s, Array(e[$0..<min($0 + maxElementsPerBatch, e.count)]))
+                }
+            case .deleteElements(let f, let t, let s, let e):
+                pieces = stride(from: 0, to: e.count, by: maxElementsPerBatch).map {
+                    .deleteElements(f, t, set: s, Array(e[$0..<min($0 + maxElementsPerBatch, e.count)]))
+                }
+            default: pieces = [op]
+            }
+            for p in pieces {
+                if count + p.objectCount > maxElementsPerBatch { flush() }
+                current.append(p)
+                count += p.objectCount
+            }
+        }
+        flush()
+        return out
+    }
+
+    /// Reads the given tables back from the kernel and takes them as committed state, so
+    /// the next `apply` reconciles without flushing (restart adoption). Tables that do not
+    /// exist are left out. Returns foreign content that the IR cannot express (such content
+    /// is ignored by the diff and would be lost only if its table is replaced).
+    ///
+    /// With `desired`, kernel defaults that the IR leaves implicit are mapped back: the
+    /// kernel reports `size 65535` for a dynamic set declared without a size.
+    @discardableResult
+    public func adopt(tables: [(Family, String)], desired: Ruleset? = nil) throws -> [String] {
+        let generation = try socket.currentGeneration()
+        var seen = Set<String>()
+        var result: [Table] = []
+        var foreign: [String] = []
+        for (f, name) in tables where seen.insert("\(f) \(name)").inserted {
+            guard var rb = try ReadBack(socket: socket).table(f, name) else { continue }
+            if let want = desired?.table(f, name) { rb.table.sets = rb.table.sets.map { normalize($0, against: want.set(named: $0.name)) } }
+            result.append(rb.table)
+            foreign += rb.foreign
+        }
+        committed = Ruleset(tables: result)
+        expectedGeneration = generation
+        return foreign
+    }
+
+    private func normalize(_ read: SetDecl, against want: SetDecl?) -> SetDecl {
+        guard let want, want.size == nil, read.size == 65535, read.flags.contains(.dynamic) else { return read }
+        var r = read
+        r.size = nil
+        return r
+    }
+
+    /// Deletes every table this applier has committed (one batch).
+    public func deleteOwnTables() throws {
+        let ops = committed.tables.map { SluiceIR.Operation.deleteTable($0.family, $0.name) }
+        if !ops.isEmpty { _ = try socket.commit(ops) }
+        committed = Ruleset()
+        expectedGeneration = nil
+    }
+
+    /// Deletes `ip kube-proxy` and `ip6 kube-proxy` (each its own batch; missing tables
+    /// are fine). Returns the tables that were deleted.
+    @discardableResult
+    public func deleteKubeProxyTables() throws -> [Family] {
+        try deleteTablesIgnoringMissing([(.ip, "kube-proxy"), (.ip6, "kube-proxy")])
+    }
+
+    /// Deletes tables one batch each, ignoring ENOENT.
+    @discardableResult
+    public func deleteTablesIgnoringMissing(_ tables: [(Family, String)]) throws -> [Family] {
+        var deleted: [Family] = []
+        for (f, t) in tables {
+            do {
+                _ = try socket.commit([.deleteTable(f, t)])
+                deleted.append(f)
+            } catch let e as NetlinkError where e.kind == .kernel && e.errno == ENOENT_ {
+                continue
+            }
+        }
+        expectedGeneration = nil
+        return deleted
+    }
+}
+
+let ENOENT_: Int32 = 2

@@ -1,0 +1,209 @@
+import CNftnl
+import Glibc
+
+/// A `NETLINK_NETFILTER` socket (libmnl `struct mnl_socket`), optionally created inside a
+/// named network namespace (`/run/netns/NAME`). A socket stays in the namespace it was
+/// created in, so only its creation happens on a helper thread that entered the namespace.
+///
+/// Not thread-safe: use one socket from one thread (or one actor) at a time.
+public final class NetlinkSocket {
+    let nl: OpaquePointer
+    let fd: Int32
+    let portID: UInt32
+    private var nextSeq: UInt32
+    private var receiveBuffer: [UInt8]
+
+    /// Opens a socket in the caller's network namespace, or in `namespacePath` (a file such
+    /// as `/run/netns/NAME` or `/proc/PID/ns/net`).
+    public init(namespacePath: String? = nil) throws {
+        let opened: OpaquePointer
+        if let namespacePath {
+            opened = try Self.openInNamespace(namespacePath)
+        } else {
+            opened = try Self.openHere()
+        }
+        nl = opened
+        fd = mnl_socket_get_fd(opened)
+        portID = mnl_socket_get_portid(opened)
+        nextSeq = UInt32(truncatingIfNeeded: time(nil))
+        receiveBuffer = [UInt8](repeating: 0, count: 1 << 20)
+        do {
+            try configure()
+        } catch {
+            mnl_socket_close(opened)
+            throw error
+        }
+    }
+
+    /// Opens a socket in the namespace `/run/netns/<name>`.
+    public convenience init(namespace name: String) throws {
+        try self.init(namespacePath: "/run/netns/\(name)")
+    }
+
+    deinit { mnl_socket_close(nl) }
+
+    /// Allocates the next sequence number.
+    func seq() -> UInt32 {
+        nextSeq &+= 1
+        return nextSeq
+    }
+
+    private static func openHere() throws -> OpaquePointer {
+        let nl = try cAlloc("mnl_socket_open(NETLINK_NETFILTER)") { mnl_socket_open(NETLINK_NETFILTER) }
+        if mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
+            let e = NetlinkError(kind: .system, errno: errno, operation: "mnl_socket_bind")
+            mnl_socket_close(nl)
+            throw e
+        }
+        return nl
+    }
+
+    /// Context handed to the namespace thread through `void *`.
+    private final class NamespaceOpen {
+        let path: String
+        var socket: OpaquePointer?
+        var error: NetlinkError?
+        init(path: String) { self.path = path }
+    }
+
+    /// Creates the socket on a dedicated thread that `setns`es into the namespace and then
+    /// exits, so no thread of the caller ever changes namespace.
+    private static func openInNamespace(_ path: String) throws -> OpaquePointer {
+        let ctx = NamespaceOpen(path: path)
+        let ptr = Unmanaged.passRetained(ctx).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let ctx = Unmanaged<NamespaceOpen>.fromOpaque(raw!).takeUnretainedValue()
+            let nsfd = open(ctx.path, O_RDONLY | O_CLOEXEC)
+            if nsfd < 0 {
+                ctx.error = NetlinkError(kind: .system, errno: errno, operation: "open(\(ctx.path))")
+                return nil
+            }
+            defer { close(nsfd) }
+            if sluice_setns_net(nsfd) != 0 {
+                ctx.error = NetlinkError(kind: .system, errno: errno, operation: "setns(\(ctx.path))")
+                return nil
+            }
+            do {
+                ctx.socket = try NetlinkSocket.openHere()
+            } catch let e as NetlinkError {
+                ctx.error = e
+            } catch {
+                ctx.error = NetlinkError(kind: .system, operation: "mnl_socket_open", detail: "\(error)")
+            }
+            return nil
+        }, ptr)
+        guard rc == 0 else {
+            Unmanaged<NamespaceOpen>.fromOpaque(ptr).release()
+            throw NetlinkError(kind: .system, errno: rc, operation: "pthread_create")
+        }
+        pthread_join(thread, nil)
+        Unmanaged<NamespaceOpen>.fromOpaque(ptr).release()
+        if let e = ctx.error { throw e }
+        guard let s = ctx.socket else { throw NetlinkError(kind: .system, operation: "openInNamespace") }
+        return s
+    }
+
+    /// NETLINK_CAP_ACK (errors do not echo the request), NETLINK_EXT_ACK (error strings),
+    /// a receive timeout so a lost reply cannot hang the caller.
+    private func configure() throws {
+        var one: Int32 = 1
+        try cCheck("setsockopt(NETLINK_CAP_ACK)",
+                   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, socklen_t(MemoryLayout<Int32>.size)))
+        try cCheck("setsockopt(NETLINK_EXT_ACK)",
+                   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, socklen_t(MemoryLayout<Int32>.size)))
+        var tv = timeval(tv_sec: 120, tv_usec: 0)
+        try cCheck("setsockopt(SO_RCVTIMEO)",
+                   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)))
+    }
+
+    /// Raises the send buffer to hold `bytes` (SO_SNDBUFFORCE needs CAP_NET_ADMIN and
+    /// ignores `wmem_max`; the kernel rejects a batch longer than sndbuf - 32 with EMSGSIZE).
+    func ensureSendBuffer(_ bytes: Int) throws {
+        var size = Int32(clamping: bytes + 65536)
+        try cCheck("setsockopt(SO_SNDBUFFORCE)",
+                   setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)))
+    }
+
+    /// Sends iovecs as one `sendmsg` to the kernel.
+    func send(_ iov: inout [iovec]) throws {
+        var addr = sockaddr_nl()
+        addr.nl_family = sa_family_t(AF_NETLINK)
+        let total = iov.reduce(0) { $0 + $1.iov_len }
+        let sent = try withUnsafeMutablePointer(to: &addr) { ap in
+            try iov.withUnsafeMutableBufferPointer { ib in
+                var msg = msghdr()
+                msg.msg_name = UnsafeMutableRawPointer(ap)
+                msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+                msg.msg_iov = ib.baseAddress
+                msg.msg_iovlen = ib.count
+                return try cCheck("sendmsg", sendmsg(fd, &msg, 0))
+            }
+        }
+        guard sent == total else {
+            throw NetlinkError(kind: .system, errno: EMSGSIZE, operation: "sendmsg", detail: "short send \(sent)/\(total)")
+        }
+    }
+
+    /// Sends one plain message (a request outside a batch).
+    func send(_ bytes: [UInt8]) throws {
+        let n = bytes.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
+        try cCheck("mnl_socket_sendto", n)
+    }
+
+    /// Receives one datagram and calls `body` for every netlink message in it.
+    /// Returns false when nothing was pending (`dontWait`).
+    @discardableResult
+    func receive(dontWait: Bool = false, _ body: (UnsafePointer<nlmsghdr>) throws -> Void) throws -> Bool {
+        let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, dontWait ? Int32(MSG_DONTWAIT) : 0) }
+        if n < 0 {
+            if dontWait && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
+            throw NetlinkError(kind: .system, errno: errno, operation: "recv")
+        }
+        try receiveBuffer.withUnsafeBytes { buf in
+            var len = Int32(n)
+            var h = UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: nlmsghdr.self)
+            while mnl_nlmsg_ok(h, len) {
+                try body(h)
+                h = UnsafePointer(mnl_nlmsg_next(h, &len))
+            }
+        }
+        return true
+    }
+}
+
+/// A decoded `NLMSG_ERROR` reply: an ACK (`error == 0`) or an error for message `seq`.
+struct NetlinkReply {
+    var seq: UInt32
+    var error: Int32
+    var message: String?
+
+    /// Parses an NLMSG_ERROR message (with NETLINK_CAP_ACK: nlmsgerr + extended-ack TLVs).
+    init(_ h: UnsafePointer<nlmsghdr>) {
+        seq = h.pointee.nlmsg_seq
+        let payload = UnsafeRawPointer(mnl_nlmsg_get_payload(h)!)
+        let err = payload.loadUnaligned(as: Int32.self)
+        error = -err
+        message = nil
+        // NLM_F_ACK_TLVS (0x200): TLVs follow nlmsgerr (error + the request's header).
+        guard h.pointee.nlmsg_flags & 0x200 != 0 else { return }
+        let errSize = MemoryLayout<Int32>.size + MemoryLayout<nlmsghdr>.size
+        let capped = h.pointee.nlmsg_flags & 0x100 != 0   // NLM_F_CAPPED
+        var offset = errSize
+        if !capped {
+            let inner = payload.advanced(by: MemoryLayout<Int32>.size).loadUnaligned(as: nlmsghdr.self)
+            offset = MemoryLayout<Int32>.size + Int(sluice_nlmsg_align(inner.nlmsg_len))
+        }
+        let total = Int(h.pointee.nlmsg_len) - Int(sluice_nlmsg_hdrlen())
+        var attr = sluice_attr_first(payload.advanced(by: offset))
+        var remaining = Int32(total - offset)
+        while remaining > 0, sluice_attr_ok(attr, remaining) != 0 {
+            if mnl_attr_get_type(attr) == UInt16(NLMSGERR_ATTR_MSG.rawValue) {
+                message = String(cString: mnl_attr_get_str(attr))
+            }
+            let next = sluice_attr_next(attr)!
+            remaining -= Int32(UnsafeRawPointer(next) - UnsafeRawPointer(attr!))
+            attr = next
+        }
+    }
+}
