@@ -15,14 +15,20 @@ extension PacketTests {
         let backends = [a.endpoints[0], a.endpoints[1], a.endpoints[2]]
         let ports = k.ports("web", clusterIP: 41, cluster: k.eps(0, 1, 2))
 
-        /// Probes from pod, external client and node; checks endpoint and the source it saw.
+        /// Probes from pod, external client and node at once; checks endpoint and the source it saw.
         func check(_ label: String, pod: String, external: String, node: String) throws {
+            var set = ProbeSet()
             for proto in Protocols.tested {
-                let p = Probe(proto.probeName, vip, 80, count: 6)
+                for host in [ServiceTopology.Host.pod, .external, .node] {
+                    set.add(host, "\(proto.rawValue) \(host)", Probe(proto.probeName, vip, 80, count: 6))
+                }
+            }
+            let r = try dp.run(set)
+            for proto in Protocols.tested {
                 let what = "[\(v)] \(label) \(proto.rawValue) → \(hostPort(vip, 80))"
-                Expect.answered(try dp.probe(from: .pod, [p])[0], by: backends, peer: pod, "\(what) from pod")
-                Expect.answered(try dp.probe(from: .external, [p])[0], by: backends, peer: external, "\(what) from external client")
-                Expect.answered(try dp.probe(from: .node, [p])[0], by: backends, peer: node, "\(what) from the node")
+                Expect.answered(r["\(proto.rawValue) pod"]!, by: backends, peer: pod, "\(what) from pod")
+                Expect.answered(r["\(proto.rawValue) external"]!, by: backends, peer: external, "\(what) from external client")
+                Expect.answered(r["\(proto.rawValue) node"]!, by: backends, peer: node, "\(what) from the node")
             }
         }
 

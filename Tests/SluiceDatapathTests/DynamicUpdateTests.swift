@@ -48,8 +48,9 @@ extension PacketTests {
         // 3. Service a is deleted: its ClusterIP is now unallocated (dropped), yet the
         //    established connection lives on until it closes.
         try dp.update(k.plan(svcB + k.ports("c", clusterIP: 43, cluster: k.eps(4))))
-        for proto in Protocols.tested {
-            Expect.all(try dp.probe(from: .pod, Probe(proto.probeName, cipA, 80)), .timeout, "\(tag) \(proto.rawValue) deleted service's ClusterIP")
+        let gone = try dp.probe(from: .pod, Protocols.tested.map { Probe($0.probeName, cipA, 80) })
+        for (proto, r) in zip(Protocols.tested, gone) {
+            Expect.all(r, .timeout, "\(tag) \(proto.rawValue) deleted service's ClusterIP")
         }
         Expect.answered([s1.ping()], by: [a.endpoints[0]], peer: a.podClient, "\(tag) established connection after its service was deleted")
         Expect.answered([s2.ping()], by: [a.endpoints[3]], peer: a.podClient, "\(tag) unrelated established connection after a service was deleted")

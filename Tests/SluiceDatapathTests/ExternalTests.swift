@@ -128,8 +128,8 @@ extension PacketTests {
         }
 
         // Upstream allows every LB VIP of the service as a source on every VIP (the firewall
-        // chain is per service port: `ip saddr != { ranges, VIP1, VIP2 } drop`). Sluice only
-        // allows a VIP as source on itself (Rulesets/README.md known issue 2).
+        // chain is per service port: `ip saddr != { ranges, VIP1, VIP2 } drop`). (Rulesets
+        // known issue 2, fixed on main in c1f0020.)
         try dp.load(k.plan(k.ports("lb", clusterIP: 44, lbIPs: [vip, localVIP], ranges: [a.externalRange, nodeRange], cluster: k.eps(0, 1))))
         var other = ProbeSet()
         for proto in Protocols.tested {
@@ -140,9 +140,7 @@ extension PacketTests {
         for proto in Protocols.tested {
             let what = "[\(v)] \(proto.rawValue) node → VIP \(hostPort(vip, 80)) from the service's other VIP \(localVIP) (node IP in a range)"
             Expect.answered(o["\(proto.rawValue) own"]!, by: backends, peer: a.nodeTowardEndpoints, "[\(v)] \(proto.rawValue) node → its own VIP (control)")
-            withKnownIssue("firewall-allow holds each VIP as a source for itself only, not for the service's other VIPs") {
-                Expect.answered(o["\(proto.rawValue) other"]!, by: backends, peer: a.nodeTowardEndpoints, what)
-            }
+            Expect.answered(o["\(proto.rawValue) other"]!, by: backends, peer: a.nodeTowardEndpoints, what)
         }
     }
 }

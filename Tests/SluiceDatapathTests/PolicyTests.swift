@@ -94,8 +94,8 @@ extension PacketTests {
 
     /// iTP=Local as the planner produces it for a ClusterIP-only service: `usesClusterEndpoints`
     /// is false, so `clusterEndpoints` is empty while endpoints exist elsewhere
-    /// (`hasAnyEndpoints`). Upstream drops (`no-endpoint-services … : drop`); Sluice rejects
-    /// (Rulesets/README.md known issue 1, `compileFragment` requires `cluster != nil`).
+    /// (`hasAnyEndpoints`). Upstream drops (`no-endpoint-services … : drop`). This was
+    /// Rulesets known issue 1 (rejected instead), fixed on main in c1f0020.
     @Test("internalTrafficPolicy Local without local endpoints, plan shaped as the planner makes it", arguments: Variant.all)
     func internalTrafficPolicyLocalPlannerShape(_ v: Variant) throws {
         let dp = try Datapath(v, "itp2")
@@ -108,13 +108,14 @@ extension PacketTests {
             return p
         }
         try dp.load(k.plan(ports))
+        var set = ProbeSet()
         for proto in Protocols.tested {
-            let tag = "[\(v)] \(proto.rawValue) iTP=Local, endpoints only on other nodes → \(hostPort(cip, 80)) from pod"
-            let r = try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, count: 2))
-            withKnownIssue("iTP=Local with endpoints elsewhere is rejected instead of dropped when clusterEndpoints is empty") {
-                Expect.all(r, .timeout, "\(tag): dropped")
-            }
-            #expect(r.allSatisfy { $0 == .timeout || $0 == .refused }, "\(tag): must not reach an endpoint; got \(Expect.show(r))")
+            set.add(.pod, proto.rawValue, Probe(proto.probeName, cip, 80), parallel: 2)
+        }
+        let r = try dp.expectNoLeak("[\(v)] iTP=Local, endpoints elsewhere") { try dp.run(set) }
+        for proto in Protocols.tested {
+            Expect.all(r[proto.rawValue]!, .timeout,
+                       "[\(v)] \(proto.rawValue) iTP=Local, endpoints only on other nodes → \(hostPort(cip, 80)) from pod: dropped")
         }
     }
 

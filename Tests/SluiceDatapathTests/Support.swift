@@ -3,6 +3,7 @@ import SluiceCompiler
 import SluiceEmit
 import SluiceIR
 import SluiceModel
+import SluiceNetlink
 import SluiceTestSupport
 import Testing
 
@@ -18,11 +19,12 @@ enum Loader: String, CaseIterable, Sendable, CustomStringConvertible {
     /// `NftScript.render` piped to `nft -f -`: full loads as one declarative table, updates as
     /// `NftScript.render(diff(old, new))`, the same transaction the netlink applier sends.
     case nftScript
-    /// The netlink applier (`SluiceNetlink`).
+    /// The netlink applier (`SluiceNetlink.NftablesApplier` on a socket in the node
+    /// namespace): full loads delete its table and apply the new one, updates are
+    /// `apply(desired)`, i.e. `diff(committed, desired)` in one batch, as the proxy runs it.
     case netlink
 
-    /// Loaders that exist on this branch. The netlink applier has not landed yet.
-    static let available: [Loader] = [.nftScript]
+    static let available: [Loader] = [.nftScript, .netlink]
 
     var description: String { rawValue }
 }
@@ -54,7 +56,20 @@ final class Datapath {
         kit = PlanKit(a: a, family: variant.family)
     }
 
-    func close() { topo.close() }
+    /// The netlink applier, opened on first use (its socket lives in the node namespace).
+    private var applier: NftablesApplier?
+
+    private func netlink() throws -> NftablesApplier {
+        if let applier { return applier }
+        let a = try NftablesApplier(namespace: topo.node.name)
+        applier = a
+        return a
+    }
+
+    func close() {
+        applier = nil // closes the socket, which would otherwise keep the namespace alive
+        topo.close()
+    }
 
     var family: Family { variant.family == .ipv4 ? .ip : .ip6 }
 
@@ -73,7 +88,9 @@ final class Datapath {
             let script = "add table \(t)\ndelete table \(t)\n" + NftScript.render(ruleset)
             try nft(script)
         case .netlink:
-            throw DatapathError.loaderUnavailable(.netlink)
+            let a = try netlink()
+            try a.deleteOwnTables()
+            try a.apply(ruleset)
         }
         loaded = ruleset
     }
@@ -106,7 +123,8 @@ final class Datapath {
                 try replace(ruleset)
             }
         case .netlink:
-            throw DatapathError.loaderUnavailable(.netlink)
+            let report = try netlink().apply(ruleset)
+            #expect(report.transaction == transaction, "[\(variant)] the applier sent a different transaction than diff(old, new)")
         }
         loaded = ruleset
         return transaction
