@@ -16,7 +16,7 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 }
 
-@Suite("faults mixed with writes", .timeLimit(.minutes(1)))
+@Suite("faults mixed with writes", .timeLimit(.minutes(3)))
 struct ChaosTests {
     @Test("server restart (all connections dropped): reconnect and resume")
     func restart() async throws {
@@ -73,7 +73,7 @@ struct ChaosTests {
                 }
                 if step % 10 == 9 { try await Task.sleep(for: .milliseconds(Int.random(in: 5..<60, using: &rng))) }
             }
-            try await h.waitConverged(with: server, timeout: .seconds(20))
+            try await h.waitConverged(with: server, timeout: .seconds(30))
             expectNoDuplicateDeliveries(h.eventLog)
             await h.stop()
             try await client.shutdown()

@@ -5,7 +5,7 @@ import SluiceModel
 import Testing
 
 /// The fake's own behaviour, checked through the client's raw list call.
-@Suite("fake API server", .timeLimit(.minutes(1)))
+@Suite("fake API server", .timeLimit(.minutes(3)))
 struct FakeServerTests {
     func list(_ client: KubeAPIClient, _ path: String, label: String? = nil, field: String? = nil,
               rv: String? = nil, limit: Int? = nil, cont: String? = nil) async throws -> KubeAPIClient.ListPage<Service> {

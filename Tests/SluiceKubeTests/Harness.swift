@@ -6,7 +6,7 @@ import SluiceModel
 import Testing
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func eventually(_ timeout: Duration = .seconds(10), _ what: String = "condition",
+func eventually(_ timeout: Duration = .seconds(20), _ what: String = "condition",
                 sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
@@ -72,13 +72,18 @@ final class Harness<Object: KubeObject & FakeStorable>: Sendable {
     var eventLog: [ReflectorEvent<Object>] { events.withLockedValue { $0 } }
 
     func waitSynced(sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        try await eventually(.seconds(10), "sync", sourceLocation: sourceLocation) { reflector.hasSynced }
+        do {
+            try await eventually(.seconds(20), "sync", sourceLocation: sourceLocation) { reflector.hasSynced }
+        } catch {
+            Issue.record("not synced; reflector statistics: \(reflector.statistics)", sourceLocation: sourceLocation)
+            throw error
+        }
     }
 
     /// Waits until both the reflector's cache and the state rebuilt from its events equal the
     /// server's objects (selected as the reflector selects them).
     func waitConverged(with server: FakeAPIServer, labelSelector: String? = nil, fieldSelector: String? = nil,
-                       timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                       timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let label = labelSelector ?? reflector.resource.labelSelector
         let field = fieldSelector ?? reflector.resource.fieldSelector
         var last = ""
@@ -91,7 +96,7 @@ final class Harness<Object: KubeObject & FakeStorable>: Sendable {
                 return reflector.hasSynced && cache == expected && rebuilt == expected
             }
         } catch {
-            Issue.record("not converged: \(last)", sourceLocation: sourceLocation)
+            Issue.record("not converged: \(last); reflector statistics: \(reflector.statistics)", sourceLocation: sourceLocation)
             throw error
         }
     }

@@ -51,7 +51,7 @@ func kubeconfig(cluster: String, user: String, server: String = "https://127.0.0
     """
 }
 
-@Suite("kubeconfig and in-cluster configuration", .timeLimit(.minutes(1)))
+@Suite("kubeconfig and in-cluster configuration", .timeLimit(.minutes(3)))
 struct KubeconfigTests {
     @Test("kubeadm's kube-proxy kubeconfig: CA path and tokenFile")
     func kubeadmShape() throws {
@@ -183,7 +183,7 @@ struct KubeconfigTests {
     }
 }
 
-@Suite("TLS against the fake", .timeLimit(.minutes(1)))
+@Suite("TLS against the fake", .timeLimit(.minutes(3)))
 struct TLSTests {
     static func tlsFake(_ config: inout FakeAPIServer.Configuration) {
         config.tls = FakeAPIServer.TLS(certificateChainPEM: Array(TestPKI.serverCrt.utf8), privateKeyPEM: Array(TestPKI.serverKey.utf8),

