@@ -9,29 +9,15 @@ import SluiceTestSupport
 /// Every directory under `Rulesets/` is a service set with golden review outputs next to it.
 /// `SLUICE_RECORD_GOLDENS=1 swift test --filter GoldenTests` re-records them.
 enum Goldens {
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
-    static var rulesetNames: [String] {
-        let dir = root + "/Rulesets"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.filter { name in
-            var isDir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: dir + "/" + name, isDirectory: &isDir) && isDir.boolValue
-        }.sorted()
-    }
+    static let root = RulesetDirectory.repositoryRoot
+    static var rulesetNames: [String] { RulesetDirectory.names }
 
     static var recording: Bool { ProcessInfo.processInfo.environment["SLUICE_RECORD_GOLDENS"] == "1" }
 
     /// Compiles `Rulesets/<name>` with its `kube-proxy-config.yaml`, the way the CLI would.
     static func outputs(_ name: String) -> ReviewOutputs {
-        let dir = root + "/Rulesets/" + name
-        let config = dir + "/kube-proxy-config.yaml"
-        let flags = NodeOptionFlags(config: FileManager.default.fileExists(atPath: config) ? config : nil)
-        let result = Pipeline.compile(sources: [dir], flags: flags, systemHostname: "golden-node")
+        let flags = NodeOptionFlags(config: RulesetDirectory.config(name))
+        let result = Pipeline.compile(sources: [RulesetDirectory.path(name)], flags: flags, systemHostname: "golden-node")
         let diagnostics = result.diagnostics.map { "\($0.severity.rawValue): \($0)".replacingOccurrences(of: root + "/", with: "") }
         return ReviewOutputs(ruleset: result.ruleset, plan: result.plan, diagnostics: diagnostics)
     }

@@ -9,26 +9,11 @@ import Testing
 
 /// The repository's `Rulesets/<name>` service sets, compiled the way the CLI does.
 enum CompiledRulesets {
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
-    static var names: [String] {
-        let dir = root + "/Rulesets"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.filter { name in
-            var isDir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: dir + "/" + name, isDirectory: &isDir) && isDir.boolValue
-        }.sorted()
-    }
+    static var names: [String] { RulesetDirectory.names }
 
     static func ruleset(_ name: String) -> Ruleset {
-        let dir = root + "/Rulesets/" + name
-        let config = dir + "/kube-proxy-config.yaml"
-        let flags = NodeOptionFlags(config: FileManager.default.fileExists(atPath: config) ? config : nil)
-        return Pipeline.compile(sources: [dir], flags: flags, systemHostname: "golden-node").ruleset
+        let flags = NodeOptionFlags(config: RulesetDirectory.config(name))
+        return Pipeline.compile(sources: [RulesetDirectory.path(name)], flags: flags, systemHostname: "golden-node").ruleset
     }
 }
 

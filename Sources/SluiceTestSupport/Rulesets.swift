@@ -1,0 +1,30 @@
+import Foundation
+
+/// The repository's `Rulesets/` service sets, for golden and differential tests.
+public enum RulesetDirectory {
+    /// The repository root (this file is `Sources/SluiceTestSupport/Rulesets.swift`).
+    public static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// Names of the directories under `Rulesets/`, sorted.
+    public static var names: [String] {
+        let dir = repositoryRoot + "/Rulesets"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { name in
+            var isDir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: dir + "/" + name, isDirectory: &isDir) && isDir.boolValue
+        }.sorted()
+    }
+
+    /// `Rulesets/<name>`.
+    public static func path(_ name: String) -> String { repositoryRoot + "/Rulesets/" + name }
+
+    /// `Rulesets/<name>/kube-proxy-config.yaml` if the set has one.
+    public static func config(_ name: String) -> String? {
+        let p = path(name) + "/kube-proxy-config.yaml"
+        return FileManager.default.fileExists(atPath: p) ? p : nil
+    }
+}
