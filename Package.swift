@@ -31,8 +31,10 @@ let package = Package(
         .target(name: "SluiceNetlink", dependencies: ["CNftnl", "SluiceIR"]),
         // Test helpers: network namespaces, nft/iptables subprocesses.
         .target(name: "SluiceTestSupport", dependencies: ["SluiceIR"]),
+        // Benchmark harness (`sluice bench`): scenarios, kube-proxy-style baselines, reports.
+        .target(name: "SluiceBench", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink"]),
         .executableTarget(name: "sluice", dependencies: [
-            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink",
+            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -40,6 +42,7 @@ let package = Package(
         .testTarget(name: "SluiceCompilerTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"], resources: []),
         .testTarget(name: "SluiceEmitTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"]),
         .testTarget(name: "SluiceDatapathTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
+        .testTarget(name: "SluiceBenchTests", dependencies: ["SluiceBench"]),
         .testTarget(name: "SluiceNetlinkTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
