@@ -170,7 +170,15 @@ public func churnWindow(_ target: BenchTarget, state: inout ServiceState, rate: 
             for (k, v) in state.endpointChange() { changes[k] = v }
         }
         let oldestDue = Double(generated) / rate
-        let sync = try target.update(changes, timeout: max(maxLag * 4, 5))
+        let sync: Double
+        do {
+            sync = try target.update(changes, timeout: max(maxLag * 4, 5))
+        } catch is TimeoutError {
+            // One sync took far longer than the lag limit: not sustained.
+            lags.append(now() - start - oldestDue)
+            aborted = true
+            break
+        }
         if sync > maxSync {
             maxSync = sync
             maxSyncKernel = kernelSeconds?()
@@ -181,12 +189,12 @@ public func churnWindow(_ target: BenchTarget, state: inout ServiceState, rate: 
         generated = due
         if lag > maxLag { aborted = generated < total; break }
         if now() - lastMaintenance >= maintenanceEvery {
-            try target.maintenance(timeout: 60)
+            try? target.maintenance(timeout: 60)
             lastMaintenance = now()
         }
     }
     let s = Summary(lags)
-    return ChurnStep(rate: rate, seconds: seconds, sustained: !aborted && (s?.max ?? 0) <= maxLag, events: generated,
+    return ChurnStep(rate: rate, seconds: seconds, sustained: !aborted && (s?.max ?? 0) <= maxLag, events: aborted ? max(generated, 1) : generated,
                      transactions: transactions, lag: s, abortedEarly: aborted, maxSyncSeconds: maxSync,
                      maxSyncKernelSeconds: maxSyncKernel)
 }
@@ -221,7 +229,7 @@ public func churnSearch(_ target: BenchTarget, state: inout ServiceState, option
             if st.sustained { confirmed = rates[c]; break }
             candidate = c > 0 ? c - 1 : nil
         }
-        try target.maintenance(timeout: 120)
+        try? target.maintenance(timeout: 120)
         if let confirmed {
             return Metric(status: .ok, unit: "changes/s", value: confirmed, churnSteps: steps,
                           note: "highest rate sustained for \(options.churnSeconds) s with every change ACKed within \(options.churnMaxLag) s")

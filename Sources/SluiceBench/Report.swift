@@ -15,7 +15,9 @@ public enum Report {
                 var lowerBound = false
                 if m.status == .ok, let bv = m.value, bv > 0 {
                     r = k.lowerIsBetter ? bv / sv : sv / bv
-                } else if m.status == .timeout, k.lowerIsBetter, let t = timeoutValue(m) {
+                } else if m.status == .timeout, k == .coldStart, let t = timeoutValue(m) {
+                    // Only a cold start that itself ran into the timeout gives a lower bound; update
+                    // metrics of a baseline that could not load at all have no meaningful bound.
                     r = t / sv
                     lowerBound = true
                 }

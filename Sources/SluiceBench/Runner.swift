@@ -176,7 +176,7 @@ public final class BenchRunner {
         }
     }
 
-    /// Called after each scale with the results so far (the command writes partial files).
+    /// Called after each implementation with the results so far (the command writes partial files).
     public var onScale: (([ScaleResult]) -> Void)?
 
     public func run() -> [ScaleResult] {
@@ -191,9 +191,9 @@ public final class BenchRunner {
                 let r = runOne(scale, impl, plans: plans)
                 results.append(r)
                 progress.endUnit()
+                onScale?(out + [Report.scaleResult(scale, results)])
             }
             out.append(Report.scaleResult(scale, results))
-            onScale?(out)
         }
         progress.finish()
         return out
@@ -265,8 +265,8 @@ public final class BenchRunner {
             if let nft = target as? KubeProxyNftTarget, error is TimeoutError {
                 progress("cold start timed out; loading in 100-service transactions (untimed)", 0, 1)
                 do {
-                    let s = try nft.loadChunked(plans, timeout: options.timeout)
-                    result.notes.append("cold start (one nft -f) exceeded --timeout; for the update metrics the ruleset was loaded in chunks of 100 services instead (\(String(format: "%.1f", s)) s)")
+                    let s = try nft.loadChunked(plans, timeout: options.timeout * 2)
+                    result.notes.append("cold start (one nft -f) exceeded --timeout; for the update metrics the ruleset was loaded instead with chains in transactions of 100 services, then all map elements (\(String(format: "%.1f", s)) s, untimed, budget 2 × --timeout)")
                     loaded = true
                     result[.connRate] = connTest(topo.probe, options: options, progress: progress)
                 } catch {

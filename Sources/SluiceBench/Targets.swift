@@ -101,8 +101,10 @@ public final class KubeProxyNftTarget: BenchTarget {
         return (t2 - t0, ["renderSeconds": t1 - t0, "nftSeconds": t2 - t1, "scriptBytes": Double(script.utf8.count)])
     }
 
-    /// Untimed fallback after a cold-start timeout: setup, then transactions of `chunk`
-    /// services (chains and their elements), so updates can still be measured.
+    /// Untimed fallback after a cold-start timeout, as kube-proxy-libnftnl-from-swift.md §5.5
+    /// advises for a full resync: setup, then every service's chains in transactions of
+    /// `chunk` services while `service-ips` is still empty (nothing new is reachable, so each
+    /// commit's validation stays trivial), then all map elements in one last transaction.
     public func loadChunked(_ plans: [ServicePortPlan], chunk: Int = 100, timeout: Double) throws -> Double {
         let t0 = now()
         _ = try? nft("delete table \(KubeProxyNft.table)\n", timeout: 60)
@@ -113,10 +115,12 @@ public final class KubeProxyNftTarget: BenchTarget {
             if left <= 0 { throw TimeoutError(what: "chunked nft load") }
             var s = ""
             for p in plans[i..<min(i + chunk, plans.count)] { KubeProxyNft.writeChains(p, context: state.context, into: &s) }
-            for p in plans[i..<min(i + chunk, plans.count)] { KubeProxyNft.writeElements(p, into: &s) }
             _ = try nft(s, timeout: left)
             i += chunk
         }
+        var s = ""
+        for p in plans { KubeProxyNft.writeElements(p, into: &s) }
+        _ = try nft(s, timeout: max(1, timeout - (now() - t0)))
         state = KubeProxyNftState(context: state.context, plans: plans)
         loadedInChunks = true
         return now() - t0
