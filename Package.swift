@@ -54,8 +54,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        // Benchmark harness (`sluice bench`): scenarios, kube-proxy-style baselines, reports.
+        .target(name: "SluiceBench", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink"]),
         .executableTarget(name: "sluice", dependencies: [
-            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink",
+            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -68,6 +70,7 @@ let package = Package(
         .testTarget(name: "SluiceEmitTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"]),
         .testTarget(name: "SluiceDatapathTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"], exclude: ["README.md"]),
         .testTarget(name: "SluiceCLITests", dependencies: ["SluiceTestSupport"]),
+        .testTarget(name: "SluiceBenchTests", dependencies: ["SluiceBench"]),
         .testTarget(name: "SluiceNetlinkTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

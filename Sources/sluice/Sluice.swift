@@ -22,7 +22,7 @@ struct Sluice: ParsableCommand {
         --nodeport-addresses, --masquerade-all, --config FILE with a KubeProxyConfiguration).
         """,
         version: SluiceVersion.string,
-        subcommands: [Compile.self, Diff.self, Explain.self, Apply.self, Cleanup.self, Demo.self]
+        subcommands: [Compile.self, Diff.self, Explain.self, Apply.self, Cleanup.self, Demo.self, Bench.self]
     )
 }
 
