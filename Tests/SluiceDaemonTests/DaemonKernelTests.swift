@@ -1,0 +1,205 @@
+import Foundation
+import SluiceCompiler
+import SluiceDaemon
+import SluiceIR
+import SluiceModel
+import SluiceNetlink
+import SluiceTestSupport
+import Testing
+
+/// The daemon against the real kernel: each test creates its own network namespace(s) and
+/// manifests directory and deletes them, also on failure. Root is required (never skipped).
+@Suite("Daemon (kernel)", .serialized, .timeLimit(.minutes(3)))
+struct DaemonKernelTests {
+    func config(_ dir: ManifestDir, _ ns: NetworkNamespace, syncPeriod: Duration = .seconds(30),
+                healthCheckHost: String = "127.0.0.1") -> DaemonConfiguration {
+        DaemonConfiguration(options: testOptions(), sources: [ManifestDirectorySource(paths: [dir.path], interval: .milliseconds(100))],
+                            netns: ns.name, healthzBindAddress: "127.0.0.1:0", metricsBindAddress: "127.0.0.1:0",
+                            healthCheckBindHost: healthCheckHost, syncPeriod: syncPeriod)
+    }
+
+    @Test("watched manifests: create, scale, delete, bad input — the kernel table follows each change")
+    func followsManifests() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "dmn")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10"))
+        try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+        try await withDaemon(config(dir, ns)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            #expect(await daemon.commits() >= 1)
+            let text = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            #expect(text.contains("10.96.0.10") && text.contains("10.244.1.1"))
+
+            // Scale up: one file edit reaches the kernel within a second or so.
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2", "10.244.1.3"]))
+            let took = try await waitUntil("scale up", timeout: .seconds(3)) { try kernelMatches(ns.name, dir.path) }
+            #expect(took < .seconds(2), "edit → kernel took \(took)")
+            #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.3"))
+
+            // A second service, then an invalid file and an invalid service: the rest keeps working.
+            try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.0.53", port: 53, targetPort: 53, proto: "UDP")
+                          + "---\n" + sliceYAML("dns-1", service: "dns", ips: ["10.244.2.53"], port: 53, proto: "UDP"))
+            try await waitUntil("add dns") { try kernelMatches(ns.name, dir.path) }
+            try dir.write("broken.yaml", "kind: Service\nmetadata: {name: x\n  oops: [")
+            try dir.write("bad.yaml", serviceYAML("bad", clusterIP: "10.96.0.300"))
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+            try await waitUntil("scale down next to bad input") { try kernelMatches(ns.name, dir.path) }
+
+            // Delete a service: its elements leave the kernel.
+            try dir.remove("dns.yaml")
+            try await waitUntil("delete dns") { try kernelMatches(ns.name, dir.path) }
+            #expect(!(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.53")))
+        }
+        // Stopping leaves the rules in place.
+        #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10"))
+    }
+
+    @Test("drift: tables deleted or edited with nft are repaired within the sync period")
+    func repairsDrift() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "drift")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
+        try await withDaemon(config(dir, ns, syncPeriod: .milliseconds(500))) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            // Someone deletes the whole table.
+            try ns.runChecked(["nft", "delete", "table", "ip", "sluice"])
+            #expect(try !kernelMatches(ns.name, dir.path))
+            try await waitUntil("table recreated", timeout: .seconds(3)) { try kernelMatches(ns.name, dir.path) }
+            // Someone flushes every map and set of the table.
+            let text = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            let sets = text.split(separator: "\n").compactMap { line -> String? in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                guard t.hasPrefix("map ") || t.hasPrefix("set ") else { return nil }
+                return String(t.split(separator: " ")[1])
+            }
+            #expect(!sets.isEmpty)
+            for s in sets { _ = try ns.run(["nft", "flush", text.contains("map \(s) ") ? "map" : "set", "ip", "sluice", s]) }
+            try await waitUntil("elements restored", timeout: .seconds(3)) { try kernelMatches(ns.name, dir.path) }
+            let metrics = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
+            #expect((metricValue(metrics, "sluice_drift_repairs_total") ?? 0) >= 2, "\(metrics)")
+        }
+    }
+
+    @Test("healthz, livez, healthCheckNodePort and /metrics over HTTP")
+    func http() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "http")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        let hcPort = Int.random(in: 42000..<48000)
+        let lb = serviceYAML("lb", ns: "shop", clusterIP: "10.96.0.40", extraSpec: [
+            "type: LoadBalancer", "externalTrafficPolicy: Local", "healthCheckNodePort: \(hcPort)",
+        ], status: ["loadBalancer: {ingress: [{ip: 192.0.2.40}]}"])
+        try dir.write("lb.yaml", lb)
+        try dir.write("lb-eps.yaml", sliceYAML("lb-1", service: "lb", ns: "shop", ips: ["10.244.1.7", "10.244.1.8"], nodeName: nodeName,
+                                               annotations: ["endpoints.kubernetes.io/last-change-trigger-time": "2020-01-01T00:00:00Z"]))
+        try await withDaemon(config(dir, ns)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            let hz = try #require(daemon.healthzPort)
+            let healthz = try httpGet(port: hz, path: "/healthz")
+            #expect(healthz.status == 200)
+            #expect(healthz.headers["content-type"] == "application/json")
+            for key in ["\"lastUpdated\":", "\"currentTime\":", "\"nodeEligible\":true", "\"healthy\":true", "\"status\":{\"IPv4\":{"] {
+                #expect(healthz.body.contains(key), "healthz body: \(healthz.body)")
+            }
+            let livez = try httpGet(port: hz, path: "/livez")
+            #expect(livez.status == 200 && !livez.body.contains("nodeEligible"))
+            #expect(try httpGet(port: hz, path: "/nope").status == 404)
+
+            try await waitUntil("healthCheckNodePort server") { await daemon.healthCheckPorts().values.contains(UInt16(hcPort)) }
+            var hc = try httpGet(port: hcPort, path: "/")
+            #expect(hc.status == 200)
+            #expect(hc.headers["content-type"] == "application/json")
+            #expect(hc.headers["x-content-type-options"] == "nosniff")
+            #expect(hc.headers["x-load-balancing-endpoint-weight"] == "2")
+            #expect(hc.body == "{\"service\":{\"namespace\":\"shop\",\"name\":\"lb\"},\"localEndpoints\":2,\"serviceProxyHealthy\":true}")
+            // The endpoints move to another node: 503 with 0 local endpoints.
+            try dir.write("lb-eps.yaml", sliceYAML("lb-1", service: "lb", ns: "shop", ips: ["10.244.1.7"], nodeName: "node-b"))
+            try await waitUntil("hc 503") { try httpGet(port: hcPort, path: "/").status == 503 }
+            hc = try httpGet(port: hcPort, path: "/")
+            #expect(hc.body.contains("\"localEndpoints\":0") && hc.headers["x-load-balancing-endpoint-weight"] == "0")
+
+            let mp = try #require(daemon.metricsPort)
+            let m = try httpGet(port: mp, path: "/metrics")
+            #expect(m.status == 200)
+            for name in ["kubeproxy_sync_proxy_rules_duration_seconds_bucket", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+                         "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", "kubeproxy_network_programming_duration_seconds_count",
+                         "kubeproxy_sync_proxy_rules_endpoint_changes_total", "kubeproxy_sync_proxy_rules_service_changes_total",
+                         "kubeproxy_sync_proxy_rules_no_local_endpoints_total", "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
+                         "sluice_commit_duration_seconds_bucket", "sluice_transaction_operations_bucket", "sluice_nftables_elements",
+                         "sluice_drift_repairs_total"] {
+                #expect(m.body.contains(name), "missing \(name)")
+            }
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_endpoint_changes_total") == 2)
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_service_changes_total") == 1)
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total") == 0)
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy=\"external\"}") == 1)
+            #expect((metricValue(m.body, "sluice_nftables_elements{ip_family=\"IPv4\"}") ?? 0) > 0)
+            #expect(metricValue(m.body, "kubeproxy_network_programming_duration_seconds_count") == 1)
+            #expect(try httpGet(port: mp, path: "/proxyMode").body == "nftables")
+        }
+    }
+
+    @Test("real packets: a ClusterIP follows its endpoints through the daemon")
+    func packets() async throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        let node = try NetworkNamespace(label: "node")
+        defer { node.close() }
+        let srv = try NetworkNamespace(label: "srv")
+        defer { srv.close() }
+        let suffix = String(node.name.suffix(6))
+        let va = "va\(suffix)", vb = "vb\(suffix)"
+        try runChecked(["ip", "link", "add", va, "netns", node.name, "type", "veth", "peer", "name", vb, "netns", srv.name])
+        try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", va])
+        try srv.runChecked(["ip", "addr", "add", "10.77.0.2/24", "dev", vb])
+        try srv.runChecked(["ip", "addr", "add", "10.77.0.3/24", "dev", vb])
+        try node.runChecked(["ip", "link", "set", va, "up"])
+        try srv.runChecked(["ip", "link", "set", vb, "up"])
+        try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", va])
+        // One server answering with the address it was reached on.
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["ip", "netns", "exec", srv.name, "python3", "-c", """
+            import socket, threading
+            def serve(addr):
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((addr, 8080)); s.listen(8); s.settimeout(60)
+                while True:
+                    c, _ = s.accept(); c.sendall(("served by " + addr).encode()); c.close()
+            for a in ("10.77.0.2", "10.77.0.3"):
+                threading.Thread(target=serve, args=(a,), daemon=True).start()
+            threading.Event().wait(60)
+            """]
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.7.7", port: 80, targetPort: 8080))
+        try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.2"]))
+        func fetch() throws -> String {
+            try node.run(["python3", "-c", """
+                import socket, time
+                for i in range(30):
+                    try:
+                        c = socket.create_connection(("10.96.7.7", 80), timeout=2); print(c.recv(100).decode()); break
+                    except OSError:
+                        time.sleep(0.1)
+                """]).stdout
+        }
+        try await withDaemon(config(dir, node)) { _ in
+            try await waitUntil("first sync") { try kernelMatches(node.name, dir.path) }
+            #expect(try fetch().contains("served by 10.77.0.2"))
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.3"]))
+            try await waitUntil("endpoint moved") { try kernelMatches(node.name, dir.path) }
+            #expect(try fetch().contains("served by 10.77.0.3"))
+        }
+    }
+}
