@@ -70,8 +70,10 @@ extension IPAddress {
 }
 
 extension CIDR {
-    /// The IR prefix datum for this CIDR.
+    /// The IR prefix datum for this CIDR; a host prefix (`/32`, `/128`) is the plain address,
+    /// which is how the kernel's `[x, x]` interval reads back.
     public var datum: Datum {
+        if Int(prefixLength) == (family == .ipv4 ? 32 : 128) { return address.datum }
         switch address {
         case .v4(let v): return .prefix4(v, prefixLength)
         case .v6(let hi, let lo): return .prefix6(hi, lo, prefixLength)
@@ -79,15 +81,6 @@ extension CIDR {
     }
 }
 
-extension IPAddress {
-    /// A host prefix (`/32` or `/128`) for interval sets.
-    var hostPrefix: Datum {
-        switch self {
-        case .v4(let v): return .prefix4(v, 32)
-        case .v6(let hi, let lo): return .prefix6(hi, lo, 128)
-        }
-    }
-}
 
 /// Compiles one service port into its fragment.
 ///
@@ -159,7 +152,7 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
             // A node inside the ranges reaches its own VIPs with a VIP as source (kube-proxy
             // then allows every LB VIP of the service).
             if nodeInRange {
-                for source in sp.loadBalancerIPs { f.add(.fixed(Layout.firewallAllow), tuple + [source.hostPrefix]) }
+                for source in sp.loadBalancerIPs { f.add(.fixed(Layout.firewallAllow), tuple + [source.datum]) }
             }
         }
     }

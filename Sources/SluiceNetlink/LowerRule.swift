@@ -300,13 +300,15 @@ struct RuleLowering {
         }
     }
 
-    /// `update @m { key timeout Ns : data }`: key registers first, data right after.
+    /// `update @m { key timeout Ns : data }`: key registers first, data in the next
+    /// 128-bit register (nft allocates concatenations in whole NFT_REG_SIZE registers).
     private func update(set: String, key: Expr, timeout: UInt32?, data: Expr?) throws {
         let keyWords = try load(key, at: 0)
-        if let data { try load(data, at: keyWords) }
+        let dataWord = (keyWords + 3) / 4 * 4
+        if let data { try load(data, at: dataWord) }
         try rule.add("dynset") {
             nftnl_expr_set_u32($0, A(NFTNL_EXPR_DYNSET_SREG_KEY), 1)
-            if data != nil { nftnl_expr_set_u32($0, A(NFTNL_EXPR_DYNSET_SREG_DATA), kernelRegister(word: keyWords)) }
+            if data != nil { nftnl_expr_set_u32($0, A(NFTNL_EXPR_DYNSET_SREG_DATA), kernelRegister(word: dataWord)) }
             nftnl_expr_set_u32($0, A(NFTNL_EXPR_DYNSET_OP), 1)                // NFT_DYNSET_OP_UPDATE
             nftnl_expr_set_str($0, A(NFTNL_EXPR_DYNSET_SET_NAME), set)
             if let timeout { nftnl_expr_set_u64($0, A(NFTNL_EXPR_DYNSET_TIMEOUT), UInt64(timeout) * 1000) }
