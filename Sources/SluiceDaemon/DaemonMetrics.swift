@@ -35,6 +35,7 @@ public final class DaemonMetrics: Sendable {
     let fullSyncs: MCounter
     let partialSyncs: MCounter
     let invalidObjects: MCounter
+    let conntrackDeleted: MCounter
     let healthzRequests: [Int: MCounter]
     let livezRequests: [Int: MCounter]
 
@@ -75,6 +76,7 @@ public final class DaemonMetrics: Sendable {
         fullSyncs = MCounter(label: "sluice_syncs_total", dimensions: [("kind", "full")], factory: f)
         partialSyncs = MCounter(label: "sluice_syncs_total", dimensions: [("kind", "partial")], factory: f)
         invalidObjects = MCounter(label: "sluice_invalid_object_reports_total", factory: f)
+        conntrackDeleted = MCounter(label: "kubeproxy_conntrack_reconciler_deleted_entries_total", factory: f)
         healthzRequests = Dictionary(uniqueKeysWithValues: [200, 503].map {
             ($0, MCounter(label: "kubeproxy_proxy_healthz_total", dimensions: [("code", "\($0)")], factory: f))
         })

@@ -146,6 +146,7 @@ actor SyncLoop {
                 "kind": "\(full ? "full" : "partial")", "operations": "\(report.transaction.operations.count)",
                 "services": "\(outcome.replanned.count)", "ms": "\(String(format: "%.2f", Double(nanoseconds(elapsed)) / 1e6))",
             ])
+            if !outcome.conntrackTargets.isEmpty { clearStaleConntrack(outcome.conntrackTargets) }
             await healthChecks.sync(state.healthChecks)
         } catch {
             needFull = true
@@ -183,6 +184,30 @@ actor SyncLoop {
             logger.error("drift check failed; a full resync follows", metadata: ["error": "\(error)"])
             wake.yield()
             return 0
+        }
+    }
+
+    /// Deletes conntrack entries of UDP flows whose endpoint went away (one dump per
+    /// family). Failures are logged; they never fail the sync.
+    func clearStaleConntrack(_ targets: [ConntrackTarget]) {
+        for family in Set(targets.map(\.family)) {
+            let mine = targets.filter { $0.family == family }
+            do {
+                var deleted = 0
+                for flow in try applier.socket.conntrackFlows(family: family == .ipv4 ? .ip : .ip6, proto: 17) {
+                    guard let dst = IPAddress(addressText(flow.origDst)), let src = IPAddress(addressText(flow.replySrc)) else { continue }
+                    let origDst = EndpointAddress(ip: dst, port: flow.origDstPort)
+                    let replySrc = EndpointAddress(ip: src, port: flow.replySrcPort)
+                    guard mine.contains(where: { $0.isStale(origDst: origDst, replySrc: replySrc, dnated: flow.isDNATed) }) else { continue }
+                    if try applier.socket.deleteConntrack(flow) { deleted += 1 }
+                }
+                if deleted > 0 {
+                    metrics.conntrackDeleted.increment(by: deleted)
+                    logger.info("deleted stale UDP conntrack entries", metadata: ["family": "\(family.rawValue)", "entries": "\(deleted)"])
+                }
+            } catch {
+                logger.warning("conntrack cleanup failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
+            }
         }
     }
 

@@ -202,4 +202,44 @@ struct DaemonKernelTests {
             #expect(try fetch().contains("served by 10.77.0.3"))
         }
     }
+
+    @Test("UDP: conntrack entries to a removed endpoint are deleted, others kept")
+    func udpConntrack() async throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        let node = try NetworkNamespace(label: "ct")
+        defer { node.close() }
+        try node.runChecked(["ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"])
+        try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", "va"])
+        try node.runChecked(["ip", "link", "set", "va", "up"])
+        try node.runChecked(["ip", "link", "set", "vb", "up"])
+        try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", "va"])
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.5.5", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
+                      + sliceYAML("dns-1", service: "dns", ips: ["10.77.0.2"], port: 5353, proto: "UDP"))
+        try dir.write("other.yaml", serviceYAML("other", clusterIP: "10.96.5.6", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
+                      + sliceYAML("other-1", service: "other", ips: ["10.77.0.4"], port: 5353, proto: "UDP"))
+        func send(_ ip: String) throws {
+            try node.runChecked(["python3", "-c", """
+                import socket
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"q", ("\(ip)", 53))
+                """])
+        }
+        func flows() throws -> [String] {
+            try NetlinkSocket(namespace: node.name).conntrackFlows(family: .ip, proto: 17).filter(\.isDNATed)
+                .map { addressText($0.replySrc) }
+        }
+        try await withDaemon(config(dir, node)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(node.name, dir.path) }
+            try send("10.96.5.5")
+            try send("10.96.5.6")
+            #expect(Set(try flows()) == ["10.77.0.2", "10.77.0.4"])
+            try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.5.5", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
+                          + sliceYAML("dns-1", service: "dns", ips: ["10.77.0.3"], port: 5353, proto: "UDP"))
+            try await waitUntil("stale entry deleted") { try !flows().contains("10.77.0.2") }
+            #expect(try flows() == ["10.77.0.4"])
+            let m = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
+            #expect(metricValue(m, "kubeproxy_conntrack_reconciler_deleted_entries_total") == 1)
+        }
+    }
 }
