@@ -43,7 +43,7 @@ public struct ManifestDirectorySource: ObjectSource {
         public var paths: [String]
         fileprivate var files: [String: FileStateBox] = [:]
         /// What was delivered last.
-        public private(set) var current: [ObjectKey: SourcedObject] = [:]
+        public private(set) var current: [ProxyObjectKey: SourcedObject] = [:]
         private var reportedDuplicates: Set<String> = []
 
         public init(paths: [String]) { self.paths = paths }
@@ -75,7 +75,7 @@ public struct ManifestDirectorySource: ObjectSource {
                 changed = true
             }
             guard changed else { return (SourceDelta(), false) }
-            var merged: [ObjectKey: SourcedObject] = [:]
+            var merged: [ProxyObjectKey: SourcedObject] = [:]
             for file in list where files[file] != nil {
                 for (i, object) in files[file]!.state.objects.enumerated() {
                     var key = object.object.key

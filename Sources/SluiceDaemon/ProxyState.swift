@@ -20,15 +20,15 @@ public struct ProxyState: Sendable {
     public let options: NodeOptions
     public let hostAddresses: [IPAddress]?
 
-    public private(set) var objects: [ObjectKey: SourcedObject] = [:]
+    public private(set) var objects: [ProxyObjectKey: SourcedObject] = [:]
     public private(set) var serviceCIDRs: [CIDR] = []
     public private(set) var node: Node?
     /// Services that passed validation (before the conflict check).
     private var validated: [ServiceName: ValidatedService] = [:]
     /// Services to proxy (validated and conflict-free).
     public private(set) var accepted: [ServiceName: ValidatedService] = [:]
-    private var slices: [ServiceName: [ObjectKey: ValidatedEndpointSlice]] = [:]
-    private var sliceOwner: [ObjectKey: ServiceName] = [:]
+    private var slices: [ServiceName: [ProxyObjectKey: ValidatedEndpointSlice]] = [:]
+    private var sliceOwner: [ProxyObjectKey: ServiceName] = [:]
     public private(set) var nodeContext: NodeContext?
     /// Plans per service and family.
     public private(set) var planned: [ServiceName: [IPFamily: [ServicePortPlan]]] = [:]
@@ -75,7 +75,7 @@ public struct ProxyState: Sendable {
         return !(node.spec.taints ?? []).contains { $0.key == "ToBeDeletedByClusterAutoscaler" }
     }
 
-    public mutating func apply(_ changes: [ObjectKey: SourcedObject?]) -> Outcome {
+    public mutating func apply(_ changes: [ProxyObjectKey: SourcedObject?]) -> Outcome {
         var out = Outcome()
         var serviceObjectsChanged = Set<ServiceName>()
         var sliceDirty = Set<ServiceName>()
@@ -140,7 +140,7 @@ public struct ProxyState: Sendable {
         if !revalidate.isEmpty {
             let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs)
             for name in revalidate {
-                let key = ObjectKey(kind: .service, namespace: name.namespace, name: name.name)
+                let key = ProxyObjectKey(kind: .service, namespace: name.namespace, name: name.name)
                 validated[name] = nil
                 guard let sourced = objects[key], case .service(let svc) = sourced.object,
                       ProxyPlanner.matchesProxySelector(svc.metadata) else { continue }

@@ -1,22 +1,22 @@
 import SluiceModel
 
 /// The kinds of Kubernetes objects a node proxy consumes.
-public enum ObjectKind: String, Sendable, Hashable, Comparable, CaseIterable {
+public enum ProxyObjectKind: String, Sendable, Hashable, Comparable, CaseIterable {
     case service = "Service"
     case endpointSlice = "EndpointSlice"
     case node = "Node"
     case serviceCIDR = "ServiceCIDR"
 
-    public static func < (a: ObjectKind, b: ObjectKind) -> Bool { a.rawValue < b.rawValue }
+    public static func < (a: ProxyObjectKind, b: ProxyObjectKind) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// Identity of one object: kind plus `namespace/name` (namespace empty for cluster-scoped kinds).
-public struct ObjectKey: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var kind: ObjectKind
+public struct ProxyObjectKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var kind: ProxyObjectKind
     public var namespace: String
     public var name: String
 
-    public init(kind: ObjectKind, namespace: String = "", name: String) {
+    public init(kind: ProxyObjectKind, namespace: String = "", name: String) {
         self.kind = kind
         self.namespace = namespace
         self.name = name
@@ -24,17 +24,17 @@ public struct ObjectKey: Sendable, Hashable, Comparable, CustomStringConvertible
 
     public var description: String { namespace.isEmpty ? "\(kind.rawValue) \(name)" : "\(kind.rawValue) \(namespace)/\(name)" }
 
-    public static func < (a: ObjectKey, b: ObjectKey) -> Bool { (a.kind, a.namespace, a.name) < (b.kind, b.namespace, b.name) }
+    public static func < (a: ProxyObjectKey, b: ProxyObjectKey) -> Bool { (a.kind, a.namespace, a.name) < (b.kind, b.namespace, b.name) }
 }
 
 /// One decoded object of a supported kind.
-public enum KubeObject: Sendable, Hashable {
+public enum ProxyObject: Sendable, Hashable {
     case service(Service)
     case endpointSlice(EndpointSlice)
     case node(Node)
     case serviceCIDR(ServiceCIDR)
 
-    public var kind: ObjectKind {
+    public var kind: ProxyObjectKind {
         switch self {
         case .service: .service
         case .endpointSlice: .endpointSlice
@@ -53,23 +53,23 @@ public enum KubeObject: Sendable, Hashable {
     }
 
     /// The object's key; namespaced kinds default to namespace `default`, as the loader does.
-    public var key: ObjectKey {
+    public var key: ProxyObjectKey {
         let m = metadata
         switch kind {
         case .service, .endpointSlice:
-            return ObjectKey(kind: kind, namespace: m.namespace ?? "default", name: m.name ?? "")
+            return ProxyObjectKey(kind: kind, namespace: m.namespace ?? "default", name: m.name ?? "")
         case .node, .serviceCIDR:
-            return ObjectKey(kind: kind, name: m.name ?? "")
+            return ProxyObjectKey(kind: kind, name: m.name ?? "")
         }
     }
 }
 
 /// An object and where it came from (a manifest file, or nil for the API server).
 public struct SourcedObject: Sendable, Hashable {
-    public var object: KubeObject
+    public var object: ProxyObject
     public var file: String?
 
-    public init(_ object: KubeObject, file: String? = nil) {
+    public init(_ object: ProxyObject, file: String? = nil) {
         self.object = object
         self.file = file
     }
@@ -78,15 +78,15 @@ public struct SourcedObject: Sendable, Hashable {
 /// What a source reports: objects added or changed, objects gone, and problems found while
 /// reading (logged by the daemon; they never stop it).
 public struct SourceDelta: Sendable {
-    public var upserts: [ObjectKey: SourcedObject]
-    public var deletes: Set<ObjectKey>
+    public var upserts: [ProxyObjectKey: SourcedObject]
+    public var deletes: Set<ProxyObjectKey>
     public var diagnostics: [Diagnostic]
     /// True once the source has delivered its complete initial state (kube-proxy's
     /// `OnServiceSynced`/`OnEndpointSlicesSynced`). Nothing is applied until every source
     /// has sent a delta with `synced == true`; later deltas keep it true.
     public var synced: Bool
 
-    public init(upserts: [ObjectKey: SourcedObject] = [:], deletes: Set<ObjectKey> = [], diagnostics: [Diagnostic] = [],
+    public init(upserts: [ProxyObjectKey: SourcedObject] = [:], deletes: Set<ProxyObjectKey> = [], diagnostics: [Diagnostic] = [],
                 synced: Bool = true) {
         self.upserts = upserts
         self.deletes = deletes
@@ -97,8 +97,8 @@ public struct SourceDelta: Sendable {
     public var isEmpty: Bool { upserts.isEmpty && deletes.isEmpty }
 
     /// The delta as one change map (`nil` deletes).
-    var changes: [ObjectKey: SourcedObject?] {
-        var out: [ObjectKey: SourcedObject?] = [:]
+    var changes: [ProxyObjectKey: SourcedObject?] {
+        var out: [ProxyObjectKey: SourcedObject?] = [:]
         for k in deletes { out[k] = .some(nil) }
         for (k, v) in upserts { out[k] = v }
         return out
@@ -130,7 +130,7 @@ public struct StaticSource: ObjectSource {
     }
 
     public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
-        var upserts: [ObjectKey: SourcedObject] = [:]
+        var upserts: [ProxyObjectKey: SourcedObject] = [:]
         for o in objects where upserts[o.object.key] == nil { upserts[o.object.key] = o }
         await deliver(SourceDelta(upserts: upserts, synced: true))
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }

@@ -25,9 +25,9 @@ actor SyncLoop {
     let minSyncPeriod: Duration
     let retryPeriod: Duration
 
-    private var pending: [ObjectKey: SourcedObject?] = [:]
+    private var pending: [ProxyObjectKey: SourcedObject?] = [:]
     /// Per source: what it delivered (for first-source-wins merging) and whether it synced.
-    private var sourceObjects: [[ObjectKey: SourcedObject]]
+    private var sourceObjects: [[ProxyObjectKey: SourcedObject]]
     private var sourceSynced: [Bool]
     private(set) var initialized = false
     private var needFull = true
@@ -119,6 +119,11 @@ actor SyncLoop {
             let elapsed = ContinuousClock.now - start
             needFull = false
             lastError = nil
+            if !initialized {
+                logger.info("first sync applied", metadata: [
+                    "operations": "\(report.transaction.operations.count)", "services": "\(state.accepted.count)",
+                ])
+            }
             initialized = true
             commits += 1
             lastCommit = .now

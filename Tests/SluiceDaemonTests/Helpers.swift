@@ -68,8 +68,9 @@ final class ManifestDir: @unchecked Sendable {
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns the time it took.
+/// The default is generous: the full suite runs kernel-heavy tests in parallel on 2 cores.
 @discardableResult
-func waitUntil(_ what: String, timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws -> Duration {
+func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Duration {
     let start = ContinuousClock.now
     while true {
         if try await condition() { return ContinuousClock.now - start }

@@ -7,11 +7,11 @@ import Testing
 
 @Suite("Daemon state (no kernel)")
 struct ProxyStateTests {
-    func objects(_ yaml: String, file: String = "m.yaml") -> [ObjectKey: SourcedObject?] {
+    func objects(_ yaml: String, file: String = "m.yaml") -> [ProxyObjectKey: SourcedObject?] {
         let loaded = ManifestLoader().parse(text: yaml, file: file)
-        var out: [ObjectKey: SourcedObject?] = [:]
-        for s in loaded.objects.services { out[KubeObject.service(s.object).key] = SourcedObject(.service(s.object), file: file) }
-        for s in loaded.objects.endpointSlices { out[KubeObject.endpointSlice(s.object).key] = SourcedObject(.endpointSlice(s.object), file: file) }
+        var out: [ProxyObjectKey: SourcedObject?] = [:]
+        for s in loaded.objects.services { out[ProxyObject.service(s.object).key] = SourcedObject(.service(s.object), file: file) }
+        for s in loaded.objects.endpointSlices { out[ProxyObject.endpointSlice(s.object).key] = SourcedObject(.endpointSlice(s.object), file: file) }
         return out
     }
 
@@ -22,7 +22,7 @@ struct ProxyStateTests {
         var lastText: [String: String] = [:]
         func step(_ name: String, _ yaml: String?) -> ProxyState.Outcome {
             if let yaml { all[name] = yaml } else { all[name] = nil }
-            var changes: [ObjectKey: SourcedObject?] = [:]
+            var changes: [ProxyObjectKey: SourcedObject?] = [:]
             // Re-derive the change set for this one file (a delete removes its objects).
             let previous = yaml == nil ? objects(lastText[name] ?? "") : [:]
             for (k, _) in previous { changes[k] = .some(nil) }

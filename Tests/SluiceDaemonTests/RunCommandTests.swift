@@ -28,7 +28,7 @@ struct RunCommandTests {
         try ns.run(["nft", "list", "table", "ip", "sluice"]).succeeded
     }
 
-    func waitExit(_ p: Process, timeout: Double = 10) -> Bool {
+    func waitExit(_ p: Process, timeout: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(50_000) }
         return !p.isRunning
@@ -49,7 +49,7 @@ struct RunCommandTests {
                       "--logging-format", "json", "--ipvs-scheduler", "rr", "--conntrack-max-per-core=0", "-v=2"]
         var p = try start(ns, common, log: log)
         defer { if p.isRunning { p.terminate() } }
-        try await waitUntil("table created", timeout: .seconds(10)) { try hasTable(ns) }
+        try await waitUntil("table created", timeout: .seconds(30)) { try hasTable(ns) }
         kill(p.processIdentifier, SIGTERM)
         #expect(waitExit(p), "sluice run did not stop on SIGTERM")
         #expect(p.terminationStatus == 0)
@@ -60,7 +60,9 @@ struct RunCommandTests {
 
         // Restart: adopts the table (no flush), then --cleanup-on-exit deletes it on SIGTERM.
         p = try start(ns, common + ["--cleanup-on-exit"], log: log)
-        try await Task.sleep(for: .seconds(1))
+        try await waitUntil("restarted daemon serving") {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\"msg\":\"first sync applied\"")
+        }
         #expect(try hasTable(ns))
         kill(p.processIdentifier, SIGTERM)
         #expect(waitExit(p))
@@ -68,7 +70,7 @@ struct RunCommandTests {
 
         // --cleanup deletes and exits.
         p = try start(ns, common, log: log)
-        try await waitUntil("table created again", timeout: .seconds(10)) { try hasTable(ns) }
+        try await waitUntil("table created again", timeout: .seconds(30)) { try hasTable(ns) }
         kill(p.processIdentifier, SIGINT)
         #expect(waitExit(p))
         #expect(try hasTable(ns))
