@@ -100,6 +100,10 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
     }
 
     public func run() async throws {
+        try await withTaskExecutorPreference(DaemonExecutor()) { try await self.runOnExecutor() }
+    }
+
+    private func runOnExecutor() async throws {
         let c = configuration
         var servers: [HTTPServer] = []
         let healthChecks = HealthCheckServers(host: c.healthCheckBindHost, health: health, logger: logger)

@@ -33,13 +33,18 @@ struct DaemonKernelTests {
             let text = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
             #expect(text.contains("10.96.0.10") && text.contains("10.244.1.1"))
 
-            // Scale up: one file edit reaches the kernel within a second or so.
-            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2", "10.244.1.3"]))
-            let took = try await waitUntil("scale up") { try kernelMatches(ns.name, dir.path) }
-            // 200 ms polling + an O(change) commit: well under a second on an idle machine
-            // (bounded loosely here because the suite shares 2 cores with other kernel tests).
-            print("edit → kernel: \(took)")
-            #expect(took < .seconds(10), "edit → kernel took \(took)")
+            // Scale up: one file edit reaches the kernel within a second. Measured by the daemon
+            // itself (network programming latency from the slice's trigger time), since this
+            // test task may be starved by kernel tests running in parallel.
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2", "10.244.1.3"],
+                                                    annotations: ["endpoints.kubernetes.io/last-change-trigger-time": f.string(from: Date())]))
+            try await waitUntil("scale up") { try kernelMatches(ns.name, dir.path) }
+            let metrics = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            let latency = try #require(metricValue(metrics, "kubeproxy_network_programming_duration_seconds_sum"))
+            print("edit → kernel: \(latency) s")
+            #expect(latency < 1.0, "edit → kernel took \(latency) s")
             #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.3"))
 
             // A second service, then an invalid file and an invalid service: the rest keeps working.

@@ -111,7 +111,9 @@ let testLogger: Logger = {
 /// Runs a daemon in the background for `body`, stopping it (cancellation) afterwards.
 func withDaemon<T>(_ configuration: DaemonConfiguration, _ body: (Daemon) async throws -> T) async throws -> T {
     let daemon = Daemon(configuration: configuration, logger: testLogger)
-    let task = Task { try await daemon.run() }
+    // Started on the daemon's own executor: the cooperative pool may be saturated by
+    // blocking kernel tests running in parallel.
+    let task = Task(executorPreference: DaemonExecutor()) { try await daemon.run() }
     do {
         let r = try await body(daemon)
         task.cancel()
