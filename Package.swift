@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         // Kubernetes vocabulary: API objects, node options, validation, endpoint selection.
@@ -35,9 +37,29 @@ let package = Package(
         .target(name: "SluiceNetlink", dependencies: ["CNftnl", "SluiceIR"]),
         // Test helpers: network namespaces, nft/iptables subprocesses.
         .target(name: "SluiceTestSupport", dependencies: ["SluiceIR"]),
+        // Kubernetes API client: list+watch reflectors (client-go semantics), in-cluster and kubeconfig auth.
+        .target(name: "SluiceKube", dependencies: [
+            "SluiceModel",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // In-process fake kube-apiserver on loopback (SwiftNIO HTTP/1.1 + TLS) with fault injection.
+        .target(name: "SluiceKubeFake", dependencies: [
+            "SluiceModel",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // The node daemon (`sluice run`): sources, sync loop, health, metrics, lifecycle.
         .target(name: "SluiceDaemon", dependencies: [
-            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceNetlink",
+            "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceNetlink", "SluiceKube",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -53,14 +75,20 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"]),
+        .testTarget(name: "SluiceKubeTests", dependencies: [
+            "SluiceKube", "SluiceKubeFake", "SluiceModel",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "SluiceCompilerTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"], resources: []),
         .testTarget(name: "SluiceEmitTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"]),
-        .testTarget(name: "SluiceDatapathTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
         .testTarget(name: "SluiceDaemonTests", dependencies: [
             "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceNetlink", "SluiceDaemon", "SluiceTestSupport",
+            "SluiceKube", "SluiceKubeFake",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .testTarget(name: "SluiceDatapathTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"], exclude: ["README.md"]),
+        .testTarget(name: "SluiceCLITests", dependencies: ["SluiceTestSupport"]),
         .testTarget(name: "SluiceNetlinkTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

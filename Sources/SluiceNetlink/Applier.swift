@@ -119,6 +119,27 @@ public final class NftablesApplier {
         return r
     }
 
+    /// Deletes elements of a dynamic set or map (one the datapath fills with `update`) that
+    /// `isValid` rejects: reads the set over netlink, then commits the deletions as one
+    /// batch. Dynamic elements are not part of the committed state. Returns how many were
+    /// deleted.
+    @discardableResult
+    public func purgeDynamicElements(_ family: Family, _ table: String, set decl: SetDecl,
+                                     isValid: ([Datum], [Datum]) -> Bool) throws -> Int {
+        let current = try socket.readElements(family, table, set: decl)
+        let stale = current.filter { !isValid($0.key, $0.value) }.map { Element($0.key, decl.isMap ? $0.value : nil) }
+        guard !stale.isEmpty else { return 0 }
+        do {
+            _ = try socket.commit([.deleteElements(family, table, set: decl, stale.sorted())], known: [committed],
+                                  generation: expectedGeneration)
+            if expectedGeneration != nil { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
+        } catch let e as NetlinkError where e.kind == .kernel && e.errno == ENOENT_ {
+            // An entry expired between the read and the delete: nothing to do.
+            return 0
+        }
+        return stale.count
+    }
+
     /// Splits a large transaction into batches that keep every intermediate state valid:
     /// 1. skeleton: everything except element operations and final removals;
     /// 2. element deletes, dispatching sets first (reverse `elementOrder`);

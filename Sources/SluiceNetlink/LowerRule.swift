@@ -304,7 +304,11 @@ struct RuleLowering {
     /// 128-bit register (nft allocates concatenations in whole NFT_REG_SIZE registers).
     private func update(set: String, key: Expr, timeout: UInt32?, data: Expr?) throws {
         let keyWords = try load(key, at: 0)
-        let dataWord = (keyWords + 3) / 4 * 4
+        let dataWords = try data.map { try types.fields($0).reduce(0) { $0 + $1.words } } ?? 0
+        // Round up to the next 128-bit register when the data still fits in the 16 32-bit
+        // registers; an IPv6 affinity key (10 words) leaves room only right after the key.
+        let rounded = (keyWords + 3) / 4 * 4
+        let dataWord = rounded + dataWords <= 16 ? rounded : keyWords
         if let data { try load(data, at: dataWord) }
         try rule.add("dynset") {
             nftnl_expr_set_u32($0, A(NFTNL_EXPR_DYNSET_SREG_KEY), 1)

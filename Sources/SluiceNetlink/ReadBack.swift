@@ -34,6 +34,11 @@ struct ReadBack {
         return ReadBackResult(table: table, foreign: foreign)
     }
 
+    /// The elements of one set or map (e.g. a dynamic map the datapath fills).
+    func elements(_ family: Family, _ table: String, set: SetDecl) throws -> ElementMap {
+        try elements(family, table, set, types: TypeContext([set])).0
+    }
+
     /// nil if the table does not exist; `.some(nil)` if it has no comment.
     private func tableComment(_ family: Family, _ name: String) throws -> String?? {
         var found: String?? = nil
@@ -287,5 +292,10 @@ extension NetlinkSocket {
     /// elements) and rebuilds the IR; nil if the table does not exist.
     public func readTable(_ family: Family, _ name: String) throws -> ReadBackResult? {
         try ReadBack(socket: self).table(family, name)
+    }
+
+    /// Reads the current elements of one set or map over netlink.
+    public func readElements(_ family: Family, _ table: String, set: SetDecl) throws -> ElementMap {
+        try ReadBack(socket: self).elements(family, table, set: set)
     }
 }

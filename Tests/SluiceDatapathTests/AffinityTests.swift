@@ -14,18 +14,14 @@ extension PacketTests {
         let cip = k.clusterIP(48)
         let backends = Array(a.endpoints[0...2])
         let initial = k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: k.eps(0, 1, 2)))
-        if v.family == .ipv6 {
+        if v.family == .ipv6 && v.loader == .nftScript {
             // IPv6 `affinity-record`: `update @affinity { ip6 saddr . ct original ip6 daddr .
             // meta l4proto . ct original proto-dst : ip6 daddr . th dport }` needs 40 bytes of
-            // key and 20 of data, 60 of the 64 register bytes.
-            // - nft 1.0.6 aborts on it (netlink_linearize.c:799 `dreg < ctx->reg_low`), always.
-            // - The netlink applier loaded it until main 0f84c56 ("dynset data in the next
-            //   128-bit register"): key words 0–9, data rounded up to word 12 → words 12–16,
-            //   past the last register, so the kernel answers ERANGE. Marked intermittent so
-            //   the case runs in full again as soon as the lowering is fixed.
+            // key and 20 of data, 60 of the 64 register bytes. nft 1.0.6 aborts on it
+            // (netlink_linearize.c:799 `dreg < ctx->reg_low`); the netlink applier loads it
+            // (data right after the key when rounding up would not fit).
             var loaded = true
-            withKnownIssue("IPv6 ClientIP affinity cannot be loaded: \(v.loader == .nftScript ? "nft 1.0.6 aborts" : "netlink lowering puts dynset data past the last register (ERANGE)")",
-                           isIntermittent: v.loader == .netlink) {
+            withKnownIssue("IPv6 ClientIP affinity cannot be loaded by nft 1.0.6 (it aborts)") {
                 do { try dp.load(initial) } catch { loaded = false; throw error }
             }
             if !loaded { return }
@@ -74,9 +70,7 @@ extension PacketTests {
             let t = try dp.update(replaced)
             #expect(t.isElementsOnly, "\(tag): a one-for-one endpoint replacement should be elements only")
             let afterUpdate = try dp.probe(from: .pod, Probe(proto.probeName, cip, 80, src: mover, count: 4))
-            withKnownIssue("stale ClientIP affinity: the dynamic affinity map keeps pointing at a removed endpoint after an incremental update") {
-                Expect.answered(afterUpdate, by: (rest + [3]).map { a.endpoints[$0] }, peer: mover, "\(tag) (incremental update)")
-            }
+            Expect.answered(afterUpdate, by: (rest + [3]).map { a.endpoints[$0] }, peer: mover, "\(tag) (incremental update)")
 
             // b) A full reload (fresh table, empty affinity maps): the client moves on and sticks.
             let removed = k.plan(k.ports("aff", clusterIP: 48, nodePort: 30088, affinity: 10800, cluster: rest.map { k.ep($0) }))

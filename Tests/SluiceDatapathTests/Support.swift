@@ -127,7 +127,26 @@ final class Datapath {
             #expect(report.transaction == transaction, "[\(variant)] the applier sent a different transaction than diff(old, new)")
         }
         loaded = ruleset
+        try purgeStaleAffinity(ruleset)
         return transaction
+    }
+
+    /// As the daemon does after a commit: delete ClientIP-affinity entries whose endpoint left
+    /// the service (kube-proxy deletes the endpoint's affinity set at once).
+    private func purgeStaleAffinity(_ ruleset: Ruleset) throws {
+        for table in ruleset.tables {
+            let validity = AffinityValidity(table: table)
+            if let decl = table.set(named: AffinityValidity.serviceMap) {
+                try netlink().purgeDynamicElements(table.family, table.name, set: decl) {
+                    validity.isValidServiceEntry(key: $0, data: $1)
+                }
+            }
+            if let decl = table.set(named: AffinityValidity.nodePortMap) {
+                try netlink().purgeDynamicElements(table.family, table.name, set: decl) {
+                    validity.isValidNodePortEntry(key: $0, data: $1)
+                }
+            }
+        }
     }
 
     private func nft(_ script: String) throws {

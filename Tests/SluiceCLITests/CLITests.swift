@@ -1,0 +1,72 @@
+import Foundation
+import SluiceTestSupport
+import Testing
+
+/// The `sluice` executable end to end: apply, re-apply, cleanup, in namespaces the tests create.
+@Suite("sluice command line", .serialized)
+struct CLITests {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The `sluice` binary SwiftPM built next to the test bundle.
+    static var binary: String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var candidates = [dir.appendingPathComponent("sluice").path]
+        candidates.append(dir.deletingLastPathComponent().appendingPathComponent("sluice").path)
+        for arch in ["debug", "release"] { candidates.append(root + "/.build/\(arch)/sluice") }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    func sluice(_ args: [String]) throws -> CommandResult {
+        try runCommand([Self.binary] + args)
+    }
+
+    var demo: [String] { ["--source", Self.root + "/Rulesets/demo", "--config", Self.root + "/Rulesets/demo/kube-proxy-config.yaml"] }
+
+    @Test func applyTwiceSendsNothingTheSecondTime() throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft"])
+        try withNetworkNamespace(label: "cli") { ns in
+            let first = try sluice(["apply", "--netns", ns.name] + demo)
+            #expect(first.succeeded, "\(first.stderr)")
+            #expect(first.stdout.hasPrefix("applied "), "\(first.stdout)")
+            let listed = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            #expect(listed.contains("10.96.0.20 . tcp . 8080"))
+            let second = try sluice(["apply", "--netns", ns.name] + demo)
+            #expect(second.succeeded, "\(second.stderr)")
+            #expect(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "no change: nothing sent")
+            let cleaned = try sluice(["cleanup", "--netns", ns.name])
+            #expect(cleaned.succeeded, "\(cleaned.stderr)")
+            #expect(try ns.run(["nft", "list", "table", "ip", "sluice"]).status != 0)
+        }
+    }
+
+    @Test func cleanupKubeProxyRemovesUpstreamLeftovers() throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "iptables-restore", "iptables-save"])
+        try withNetworkNamespace(label: "clikp") { ns in
+            // kube-proxy nftables leftovers and iptables-mode chains with jumps from built-ins.
+            try ns.runChecked(["nft", "-f", "-"], input: "table ip kube-proxy {\n chain services {\n }\n}\ntable ip6 kube-proxy {\n chain services {\n }\n}\n")
+            let ipt = try sluice(["apply", "--netns", ns.name, "--backend", "iptables"] + demo)
+            #expect(ipt.succeeded, "\(ipt.stderr)")
+            #expect(try ns.runChecked(["iptables-save", "-t", "nat"]).stdout.contains(":KUBE-SVC-"))
+            let r = try sluice(["cleanup", "--kube-proxy", "--netns", ns.name])
+            #expect(r.succeeded, "\(r.stderr)")
+            #expect(r.stdout.contains("deleted kube-proxy nftables tables: ip kube-proxy, ip6 kube-proxy"), "\(r.stdout)")
+            #expect(try ns.run(["nft", "list", "table", "ip", "kube-proxy"]).status != 0)
+            for table in ["nat", "filter", "mangle"] {
+                let saved = try ns.runChecked(["iptables-save", "-t", table]).stdout
+                #expect(!saved.contains("KUBE-"), "KUBE- left in \(table):\n\(saved)")
+            }
+        }
+    }
+
+    @Test func invalidSourceIsReportedAndTheRestCompiles() throws {
+        let r = try sluice(["compile", "--source", Self.root + "/Rulesets/invalid-objects",
+                            "--config", Self.root + "/Rulesets/invalid-objects/kube-proxy-config.yaml"])
+        #expect(r.succeeded)
+        #expect(r.stderr.contains("error: "), "\(r.stderr)")
+        #expect(r.stdout.contains("table ip sluice"))
+    }
+}
