@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SluiceCompiler
 import SluiceDaemon
 import SluiceIR
+import SluiceKube
 import SluiceModel
 import SluiceNetlink
 
@@ -21,8 +22,11 @@ struct Run: AsyncParsableCommand {
         serves /healthz, /livez (--healthz-bind-address), /metrics (--metrics-bind-address) and \
         one healthCheckNodePort server per LoadBalancer service with externalTrafficPolicy Local.
 
-        Sources: --source DIR (repeatable) watches manifest files; editing a file reaches the \
-        kernel within a second. (The API-server source arrives with the Kubernetes client.)
+        Sources: the API server (list/watch, in-cluster or --kubeconfig/--master), and/or \
+        --source DIR (repeatable) watching manifest files; editing a file reaches the kernel \
+        within a second. With --source and neither --kubeconfig nor --master, only the \
+        manifests are used (standalone); otherwise the API server comes first and the manifests \
+        add objects it does not have.
 
         On start the existing tables are adopted and reconciled without flushing. Every sync \
         period the generation id is checked; tables changed by someone else are repaired. \
@@ -38,7 +42,7 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var node: NodeOptionArguments
 
-    @Option(name: .customLong("kubeconfig"), help: "kubeconfig for the API-server source (not yet built in).")
+    @Option(name: .customLong("kubeconfig"), help: "kubeconfig for the API-server source (default: in-cluster service account).")
     var kubeconfig: String?
 
     @Option(name: .customLong("master"), help: "API server address (overrides the kubeconfig's).")
@@ -139,16 +143,23 @@ struct Run: AsyncParsableCommand {
         if let mode = options.proxyMode?.trimmingCharacters(in: .whitespaces), !mode.isEmpty, mode.lowercased() != "nftables" {
             throw ValidationError("proxy mode \"\(mode)\" is not supported: Sluice programs nftables only; use --proxy-mode nftables or leave it unset")
         }
-        guard !sources.isEmpty else {
-            throw ValidationError("no source: give --source DIR (the API-server source is not built into this version yet)")
+        var objectSources: [any ObjectSource] = []
+        var client: KubeAPIClient?
+        if sources.isEmpty || options.kubeconfig != nil || options.master != nil {
+            let kubeLogger = Logger(label: "sluice.kube")
+            let c = try KubeAPIClient(configuration: KubeClientConfiguration.forKubeProxy(kubeconfig: options.kubeconfig, master: options.master),
+                                      logger: kubeLogger)
+            client = c
+            objectSources.append(APIServerSource(client: c, nodeName: options.nodeName))
+            logger.info("API server source", metadata: ["server": "\(c.configuration.server)"])
         }
-        if options.kubeconfig != nil || options.master != nil {
-            logger.warning("--kubeconfig/--master are accepted, but this version reads only --source manifests")
+        if !sources.isEmpty {
+            objectSources.append(ManifestDirectorySource(paths: sources, interval: .milliseconds(max(10, pollIntervalMilliseconds))))
         }
         let minSync: Duration = (minSyncPeriod != nil || flags.config != nil) ? options.minSyncPeriod : .zero
         let configuration = DaemonConfiguration(
             options: options,
-            sources: [ManifestDirectorySource(paths: sources, interval: .milliseconds(max(10, pollIntervalMilliseconds)))],
+            sources: objectSources,
             netns: netns,
             healthzBindAddress: options.healthzBindAddress, metricsBindAddress: options.metricsBindAddress,
             healthCheckBindHost: healthCheckBindAddress,
@@ -157,7 +168,13 @@ struct Run: AsyncParsableCommand {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: daemon, serviceName: "sluice")],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await client?.shutdown()
+            throw error
+        }
+        try? await client?.shutdown()
     }
 
     /// kube-proxy flags that Sluice accepts and ignores (ipvs, conntrack sysctls, client

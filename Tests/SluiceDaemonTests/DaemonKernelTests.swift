@@ -2,6 +2,8 @@ import Foundation
 import SluiceCompiler
 import SluiceDaemon
 import SluiceIR
+import SluiceKube
+import SluiceKubeFake
 import SluiceModel
 import SluiceNetlink
 import SluiceTestSupport
@@ -305,5 +307,65 @@ final class GatedSource: ObjectSource, @unchecked Sendable {
             break
         }
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// The API-server source against SluiceKube's in-process fake API server (loopback).
+@Suite("Daemon with the API-server source (kernel)", .serialized, .timeLimit(.minutes(2)))
+struct DaemonAPISourceTests {
+    func service(_ name: String, clusterIP: String) -> Service {
+        Service(metadata: ObjectMeta(name: name, namespace: "default"),
+                spec: Service.Spec(type: "ClusterIP", clusterIP: clusterIP, clusterIPs: [clusterIP], ipFamilies: ["IPv4"],
+                                   ports: [Service.Port(name: "p", protocol: "TCP", port: 80, targetPort: .int(8080))]))
+    }
+
+    func slice(_ name: String, service: String, addresses: [String]) -> EndpointSlice {
+        EndpointSlice(metadata: ObjectMeta(name: name, namespace: "default", labels: [WellKnownKeys.serviceName: service]),
+                      addressType: "IPv4",
+                      endpoints: addresses.map { EndpointSlice.Endpoint(addresses: [$0], conditions: .init(ready: true), nodeName: nodeName) },
+                      ports: [EndpointSlice.Port(name: "p", protocol: "TCP", port: 8080)])
+    }
+
+    /// The batch compile of what the fake server holds.
+    func expected(_ server: FakeAPIServer) throws -> Ruleset {
+        let objects = ClusterObjects(services: try server.objects(Service.self), endpointSlices: try server.objects(EndpointSlice.self))
+        return Pipeline.compile(objects: objects, options: testOptions()).ruleset
+    }
+
+    func matches(_ ns: NetworkNamespace, _ server: FakeAPIServer) throws -> Bool {
+        let want = try expected(server)
+        return diff(try kernelRuleset(ns.name, desired: want), want).isEmpty
+    }
+
+    @Test("list+watch: the kernel table follows Services and EndpointSlices created, scaled and deleted")
+    func followsAPIServer() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "api")
+        defer { ns.close() }
+        let server = try await FakeAPIServer.start()
+        let client = try KubeAPIClient(configuration: KubeClientConfiguration(server: server.url))
+        do {
+            _ = try server.create(service("web", clusterIP: "10.96.0.10"))
+            _ = try server.create(slice("web-1", service: "web", addresses: ["10.244.1.1"]))
+            let c = DaemonConfiguration(options: testOptions(), sources: [APIServerSource(client: client, nodeName: nodeName)],
+                                        netns: ns.name, healthzBindAddress: nil, metricsBindAddress: nil)
+            try await withDaemon(c) { _ in
+                try await waitUntil("first sync from the API") { try matches(ns, server) }
+                #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.1"))
+                _ = try server.update(slice("web-1", service: "web", addresses: ["10.244.1.1", "10.244.1.2"]))
+                try await waitUntil("scaled") { try matches(ns, server) && ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.2") }
+                _ = try server.create(service("dns", clusterIP: "10.96.0.53"))
+                try await waitUntil("service added") { try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.53") }
+                _ = try server.delete(Service.self, name: "web")
+                try await waitUntil("service deleted") { try !ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10") }
+                #expect(try matches(ns, server))
+            }
+        } catch {
+            try? await client.shutdown()
+            try? await server.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        try await server.shutdown()
     }
 }
