@@ -21,6 +21,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 /* Helpers for things Swift cannot import (function-like macros, macro constants of
  * composite expressions). Kept tiny: everything else is called directly. */
@@ -54,4 +55,17 @@ static inline const struct nlattr *sluice_attr_next(const struct nlattr *attr) {
 }
 /** setns(fd, CLONE_NEWNET) for the calling thread (setns needs _GNU_SOURCE in glibc). */
 static inline int sluice_setns_net(int fd) { return (int)syscall(SYS_setns, fd, CLONE_NEWNET); }
+
+/** Starts a ctnetlink request (NFNL_SUBSYS_CTNETLINK) with its nfgenmsg header. */
+static inline struct nlmsghdr *sluice_ct_msg(void *buf, uint8_t msg, uint16_t flags, uint8_t family, uint32_t seq) {
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg;
+    nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+    nlh->nlmsg_seq = seq;
+    struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
+    nfg->nfgen_family = family;
+    nfg->version = NFNETLINK_V0;
+    nfg->res_id = 0;
+    return nlh;
+}
 #endif

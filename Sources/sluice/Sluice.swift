@@ -3,7 +3,7 @@ import ArgumentParser
 /// `sluice`: a Kubernetes service proxy that compiles Services and EndpointSlices into one
 /// nftables ruleset and programs it through netlink.
 @main
-struct Sluice: ParsableCommand {
+struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "Kubernetes service proxy on nftables, without eBPF.",
@@ -22,7 +22,7 @@ struct Sluice: ParsableCommand {
         --nodeport-addresses, --masquerade-all, --config FILE with a KubeProxyConfiguration).
         """,
         version: SluiceVersion.string,
-        subcommands: [Compile.self, Diff.self, Explain.self, Apply.self, Cleanup.self, Demo.self, Bench.self]
+        subcommands: [Compile.self, Diff.self, Explain.self, Apply.self, Cleanup.self, Demo.self, Run.self, Bench.self]
     )
 }
 

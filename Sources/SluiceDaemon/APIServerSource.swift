@@ -1,0 +1,71 @@
+import SluiceKube
+import SluiceModel
+
+/// The Kubernetes API server as a source: `SluiceKube.ProxyReflectors` (list+watch of
+/// Services and EndpointSlices with kube-proxy's label selector, this Node, ServiceCIDRs).
+/// Each reflector event becomes a one-object delta; the source reports `synced` once every
+/// reflector has delivered its first complete list (kube-proxy's
+/// `OnServiceSynced`/`OnEndpointSlicesSynced`/node sync). Relists arrive from the reflectors
+/// as ordinary adds, updates and deletes.
+public struct APIServerSource: ObjectSource {
+    public let client: KubeAPIClient
+    public let nodeName: String
+    public let serviceProxyName: String?
+    public let options: ReflectorOptions
+
+    public init(client: KubeAPIClient, nodeName: String, serviceProxyName: String? = nil,
+                options: ReflectorOptions = ReflectorOptions()) {
+        self.client = client
+        self.nodeName = nodeName
+        self.serviceProxyName = serviceProxyName
+        self.options = options
+    }
+
+    public var name: String { "apiserver:\(client.configuration.server)" }
+
+    public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+        let reflectors = ProxyReflectors(client: client, nodeName: nodeName, serviceProxyName: serviceProxyName, options: options)
+        let gate = SyncGate(pending: reflectors.serviceCIDRs == nil ? 3 : 4)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await reflectors.run() }
+            group.addTask { await Self.forward(reflectors.services.events, gate: gate, deliver: deliver) { .service($0) } }
+            group.addTask { await Self.forward(reflectors.endpointSlices.events, gate: gate, deliver: deliver) { .endpointSlice($0) } }
+            group.addTask { await Self.forward(reflectors.node.events, gate: gate, deliver: deliver) { .node($0) } }
+            if let cidrs = reflectors.serviceCIDRs {
+                group.addTask { await Self.forward(cidrs.events, gate: gate, deliver: deliver) { .serviceCIDR($0) } }
+            }
+        }
+    }
+
+    private static func forward<O: KubeObject>(_ events: AsyncStream<ReflectorEvent<O>>, gate: SyncGate,
+                                               deliver: @Sendable (SourceDelta) async -> Void,
+                                               wrap: @Sendable (O) -> ProxyObject) async {
+        for await event in events {
+            var delta = SourceDelta(synced: false)
+            switch event {
+            case .synced(let objects):
+                for o in objects { let p = wrap(o); delta.upserts[p.key] = SourcedObject(p) }
+                delta.synced = await gate.markSynced()
+            case .added(let o), .updated(_, let o):
+                let p = wrap(o)
+                delta.upserts[p.key] = SourcedObject(p)
+                delta.synced = await gate.allSynced
+            case .deleted(let o):
+                delta.deletes.insert(wrap(o).key)
+                delta.synced = await gate.allSynced
+            }
+            await deliver(delta)
+        }
+    }
+}
+
+/// Counts reflectors that have not delivered their first list yet.
+actor SyncGate {
+    private var pending: Int
+    init(pending: Int) { self.pending = pending }
+    var allSynced: Bool { pending == 0 }
+    func markSynced() -> Bool {
+        pending = max(0, pending - 1)
+        return pending == 0
+    }
+}

@@ -1,0 +1,371 @@
+import Foundation
+import SluiceCompiler
+import SluiceDaemon
+import SluiceIR
+import SluiceKube
+import SluiceKubeFake
+import SluiceModel
+import SluiceNetlink
+import SluiceTestSupport
+import Testing
+
+/// The daemon against the real kernel: each test creates its own network namespace(s) and
+/// manifests directory and deletes them, also on failure. Root is required (never skipped).
+@Suite("Daemon (kernel)", .serialized, .timeLimit(.minutes(3)))
+struct DaemonKernelTests {
+    func config(_ dir: ManifestDir, _ ns: NetworkNamespace, syncPeriod: Duration = .seconds(30),
+                healthCheckHost: String = "127.0.0.1") -> DaemonConfiguration {
+        DaemonConfiguration(options: testOptions(), sources: [ManifestDirectorySource(paths: [dir.path], interval: .milliseconds(100))],
+                            netns: ns.name, healthzBindAddress: "127.0.0.1:0", metricsBindAddress: "127.0.0.1:0",
+                            healthCheckBindHost: healthCheckHost, syncPeriod: syncPeriod)
+    }
+
+    @Test("watched manifests: create, scale, delete, bad input — the kernel table follows each change")
+    func followsManifests() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "dmn")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10"))
+        try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+        try await withDaemon(config(dir, ns)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            #expect(await daemon.commits() >= 1)
+            let text = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            #expect(text.contains("10.96.0.10") && text.contains("10.244.1.1"))
+
+            // Scale up: one file edit reaches the kernel within a second. Measured by the daemon
+            // itself (network programming latency from the slice's trigger time), since this
+            // test task may be starved by kernel tests running in parallel.
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2", "10.244.1.3"],
+                                                    annotations: ["endpoints.kubernetes.io/last-change-trigger-time": f.string(from: Date())]))
+            try await waitUntil("scale up") { try kernelMatches(ns.name, dir.path) }
+            let metrics = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            let latency = try #require(metricValue(metrics, "kubeproxy_network_programming_duration_seconds_sum"))
+            print("edit → kernel: \(latency) s")
+            #expect(latency < 1.0, "edit → kernel took \(latency) s")
+            #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.3"))
+
+            // A second service, then an invalid file and an invalid service: the rest keeps working.
+            try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.0.53", port: 53, targetPort: 53, proto: "UDP")
+                          + "---\n" + sliceYAML("dns-1", service: "dns", ips: ["10.244.2.53"], port: 53, proto: "UDP"))
+            try await waitUntil("add dns") { try kernelMatches(ns.name, dir.path) }
+            try dir.write("broken.yaml", "kind: Service\nmetadata: {name: x\n  oops: [")
+            try dir.write("bad.yaml", serviceYAML("bad", clusterIP: "10.96.0.300"))
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+            try await waitUntil("scale down next to bad input") { try kernelMatches(ns.name, dir.path) }
+
+            // Delete a service: its elements leave the kernel.
+            try dir.remove("dns.yaml")
+            try await waitUntil("delete dns") { try kernelMatches(ns.name, dir.path) }
+            #expect(!(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.53")))
+        }
+        // Stopping leaves the rules in place.
+        #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10"))
+    }
+
+    @Test("drift: tables deleted or edited with nft are repaired within the sync period")
+    func repairsDrift() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "drift")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
+        try await withDaemon(config(dir, ns, syncPeriod: .milliseconds(500))) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            // Someone deletes the whole table.
+            try ns.runChecked(["nft", "delete", "table", "ip", "sluice"])
+            #expect(try !kernelMatches(ns.name, dir.path))
+            try await waitUntil("table recreated", timeout: .seconds(30)) { try kernelMatches(ns.name, dir.path) }
+            // Someone flushes every map and set of the table.
+            let text = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            let sets = text.split(separator: "\n").compactMap { line -> String? in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                guard t.hasPrefix("map ") || t.hasPrefix("set ") else { return nil }
+                return String(t.split(separator: " ")[1])
+            }
+            #expect(!sets.isEmpty)
+            for s in sets { _ = try ns.run(["nft", "flush", text.contains("map \(s) ") ? "map" : "set", "ip", "sluice", s]) }
+            try await waitUntil("elements restored", timeout: .seconds(30)) { try kernelMatches(ns.name, dir.path) }
+            let metrics = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
+            #expect((metricValue(metrics, "sluice_drift_repairs_total") ?? 0) >= 2, "\(metrics)")
+        }
+    }
+
+    @Test("healthz, livez, healthCheckNodePort and /metrics over HTTP")
+    func http() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "http")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        let hcPort = Int.random(in: 42000..<48000)
+        let lb = serviceYAML("lb", ns: "shop", clusterIP: "10.96.0.40", extraSpec: [
+            "type: LoadBalancer", "externalTrafficPolicy: Local", "healthCheckNodePort: \(hcPort)",
+        ], status: ["loadBalancer: {ingress: [{ip: 192.0.2.40}]}"])
+        try dir.write("lb.yaml", lb)
+        try dir.write("lb-eps.yaml", sliceYAML("lb-1", service: "lb", ns: "shop", ips: ["10.244.1.7", "10.244.1.8"], nodeName: nodeName,
+                                               annotations: ["endpoints.kubernetes.io/last-change-trigger-time": "2020-01-01T00:00:00Z"]))
+        try await withDaemon(config(dir, ns)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            let hz = try #require(daemon.healthzPort)
+            let healthz = try httpGet(port: hz, path: "/healthz")
+            #expect(healthz.status == 200)
+            #expect(healthz.headers["content-type"] == "application/json")
+            for key in ["\"lastUpdated\":", "\"currentTime\":", "\"nodeEligible\":true", "\"healthy\":true", "\"status\":{\"IPv4\":{"] {
+                #expect(healthz.body.contains(key), "healthz body: \(healthz.body)")
+            }
+            let livez = try httpGet(port: hz, path: "/livez")
+            #expect(livez.status == 200 && !livez.body.contains("nodeEligible"))
+            #expect(try httpGet(port: hz, path: "/nope").status == 404)
+
+            try await waitUntil("healthCheckNodePort server") { await daemon.healthCheckPorts().values.contains(UInt16(hcPort)) }
+            var hc = try httpGet(port: hcPort, path: "/")
+            #expect(hc.status == 200)
+            #expect(hc.headers["content-type"] == "application/json")
+            #expect(hc.headers["x-content-type-options"] == "nosniff")
+            #expect(hc.headers["x-load-balancing-endpoint-weight"] == "2")
+            #expect(hc.body == "{\"service\":{\"namespace\":\"shop\",\"name\":\"lb\"},\"localEndpoints\":2,\"serviceProxyHealthy\":true}")
+            // The endpoints move to another node: 503 with 0 local endpoints.
+            try dir.write("lb-eps.yaml", sliceYAML("lb-1", service: "lb", ns: "shop", ips: ["10.244.1.7"], nodeName: "node-b"))
+            try await waitUntil("hc 503") { try httpGet(port: hcPort, path: "/").status == 503 }
+            hc = try httpGet(port: hcPort, path: "/")
+            #expect(hc.body.contains("\"localEndpoints\":0") && hc.headers["x-load-balancing-endpoint-weight"] == "0")
+
+            let mp = try #require(daemon.metricsPort)
+            let m = try httpGet(port: mp, path: "/metrics")
+            #expect(m.status == 200)
+            for name in ["kubeproxy_sync_proxy_rules_duration_seconds_bucket", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+                         "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", "kubeproxy_network_programming_duration_seconds_count",
+                         "kubeproxy_sync_proxy_rules_endpoint_changes_total", "kubeproxy_sync_proxy_rules_service_changes_total",
+                         "kubeproxy_sync_proxy_rules_no_local_endpoints_total", "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
+                         "sluice_commit_duration_seconds_bucket", "sluice_transaction_operations_bucket", "sluice_nftables_elements",
+                         "sluice_drift_repairs_total"] {
+                #expect(m.body.contains(name), "missing \(name)")
+            }
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_endpoint_changes_total") == 2)
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_service_changes_total") == 1)
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total") == 0)
+            #expect(metricValue(m.body, "kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy=\"external\"}") == 1)
+            #expect((metricValue(m.body, "sluice_nftables_elements{ip_family=\"IPv4\"}") ?? 0) > 0)
+            #expect(metricValue(m.body, "kubeproxy_network_programming_duration_seconds_count") == 1)
+            #expect(try httpGet(port: mp, path: "/proxyMode").body == "nftables")
+        }
+    }
+
+    @Test("real packets: a ClusterIP follows its endpoints through the daemon")
+    func packets() async throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        let node = try NetworkNamespace(label: "node")
+        defer { node.close() }
+        let srv = try NetworkNamespace(label: "srv")
+        defer { srv.close() }
+        let suffix = String(node.name.suffix(6))
+        let va = "va\(suffix)", vb = "vb\(suffix)"
+        try runChecked(["ip", "link", "add", va, "netns", node.name, "type", "veth", "peer", "name", vb, "netns", srv.name])
+        try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", va])
+        try srv.runChecked(["ip", "addr", "add", "10.77.0.2/24", "dev", vb])
+        try srv.runChecked(["ip", "addr", "add", "10.77.0.3/24", "dev", vb])
+        try node.runChecked(["ip", "link", "set", va, "up"])
+        try srv.runChecked(["ip", "link", "set", vb, "up"])
+        try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", va])
+        // One server answering with the address it was reached on.
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["ip", "netns", "exec", srv.name, "python3", "-c", """
+            import socket, threading
+            def serve(addr):
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((addr, 8080)); s.listen(8); s.settimeout(60)
+                while True:
+                    c, _ = s.accept(); c.sendall(("served by " + addr).encode()); c.close()
+            for a in ("10.77.0.2", "10.77.0.3"):
+                threading.Thread(target=serve, args=(a,), daemon=True).start()
+            threading.Event().wait(60)
+            """]
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.7.7", port: 80, targetPort: 8080))
+        try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.2"]))
+        func fetch() throws -> String {
+            try node.run(["python3", "-c", """
+                import socket, time
+                for i in range(30):
+                    try:
+                        c = socket.create_connection(("10.96.7.7", 80), timeout=2); print(c.recv(100).decode()); break
+                    except OSError:
+                        time.sleep(0.1)
+                """]).stdout
+        }
+        try await withDaemon(config(dir, node)) { _ in
+            try await waitUntil("first sync") { try kernelMatches(node.name, dir.path) }
+            #expect(try fetch().contains("served by 10.77.0.2"))
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.3"]))
+            try await waitUntil("endpoint moved") { try kernelMatches(node.name, dir.path) }
+            #expect(try fetch().contains("served by 10.77.0.3"))
+        }
+    }
+
+    @Test("UDP: conntrack entries to a removed endpoint are deleted, others kept")
+    func udpConntrack() async throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        let node = try NetworkNamespace(label: "ct")
+        defer { node.close() }
+        try node.runChecked(["ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"])
+        try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", "va"])
+        try node.runChecked(["ip", "link", "set", "va", "up"])
+        try node.runChecked(["ip", "link", "set", "vb", "up"])
+        try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", "va"])
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.5.5", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
+                      + sliceYAML("dns-1", service: "dns", ips: ["10.77.0.2"], port: 5353, proto: "UDP"))
+        try dir.write("other.yaml", serviceYAML("other", clusterIP: "10.96.5.6", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
+                      + sliceYAML("other-1", service: "other", ips: ["10.77.0.4"], port: 5353, proto: "UDP"))
+        func send(_ ip: String) throws {
+            try node.runChecked(["python3", "-c", """
+                import socket
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"q", ("\(ip)", 53))
+                """])
+        }
+        func flows() throws -> [String] {
+            try NetlinkSocket(namespace: node.name).conntrackFlows(family: .ip, proto: 17).filter(\.isDNATed)
+                .map { addressText($0.replySrc) }
+        }
+        try await withDaemon(config(dir, node)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(node.name, dir.path) }
+            try send("10.96.5.5")
+            try send("10.96.5.6")
+            #expect(Set(try flows()) == ["10.77.0.2", "10.77.0.4"])
+            try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.5.5", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
+                          + sliceYAML("dns-1", service: "dns", ips: ["10.77.0.3"], port: 5353, proto: "UDP"))
+            try await waitUntil("stale entry deleted") { try !flows().contains("10.77.0.2") }
+            #expect(try flows() == ["10.77.0.4"])
+            let m = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
+            #expect(metricValue(m, "kubeproxy_conntrack_reconciler_deleted_entries_total") == 1)
+        }
+    }
+
+    @Test("nothing is applied until every source has synced; --min-sync-period coalesces bursts")
+    func waitsForSourcesAndCoalesces() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "sync")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+        let gate = GatedSource()
+        var c = config(dir, ns)
+        c.sources.append(gate)
+        c.minSyncPeriod = .seconds(1)
+        try await withDaemon(c) { daemon in
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(await daemon.commits() == 0)
+            #expect(try !ns.run(["nft", "list", "table", "ip", "sluice"]).succeeded, "applied before every source synced")
+            gate.open()
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            let before = await daemon.commits()
+            let burstStart = ContinuousClock.now
+            for n in 2...6 {
+                try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                              + sliceYAML("web-1", service: "web", ips: (1...n).map { "10.244.1.\($0)" }))
+                try await Task.sleep(for: .milliseconds(120))
+            }
+            try await waitUntil("burst applied") { try kernelMatches(ns.name, dir.path) }
+            let commits = await daemon.commits() - before
+            // At most one commit per second (plus the one at the start of the window), however
+            // slowly this test task got to write the five edits.
+            let elapsed = Double((ContinuousClock.now - burstStart).components.seconds)
+            #expect(commits >= 1 && commits <= Int(elapsed) + 2, "5 edits in \(elapsed) s with min-sync-period 1 s took \(commits) commits")
+            #expect(commits < 5 || elapsed >= 4, "edits were not coalesced: \(commits) commits in \(elapsed) s")
+        }
+    }
+}
+
+/// A source that reports `synced` only when opened.
+final class GatedSource: ObjectSource, @unchecked Sendable {
+    let name = "gate"
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() { (stream, continuation) = AsyncStream.makeStream(of: Void.self) }
+
+    func open() { continuation.yield() }
+
+    func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+        await deliver(SourceDelta(synced: false))
+        for await _ in stream {
+            await deliver(SourceDelta(synced: true))
+            break
+        }
+        while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// The API-server source against SluiceKube's in-process fake API server (loopback).
+@Suite("Daemon with the API-server source (kernel)", .serialized, .timeLimit(.minutes(2)))
+struct DaemonAPISourceTests {
+    func service(_ name: String, clusterIP: String) -> Service {
+        Service(metadata: ObjectMeta(name: name, namespace: "default"),
+                spec: Service.Spec(type: "ClusterIP", clusterIP: clusterIP, clusterIPs: [clusterIP], ipFamilies: ["IPv4"],
+                                   ports: [Service.Port(name: "p", protocol: "TCP", port: 80, targetPort: .int(8080))]))
+    }
+
+    func slice(_ name: String, service: String, addresses: [String]) -> EndpointSlice {
+        EndpointSlice(metadata: ObjectMeta(name: name, namespace: "default", labels: [WellKnownKeys.serviceName: service]),
+                      addressType: "IPv4",
+                      endpoints: addresses.map { EndpointSlice.Endpoint(addresses: [$0], conditions: .init(ready: true), nodeName: nodeName) },
+                      ports: [EndpointSlice.Port(name: "p", protocol: "TCP", port: 8080)])
+    }
+
+    /// The batch compile of what the fake server holds.
+    func expected(_ server: FakeAPIServer) throws -> Ruleset {
+        let objects = ClusterObjects(services: try server.objects(Service.self), endpointSlices: try server.objects(EndpointSlice.self))
+        return Pipeline.compile(objects: objects, options: testOptions()).ruleset
+    }
+
+    func matches(_ ns: NetworkNamespace, _ server: FakeAPIServer) throws -> Bool {
+        let want = try expected(server)
+        return diff(try kernelRuleset(ns.name, desired: want), want).isEmpty
+    }
+
+    @Test("list+watch: the kernel table follows Services and EndpointSlices created, scaled and deleted")
+    func followsAPIServer() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "api")
+        defer { ns.close() }
+        let server = try await FakeAPIServer.start()
+        let client = try KubeAPIClient(configuration: KubeClientConfiguration(server: server.url))
+        do {
+            _ = try server.create(service("web", clusterIP: "10.96.0.10"))
+            _ = try server.create(slice("web-1", service: "web", addresses: ["10.244.1.1"]))
+            let c = DaemonConfiguration(options: testOptions(), sources: [APIServerSource(client: client, nodeName: nodeName)],
+                                        netns: ns.name, healthzBindAddress: nil, metricsBindAddress: nil)
+            try await withDaemon(c) { _ in
+                try await waitUntil("first sync from the API") { try matches(ns, server) }
+                #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.1"))
+                _ = try server.update(slice("web-1", service: "web", addresses: ["10.244.1.1", "10.244.1.2"]))
+                try await waitUntil("scaled") { try matches(ns, server) && ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.2") }
+                _ = try server.create(service("dns", clusterIP: "10.96.0.53"))
+                try await waitUntil("service added") { try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.53") }
+                _ = try server.delete(Service.self, name: "web")
+                try await waitUntil("service deleted") { try !ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10") }
+                #expect(try matches(ns, server))
+            }
+        } catch {
+            try? await client.shutdown()
+            try? await server.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+}

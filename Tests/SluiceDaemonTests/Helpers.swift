@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import SluiceCompiler
+import SluiceDaemon
+import SluiceIR
+import SluiceModel
+import SluiceNetlink
+import SluiceTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let nodeName = "node-a"
+
+func testOptions() -> NodeOptions {
+    NodeOptions(nodeName: nodeName, nodeIPs: [IPAddress("10.77.0.1")!])
+}
+
+func serviceYAML(_ name: String, ns: String = "default", clusterIP: String, port: Int = 80, targetPort: Int = 8080,
+                 proto: String = "TCP", extraSpec: [String] = [], status: [String] = []) -> String {
+    var lines = ["apiVersion: v1", "kind: Service", "metadata: {name: \(name), namespace: \(ns)}", "spec:",
+                 "  clusterIP: \"\(clusterIP)\""]
+    lines += extraSpec.map { "  " + $0 }
+    lines += ["  ports:", "  - {name: p, port: \(port), targetPort: \(targetPort), protocol: \(proto)}"]
+    if !status.isEmpty { lines.append("status:"); lines += status.map { "  " + $0 } }
+    return lines.joined(separator: "\n") + "\n"
+}
+
+func sliceYAML(_ name: String, service: String, ns: String = "default", ips: [String], port: Int = 8080,
+               proto: String = "TCP", nodeName: String? = nil, ready: Bool = true, annotations: [String: String] = [:]) -> String {
+    var lines = ["apiVersion: discovery.k8s.io/v1", "kind: EndpointSlice", "metadata:", "  name: \(name)", "  namespace: \(ns)",
+                 "  labels: {kubernetes.io/service-name: \(service)}"]
+    if !annotations.isEmpty {
+        lines.append("  annotations:")
+        lines += annotations.sorted { $0.key < $1.key }.map { "    \($0.key): \"\($0.value)\"" }
+    }
+    lines += ["addressType: IPv4", "ports:", "- {name: p, port: \(port), protocol: \(proto)}", "endpoints:"]
+    for ip in ips {
+        lines.append("- addresses: [\"\(ip)\"]")
+        lines.append("  conditions: {ready: \(ready)}")
+        if let nodeName { lines.append("  nodeName: \(nodeName)") }
+    }
+    if ips.isEmpty { lines[lines.count - 1] = "endpoints: []" }
+    return lines.joined(separator: "\n") + "\n"
+}
+
+/// A temporary manifests directory, removed by `close()`.
+final class ManifestDir: @unchecked Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "sluice-daemon-test-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    /// Writes atomically (rename), as editors and ConfigMap updates do.
+    func write(_ name: String, _ text: String) throws {
+        let tmp = path + "/." + name + ".tmp"
+        try text.write(toFile: tmp, atomically: false, encoding: .utf8)
+        guard rename(tmp, path + "/" + name) == 0 else { throw DaemonError("rename failed") }
+    }
+
+    func remove(_ name: String) throws { try FileManager.default.removeItem(atPath: path + "/" + name) }
+
+    func close() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns the time it took.
+/// The default is generous: the full suite runs kernel-heavy tests in parallel on 2 cores.
+@discardableResult
+func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Duration {
+    let start = ContinuousClock.now
+    while true {
+        if try await condition() { return ContinuousClock.now - start }
+        if ContinuousClock.now - start > timeout {
+            Issue.record("timed out after \(timeout) waiting for: \(what)")
+            throw DaemonError("timed out waiting for \(what)")
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+/// The expected ruleset for the files in `dir`: the batch pipeline on the same input.
+func batchRuleset(_ dir: String, options: NodeOptions = testOptions()) -> Ruleset {
+    let loaded = ManifestLoader().load(paths: [dir])
+    return Pipeline.compile(objects: loaded.objects, options: options).ruleset
+}
+
+/// Sluice's tables as the kernel has them in namespace `ns`.
+func kernelRuleset(_ ns: String, desired: Ruleset) throws -> Ruleset {
+    let applier = try NftablesApplier(namespace: ns)
+    try applier.adopt(tables: Family.allCases.map { ($0, Layout.tableName) }, desired: desired)
+    return applier.committed
+}
+
+/// True when the kernel's tables in `ns` equal the batch compile of `dir`.
+func kernelMatches(_ ns: String, _ dir: String) throws -> Bool {
+    let want = batchRuleset(dir)
+    let have = try kernelRuleset(ns, desired: want)
+    return diff(have, want).isEmpty
+}
+
+let testLogger: Logger = {
+    var l = Logger(label: "sluice-test")
+    l.logLevel = .warning
+    return l
+}()
+
+/// Runs a daemon in the background for `body`, stopping it (cancellation) afterwards.
+func withDaemon<T>(_ configuration: DaemonConfiguration, _ body: (Daemon) async throws -> T) async throws -> T {
+    let daemon = Daemon(configuration: configuration, logger: testLogger)
+    // Started on the daemon's own executor: the cooperative pool may be saturated by
+    // blocking kernel tests running in parallel.
+    let task = Task(executorPreference: DaemonExecutor()) { try await daemon.run() }
+    do {
+        let r = try await body(daemon)
+        task.cancel()
+        _ = try? await task.value
+        return r
+    } catch {
+        task.cancel()
+        _ = try? await task.value
+        throw error
+    }
+}
+
+struct HTTPResult {
+    var status: Int
+    var headers: [String: String]
+    var body: String
+}
+
+/// A blocking HTTP/1.0 GET on 127.0.0.1 (loopback only).
+func httpGet(port: Int, path: String) throws -> HTTPResult {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw DaemonError("socket failed") }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { throw DaemonError("connect to 127.0.0.1:\(port) failed: errno \(errno)") }
+    let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var data = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &buf, buf.count, 0)
+        if n <= 0 { break }
+        data += buf[0..<n]
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { throw DaemonError("bad HTTP response: \(text)") }
+    let headLines = text[..<split.lowerBound].split(separator: "\r\n")
+    let status = Int(headLines.first?.split(separator: " ")[1] ?? "") ?? 0
+    var headers: [String: String] = [:]
+    for line in headLines.dropFirst() {
+        if let c = line.firstIndex(of: ":") {
+            headers[line[..<c].lowercased()] = line[line.index(after: c)...].trimmingCharacters(in: .whitespaces)
+        }
+    }
+    return HTTPResult(status: status, headers: headers, body: String(text[split.upperBound...]))
+}
+
+/// The value of one sample line of a Prometheus exposition (`name{labels} value`).
+func metricValue(_ exposition: String, _ sample: String) -> Double? {
+    for line in exposition.split(separator: "\n") where line.hasPrefix(sample + " ") {
+        return Double(line.split(separator: " ").last ?? "")
+    }
+    return nil
+}
+
+/// The `sluice` executable next to the test bundle.
+func sluiceExecutable() throws -> String {
+    var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent()
+    for _ in 0..<6 {
+        let candidate = dir.appendingPathComponent("sluice").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    let fallback = FileManager.default.currentDirectoryPath + "/.build/debug/sluice"
+    if FileManager.default.isExecutableFile(atPath: fallback) { return fallback }
+    throw DaemonError("the sluice executable was not built (swift build --product sluice)")
+}

@@ -1,0 +1,93 @@
+import Foundation
+import SluiceTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sluice run` as a process inside a network namespace (`ip netns exec`): signals, cleanup
+/// and kube-proxy flag handling.
+@Suite("sluice run (process)", .serialized, .timeLimit(.minutes(2)))
+struct RunCommandTests {
+    /// Starts `sluice run ARGS` in `ns`; output goes to a file.
+    func start(_ ns: NetworkNamespace, _ args: [String], log: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["ip", "netns", "exec", ns.name, try sluiceExecutable(), "run"] + args
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = h
+        p.standardError = h
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    func hasTable(_ ns: NetworkNamespace) throws -> Bool {
+        try ns.run(["nft", "list", "table", "ip", "sluice"]).succeeded
+    }
+
+    func waitExit(_ p: Process, timeout: Double = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        return !p.isRunning
+    }
+
+    @Test("SIGTERM leaves the rules in place; --cleanup removes them; --cleanup-on-exit removes them on SIGTERM")
+    func signalsAndCleanup() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "run")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+        let log = dir.path + "/.run.log"
+        let common = ["--source", dir.path, "--hostname-override", nodeName, "--node-ip", "10.77.0.1",
+                      "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0",
+                      "--logging-format", "json", "--ipvs-scheduler", "rr", "--conntrack-max-per-core=0", "-v=2"]
+        var p = try start(ns, common, log: log)
+        defer { if p.isRunning { p.terminate() } }
+        try await waitUntil("table created", timeout: .seconds(30)) { try hasTable(ns) }
+        kill(p.processIdentifier, SIGTERM)
+        #expect(waitExit(p), "sluice run did not stop on SIGTERM")
+        #expect(p.terminationStatus == 0)
+        #expect(try hasTable(ns), "SIGTERM must leave the rules in place")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("\"msg\":\"flag accepted but ignored"), "log: \(text)")
+        #expect(text.contains("--ipvs-scheduler") && text.contains("--conntrack-max-per-core"))
+
+        // Restart: adopts the table (no flush), then --cleanup-on-exit deletes it on SIGTERM.
+        p = try start(ns, common + ["--cleanup-on-exit"], log: log)
+        try await waitUntil("restarted daemon serving") {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\"msg\":\"first sync applied\"")
+        }
+        #expect(try hasTable(ns))
+        kill(p.processIdentifier, SIGTERM)
+        #expect(waitExit(p))
+        #expect(try !hasTable(ns), "--cleanup-on-exit must delete the table")
+
+        // --cleanup deletes and exits.
+        p = try start(ns, common, log: log)
+        try await waitUntil("table created again", timeout: .seconds(30)) { try hasTable(ns) }
+        kill(p.processIdentifier, SIGINT)
+        #expect(waitExit(p))
+        #expect(try hasTable(ns))
+        let cleanup = try ns.run([try sluiceExecutable(), "run", "--cleanup"])
+        #expect(cleanup.succeeded, "\(cleanup.stderr)")
+        #expect(try !hasTable(ns))
+    }
+
+    @Test("--proxy-mode other than nftables, unknown flags and --version")
+    func flags() throws {
+        let exe = try sluiceExecutable()
+        let bad = try runCommand([exe, "run", "--proxy-mode", "ipvs", "--source", "/nonexistent"])
+        #expect(!bad.succeeded)
+        #expect(bad.stderr.contains("proxy mode \"ipvs\" is not supported"), "\(bad.stderr)")
+        let unknown = try runCommand([exe, "run", "--no-such-flag", "--source", "/nonexistent"])
+        #expect(!unknown.succeeded && unknown.stderr.contains("--no-such-flag"), "\(unknown.stderr)")
+        let version = try runCommand([exe, "run", "--version"])
+        #expect(version.succeeded && version.stdout.contains("sluice "))
+    }
+}
