@@ -41,7 +41,6 @@ extension Ruleset {
             tables[i].elements[set.name] = nil
         case .addElements(let f, let t, let set, let elems):
             guard let i = index(f, t) else { return }
-            tables[i].elements[set.name, default: [:]].reserveCapacity((tables[i].elements[set.name]?.count ?? 0) + elems.count)
             for e in elems { tables[i].elements[set.name, default: [:]][e.key] = e.data ?? [] }
         case .deleteElements(let f, let t, let set, let elems):
             guard let i = index(f, t) else { return }

@@ -247,7 +247,7 @@ public final class NftablesApplier {
         var result: [Table] = []
         var foreign: [String] = []
         for (f, name) in tables where seen.insert("\(f) \(name)").inserted {
-            guard var rb = try ReadBack(socket: socket).table(f, name) else { continue }
+            guard var rb = try socket.readTable(f, name) else { continue }
             if let want = desired?.table(f, name) { rb.table.sets = rb.table.sets.map { normalize($0, against: want.set(named: $0.name)) } }
             result.append(rb.table)
             foreign += rb.foreign

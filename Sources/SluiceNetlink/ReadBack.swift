@@ -291,7 +291,16 @@ extension NetlinkSocket {
     /// Reads table `<family> <name>` back over netlink (table, chains, rules, sets,
     /// elements) and rebuilds the IR; nil if the table does not exist.
     public func readTable(_ family: Family, _ name: String) throws -> ReadBackResult? {
-        try ReadBack(socket: self).table(family, name)
+        // A writer may delete a set or chain between the dumps of one read (ENOENT on a
+        // later dump): read the whole table again.
+        var attempt = 0
+        while true {
+            do {
+                return try ReadBack(socket: self).table(family, name)
+            } catch let e as NetlinkError where e.errno == ENOENT_ && attempt < 4 {
+                attempt += 1
+            }
+        }
     }
 
     /// Reads the current elements of one set or map over netlink.
