@@ -31,6 +31,12 @@ public struct DaemonConfiguration: Sendable {
     public var cleanupOnExit: Bool
     /// Host interface addresses for CIDR entries of `--nodeport-addresses` (nil: from the Node).
     public var hostAddresses: [IPAddress]?
+    /// The `--config` file and the bytes the options were read from. As kube-proxy does, the
+    /// daemon exits with an error when the file's content changes, so that its DaemonSet
+    /// restarts it with the new configuration.
+    public var configFile: (path: String, contents: Data)?
+    /// How often the config file is checked.
+    public var configCheckInterval: Duration = .seconds(2)
 
     public init(options: NodeOptions, sources: [any ObjectSource], netns: String? = nil,
                 healthzBindAddress: String? = "0.0.0.0:10256", metricsBindAddress: String? = "127.0.0.1:10249",
@@ -66,6 +72,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         var healthChecks: HealthCheckServers?
         var healthzPort: Int?
         var metricsPort: Int?
+        var configChanged = false
     }
     private let runtime = NIOLockedValueBox(Runtime())
 
@@ -144,7 +151,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
                 "node": "\(c.options.nodeName)", "sources": "\(c.sources.map(\.name).joined(separator: " "))",
                 "syncPeriod": "\(c.syncPeriod)", "minSyncPeriod": "\(c.minSyncPeriod)",
             ])
-            await cancelWhenGracefulShutdown { [c, logger] in
+            await cancelWhenGracefulShutdown { [c, logger, runtime] in
                 await withTaskGroup(of: Void.self) { group in
                     for (i, source) in c.sources.enumerated() {
                         group.addTask {
@@ -168,8 +175,26 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
                         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                         await loop.stopWaking()
                     }
-                    await group.waitForAll()
+                    if let (path, contents) = c.configFile {
+                        group.addTask { [runtime] in
+                            while !Task.isCancelled {
+                                do { try await Task.sleep(for: c.configCheckInterval) } catch { break }
+                                guard FileManager.default.contents(atPath: path) != contents else { continue }
+                                logger.error("the configuration file changed; exiting so that the new configuration is read on restart (kube-proxy does the same)",
+                                             metadata: ["config": "\(path)"])
+                                runtime.withLockedValue { $0.configChanged = true }
+                                return
+                            }
+                        }
+                    }
+                    // The first task to end early is the config watcher: stop everything.
+                    while await group.next() != nil {
+                        if runtime.withLockedValue({ $0.configChanged }) { group.cancelAll() }
+                    }
                 }
+            }
+            if runtime.withLockedValue({ $0.configChanged }) {
+                throw DaemonError("content of the configuration file \(c.configFile?.path ?? "") was updated")
             }
         } catch {
             await shutdown(servers: servers, healthChecks: healthChecks, loop: loop, cleanup: false)

@@ -36,6 +36,7 @@ public final class DaemonMetrics: Sendable {
     let partialSyncs: MCounter
     let invalidObjects: MCounter
     let conntrackDeleted: MCounter
+    let affinityPurged: MCounter
     let healthzRequests: [Int: MCounter]
     let livezRequests: [Int: MCounter]
 
@@ -77,6 +78,7 @@ public final class DaemonMetrics: Sendable {
         partialSyncs = MCounter(label: "sluice_syncs_total", dimensions: [("kind", "partial")], factory: f)
         invalidObjects = MCounter(label: "sluice_invalid_object_reports_total", factory: f)
         conntrackDeleted = MCounter(label: "kubeproxy_conntrack_reconciler_deleted_entries_total", factory: f)
+        affinityPurged = MCounter(label: "sluice_affinity_entries_deleted_total", factory: f)
         healthzRequests = Dictionary(uniqueKeysWithValues: [200, 503].map {
             ($0, MCounter(label: "kubeproxy_proxy_healthz_total", dimensions: [("code", "\($0)")], factory: f))
         })

@@ -152,6 +152,7 @@ actor SyncLoop {
                 "services": "\(outcome.replanned.count)", "ms": "\(String(format: "%.2f", Double(nanoseconds(elapsed)) / 1e6))",
             ])
             if !outcome.conntrackTargets.isEmpty { clearStaleConntrack(outcome.conntrackTargets) }
+            purgeStaleAffinity(full ? nil : AffinityValidity.Impact(of: outcome.transaction))
             await healthChecks.sync(state.healthChecks)
         } catch {
             needFull = true
@@ -179,6 +180,7 @@ actor SyncLoop {
             let report = try applier.apply(desired)
             if report.isNoOp { return 0 }
             metrics.driftRepairs.increment()
+            purgeStaleAffinity(nil)
             logger.warning("repaired tables changed by someone else", metadata: [
                 "operations": "\(report.transaction.operations.count)", "objects": "\(report.transaction.objectCount)",
             ])
@@ -212,6 +214,38 @@ actor SyncLoop {
                 }
             } catch {
                 logger.warning("conntrack cleanup failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Deletes ClientIP-affinity entries whose endpoint left the service, or whose service lost
+    /// affinity (kube-proxy deletes the endpoint's affinity set at once). `impact` limits the
+    /// check to the tuples a partial commit touched; nil judges every entry (full syncs).
+    /// The dynamic maps are read only when an entry can be stale. Failures are logged; they
+    /// never fail the sync.
+    func purgeStaleAffinity(_ impact: AffinityValidity.Impact?) {
+        if let impact, impact.isEmpty { return }
+        for table in applier.committed.tables where table.name == Layout.tableName {
+            let validity = impact.map { AffinityValidity(table: table, impact: $0) } ?? AffinityValidity(table: table)
+            guard validity.mayRejectEntries else { continue }
+            do {
+                var purged = 0
+                if let decl = table.set(named: AffinityValidity.serviceMap) {
+                    purged += try applier.purgeDynamicElements(table.family, table.name, set: decl) {
+                        validity.isValidServiceEntry(key: $0, data: $1)
+                    }
+                }
+                if let decl = table.set(named: AffinityValidity.nodePortMap) {
+                    purged += try applier.purgeDynamicElements(table.family, table.name, set: decl) {
+                        validity.isValidNodePortEntry(key: $0, data: $1)
+                    }
+                }
+                if purged > 0 {
+                    metrics.affinityPurged.increment(by: purged)
+                    logger.info("deleted stale ClientIP-affinity entries", metadata: ["family": "\(table.family)", "entries": "\(purged)"])
+                }
+            } catch {
+                logger.warning("affinity cleanup failed", metadata: ["family": "\(table.family)", "error": "\(error)"])
             }
         }
     }

@@ -234,7 +234,9 @@ public final class NftablesApplier {
     }
 
     /// Reads the given tables back from the kernel and takes them as committed state, so
-    /// the next `apply` reconciles without flushing (restart adoption). Tables that do not
+    /// the next `apply` reconciles without flushing (restart adoption). Elements of dynamic
+    /// sets (affinity entries the datapath recorded) are not committed state: they are left
+    /// out, so reconciling keeps them (`purgeDynamicElements` removes stale ones). Tables that do not
     /// exist are left out. Returns foreign content that the IR cannot express (such content
     /// is ignored by the diff and would be lost only if its table is replaced).
     ///
@@ -247,7 +249,7 @@ public final class NftablesApplier {
         var result: [Table] = []
         var foreign: [String] = []
         for (f, name) in tables where seen.insert("\(f) \(name)").inserted {
-            guard var rb = try socket.readTable(f, name) else { continue }
+            guard var rb = try socket.readTable(f, name, dynamicElements: false) else { continue }
             if let want = desired?.table(f, name) { rb.table.sets = rb.table.sets.map { normalize($0, against: want.set(named: $0.name)) } }
             result.append(rb.table)
             foreign += rb.foreign

@@ -14,7 +14,7 @@ public struct ReadBackResult: Sendable {
 struct ReadBack {
     let socket: NetlinkSocket
 
-    func table(_ family: Family, _ name: String) throws -> ReadBackResult? {
+    func table(_ family: Family, _ name: String, dynamicElements: Bool) throws -> ReadBackResult? {
         guard let comment = try tableComment(family, name) else { return nil }
         var foreign: [String] = []
         var table = Table(family: family, name: name, comment: comment ?? nil)
@@ -23,7 +23,7 @@ struct ReadBack {
         table.sets = sets
         foreign += badSets
         let types = TypeContext(sets)
-        for set in sets {
+        for set in sets where dynamicElements || !set.flags.contains(.dynamic) {
             let (elems, bad) = try elements(family, name, set, types: types)
             if !elems.isEmpty { table.elements[set.name] = elems }
             foreign += bad
@@ -289,14 +289,16 @@ func decrement(_ b: [UInt8]) -> [UInt8] {
 
 extension NetlinkSocket {
     /// Reads table `<family> <name>` back over netlink (table, chains, rules, sets,
-    /// elements) and rebuilds the IR; nil if the table does not exist.
-    public func readTable(_ family: Family, _ name: String) throws -> ReadBackResult? {
+    /// elements) and rebuilds the IR; nil if the table does not exist. With
+    /// `dynamicElements: false` the elements of dynamic sets (those the datapath fills, such
+    /// as the ClientIP-affinity maps) are left out: they are not configuration.
+    public func readTable(_ family: Family, _ name: String, dynamicElements: Bool = true) throws -> ReadBackResult? {
         // A writer may delete a set or chain between the dumps of one read (ENOENT on a
         // later dump): read the whole table again.
         var attempt = 0
         while true {
             do {
-                return try ReadBack(socket: self).table(family, name)
+                return try ReadBack(socket: self).table(family, name, dynamicElements: dynamicElements)
             } catch let e as NetlinkError where e.errno == ENOENT_ && attempt < 4 {
                 attempt += 1
             }

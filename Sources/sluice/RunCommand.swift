@@ -136,6 +136,8 @@ struct Run: AsyncParsableCommand {
         flags.kubeconfig = kubeconfig
         flags.master = master
         if let bit = iptablesMasqueradeBit, flags.masqueradeBit == nil { flags.masqueradeBit = bit }
+        // The bytes the options come from: the daemon exits when the file changes (kube-proxy).
+        let configContents = flags.config.flatMap { FileManager.default.contents(atPath: $0) }
         let (options, diagnostics) = NodeOptions.load(flags: flags)
         for d in diagnostics {
             if d.isError { logger.error("\(d.description)") } else { logger.warning("\(d.description)") }
@@ -157,13 +159,14 @@ struct Run: AsyncParsableCommand {
             objectSources.append(ManifestDirectorySource(paths: sources, interval: .milliseconds(max(10, pollIntervalMilliseconds))))
         }
         let minSync: Duration = (minSyncPeriod != nil || flags.config != nil) ? options.minSyncPeriod : .zero
-        let configuration = DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             options: options,
             sources: objectSources,
             netns: netns,
             healthzBindAddress: options.healthzBindAddress, metricsBindAddress: options.metricsBindAddress,
             healthCheckBindHost: healthCheckBindAddress,
             syncPeriod: options.syncPeriod, minSyncPeriod: minSync, cleanupOnExit: cleanupOnExit)
+        if let path = flags.config, let configContents { configuration.configFile = (path, configContents) }
         let daemon = Daemon(configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: daemon, serviceName: "sluice")],

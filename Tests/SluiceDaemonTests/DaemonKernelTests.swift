@@ -161,55 +161,78 @@ struct DaemonKernelTests {
     @Test("real packets: a ClusterIP follows its endpoints through the daemon")
     func packets() async throws {
         try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
-        let node = try NetworkNamespace(label: "node")
-        defer { node.close() }
-        let srv = try NetworkNamespace(label: "srv")
-        defer { srv.close() }
-        let suffix = String(node.name.suffix(6))
-        let va = "va\(suffix)", vb = "vb\(suffix)"
-        try runChecked(["ip", "link", "add", va, "netns", node.name, "type", "veth", "peer", "name", vb, "netns", srv.name])
-        try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", va])
-        try srv.runChecked(["ip", "addr", "add", "10.77.0.2/24", "dev", vb])
-        try srv.runChecked(["ip", "addr", "add", "10.77.0.3/24", "dev", vb])
-        try node.runChecked(["ip", "link", "set", va, "up"])
-        try srv.runChecked(["ip", "link", "set", vb, "up"])
-        try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", va])
-        // One server answering with the address it was reached on.
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["ip", "netns", "exec", srv.name, "python3", "-c", """
-            import socket, threading
-            def serve(addr):
-                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((addr, 8080)); s.listen(8); s.settimeout(60)
-                while True:
-                    c, _ = s.accept(); c.sendall(("served by " + addr).encode()); c.close()
-            for a in ("10.77.0.2", "10.77.0.3"):
-                threading.Thread(target=serve, args=(a,), daemon=True).start()
-            threading.Event().wait(60)
-            """]
-        try server.run()
-        defer { if server.isRunning { server.terminate() } }
+        let rig = try PacketRig(label: "node")
+        defer { rig.close() }
         let dir = try ManifestDir()
         defer { dir.close() }
         try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.7.7", port: 80, targetPort: 8080))
         try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.2"]))
-        func fetch() throws -> String {
-            try node.run(["python3", "-c", """
-                import socket, time
-                for i in range(30):
-                    try:
-                        c = socket.create_connection(("10.96.7.7", 80), timeout=2); print(c.recv(100).decode()); break
-                    except OSError:
-                        time.sleep(0.1)
-                """]).stdout
-        }
-        try await withDaemon(config(dir, node)) { _ in
-            try await waitUntil("first sync") { try kernelMatches(node.name, dir.path) }
-            #expect(try fetch().contains("served by 10.77.0.2"))
+        try await withDaemon(config(dir, rig.node)) { _ in
+            try await waitUntil("first sync") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.servedBy("10.96.7.7") == ["10.77.0.2"])
             try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.3"]))
-            try await waitUntil("endpoint moved") { try kernelMatches(node.name, dir.path) }
-            #expect(try fetch().contains("served by 10.77.0.3"))
+            try await waitUntil("endpoint moved") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.servedBy("10.96.7.7") == ["10.77.0.3"])
+        }
+    }
+
+    @Test("ClientIP affinity: the daemon deletes affinity entries to an endpoint that left; the client moves on")
+    func affinityPurge() async throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        let rig = try PacketRig(label: "aff")
+        defer { rig.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        let svc = serviceYAML("web", clusterIP: "10.96.7.8", extraSpec: ["sessionAffinity: ClientIP"])
+        // A second affinity service sharing the endpoints: its entries must survive.
+        let other = serviceYAML("other", clusterIP: "10.96.7.9", extraSpec: ["sessionAffinity: ClientIP"])
+        try dir.write("web.yaml", svc + "---\n" + sliceYAML("web-1", service: "web", ips: ["10.77.0.2", "10.77.0.3"]))
+        try dir.write("other.yaml", other + "---\n" + sliceYAML("other-1", service: "other", ips: ["10.77.0.2", "10.77.0.3"]))
+        /// `client . service IP . proto . port : endpoint . port` entries (timeouts left out).
+        func affinityEntries() throws -> [String] {
+            let text = try rig.node.runChecked(["nft", "list", "map", "ip", "sluice", "affinity"]).stdout
+            guard let open = text.range(of: "elements = {"), let close = text[open.upperBound...].firstIndex(of: "}") else { return [] }
+            return text[open.upperBound..<close].split(separator: ",").map { element in
+                let parts = element.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let key = parts[0].components(separatedBy: " timeout ")[0].components(separatedBy: " expires ")[0]
+                return key + " : " + (parts.count > 1 ? parts[1] : "")
+            }
+        }
+        func hasEntry(_ service: String, _ endpoint: String) throws -> Bool {
+            try affinityEntries().contains { $0.hasSuffix(" . \(service) . tcp . 80 : \(endpoint) . 8080") }
+        }
+        let remaining: String = try await withDaemon(config(dir, rig.node)) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(rig.node.name, dir.path) }
+            let sticky = try rig.servedBy("10.96.7.8", count: 6)
+            #expect(sticky.count == 1, "affinity: one endpoint for every connection, got \(sticky)")
+            let otherSticky = try rig.servedBy("10.96.7.9", count: 3)
+            #expect(otherSticky.count == 1)
+            guard let first = sticky.first, first.hasPrefix("10.77.0."), let otherFirst = otherSticky.first, otherFirst.hasPrefix("10.77.0.") else {
+                throw DaemonError("no endpoint answered: \(sticky) \(otherSticky)")
+            }
+            #expect(try hasEntry("10.96.7.8", first), "\((try? affinityEntries()) ?? [])")
+            let remaining = first == "10.77.0.2" ? "10.77.0.3" : "10.77.0.2"
+            try dir.write("web.yaml", svc + "---\n" + sliceYAML("web-1", service: "web", ips: [remaining]))
+            try await waitUntil("endpoint removed") { try kernelMatches(rig.node.name, dir.path) }
+            try await waitUntil("stale affinity entry deleted") { try !hasEntry("10.96.7.8", first) }
+            // The removed endpoint still answers: a stale entry would send the client there.
+            #expect(try rig.servedBy("10.96.7.8", count: 3) == [remaining])
+            #expect(try hasEntry("10.96.7.9", otherFirst), "the other service's entry was deleted: \((try? affinityEntries()) ?? [])")
+            #expect(try rig.servedBy("10.96.7.9", count: 3) == [otherFirst])
+            let m = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
+            #expect(metricValue(m, "sluice_affinity_entries_deleted_total") == 1)
+            // Losing affinity altogether removes the service's entries.
+            try dir.write("other.yaml", serviceYAML("other", clusterIP: "10.96.7.9") + "---\n"
+                          + sliceYAML("other-1", service: "other", ips: ["10.77.0.2", "10.77.0.3"]))
+            try await waitUntil("affinity dropped") { try !affinityEntries().contains { $0.contains(" . 10.96.7.9 . ") } }
+            #expect(try hasEntry("10.96.7.8", remaining), "web's entry went with other's: \((try? affinityEntries()) ?? [])")
+            return remaining
+        }
+        // A restart adopts the table: recorded affinity is runtime state, not drift, and stays.
+        try await withDaemon(config(dir, rig.node)) { daemon in
+            try await waitUntil("first sync after restart") { await daemon.commits() >= 1 }
+            #expect(try hasEntry("10.96.7.8", remaining), "restart dropped affinity: \((try? affinityEntries()) ?? [])")
+            #expect(try rig.servedBy("10.96.7.8", count: 2) == [remaining])
         }
     }
 
@@ -337,28 +360,46 @@ struct DaemonAPISourceTests {
         return diff(try kernelRuleset(ns.name, desired: want), want).isEmpty
     }
 
-    @Test("list+watch: the kernel table follows Services and EndpointSlices created, scaled and deleted")
+    @Test("list+watch: kernel table and real packets follow Services and EndpointSlices created, scaled and deleted")
     func followsAPIServer() async throws {
-        try requireKernelTestEnvironment()
-        let ns = try NetworkNamespace(label: "api")
-        defer { ns.close() }
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        let rig = try PacketRig(label: "api")
+        defer { rig.close() }
         let server = try await FakeAPIServer.start()
         let client = try KubeAPIClient(configuration: KubeClientConfiguration(server: server.url))
+        func table() throws -> String { try rig.node.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout }
         do {
             _ = try server.create(service("web", clusterIP: "10.96.0.10"))
-            _ = try server.create(slice("web-1", service: "web", addresses: ["10.244.1.1"]))
+            _ = try server.create(slice("web-1", service: "web", addresses: ["10.77.0.2"]))
             let c = DaemonConfiguration(options: testOptions(), sources: [APIServerSource(client: client, nodeName: nodeName)],
-                                        netns: ns.name, healthzBindAddress: nil, metricsBindAddress: nil)
+                                        netns: rig.node.name, healthzBindAddress: nil, metricsBindAddress: nil)
             try await withDaemon(c) { _ in
-                try await waitUntil("first sync from the API") { try matches(ns, server) }
-                #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.1"))
-                _ = try server.update(slice("web-1", service: "web", addresses: ["10.244.1.1", "10.244.1.2"]))
-                try await waitUntil("scaled") { try matches(ns, server) && ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.2") }
+                try await waitUntil("first sync from the API") { try matches(rig.node, server) }
+                #expect(try rig.servedBy("10.96.0.10", count: 3) == ["10.77.0.2"])
+                // Scale up: a second slice of the same service.
+                _ = try server.create(slice("web-2", service: "web", addresses: ["10.77.0.3"]))
+                try await waitUntil("scaled up") { try matches(rig.node, server) && table().contains("10.77.0.3") }
+                // 24 connections over two equal endpoints: both answer (a miss has probability 2^-23).
+                #expect(try rig.servedBy("10.96.0.10", count: 24) == ["10.77.0.2", "10.77.0.3"])
+                // Move the first slice's endpoint, then scale down to one endpoint.
+                _ = try server.update(slice("web-1", service: "web", addresses: ["10.77.0.4"]))
+                _ = try server.delete(EndpointSlice.self, name: "web-2")
+                try await waitUntil("moved and scaled down") { try matches(rig.node, server) && !table().contains("10.77.0.3") }
+                #expect(try rig.servedBy("10.96.0.10", count: 6) == ["10.77.0.4"])
+                // No endpoints: the connection is rejected, as kube-proxy does.
+                _ = try server.update(slice("web-1", service: "web", addresses: []))
+                try await waitUntil("no endpoints") { try matches(rig.node, server) && !table().contains("10.77.0.4") }
+                #expect(try rig.connect("10.96.0.10") == ["refused"])
+                // A second service; then the first is deleted: no rule answers for it any more.
                 _ = try server.create(service("dns", clusterIP: "10.96.0.53"))
-                try await waitUntil("service added") { try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.53") }
+                _ = try server.create(slice("dns-1", service: "dns", addresses: ["10.77.0.2"]))
+                try await waitUntil("service added") { try matches(rig.node, server) && table().contains("10.96.0.53") }
+                #expect(try rig.servedBy("10.96.0.53") == ["10.77.0.2"])
                 _ = try server.delete(Service.self, name: "web")
-                try await waitUntil("service deleted") { try !ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10") }
-                #expect(try matches(ns, server))
+                try await waitUntil("service deleted") { try matches(rig.node, server) && !table().contains("10.96.0.10") }
+                // Not rejected by Sluice, not DNATed: the packet goes out unanswered.
+                #expect(try rig.connect("10.96.0.10") == ["timeout"])
+                #expect(try rig.servedBy("10.96.0.53") == ["10.77.0.2"])
             }
         } catch {
             try? await client.shutdown()

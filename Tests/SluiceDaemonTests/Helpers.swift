@@ -189,3 +189,92 @@ func sluiceExecutable() throws -> String {
     if FileManager.default.isExecutableFile(atPath: fallback) { return fallback }
     throw DaemonError("the sluice executable was not built (swift build --product sluice)")
 }
+
+/// Two namespaces for real-packet tests: `node` (where the daemon programs nftables) and
+/// `srv` (the endpoints 10.77.0.2–.4, each a TCP server on 8080 answering "served by <addr>").
+/// Services live in 10.96.0.0/16, routed from the node towards `srv`. Both namespaces exist
+/// only for the test; `close()` removes them.
+final class PacketRig: @unchecked Sendable {
+    let node: NetworkNamespace
+    let srv: NetworkNamespace
+    private var server: LineProcess?
+    static let endpoints = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
+
+    init(label: String) throws {
+        node = try NetworkNamespace(label: label)
+        do {
+            srv = try NetworkNamespace(label: label + "s")
+        } catch {
+            node.close()
+            throw error
+        }
+        do {
+            let suffix = String(node.name.suffix(6))
+            let va = "va\(suffix)", vb = "vb\(suffix)"
+            try runChecked(["ip", "link", "add", va, "netns", node.name, "type", "veth", "peer", "name", vb, "netns", srv.name])
+            try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", va])
+            for a in Self.endpoints { try srv.runChecked(["ip", "addr", "add", "\(a)/24", "dev", vb]) }
+            try node.runChecked(["ip", "link", "set", va, "up"])
+            try srv.runChecked(["ip", "link", "set", vb, "up"])
+            try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", va])
+            // Exits when its stdin closes (close(), or this test process dying): it must never
+            // outlive the test and hold swift-test's output pipe.
+            server = try LineProcess(["ip", "netns", "exec", srv.name, "python3", "-c", """
+                import socket, sys, threading
+                def serve(addr):
+                    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind((addr, 8080)); s.listen(64)
+                    while True:
+                        c, _ = s.accept(); c.sendall(("served by " + addr).encode()); c.close()
+                for a in "\(Self.endpoints.joined(separator: " "))".split():
+                    threading.Thread(target=serve, args=(a,), daemon=True).start()
+                sys.stdin.read()
+                """])
+            // Wait (inside srv) until every endpoint listens.
+            try srv.runChecked(["python3", "-c", """
+                import socket, sys, time
+                for a in "\(Self.endpoints.joined(separator: " "))".split():
+                    for i in range(100):
+                        try:
+                            socket.create_connection((a, 8080), timeout=1).close(); break
+                        except OSError:
+                            time.sleep(0.05)
+                    else:
+                        sys.exit("endpoint " + a + " never listened")
+                """])
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// Outcomes of `count` fresh TCP connections from the node to `ip:port`, one per line:
+    /// "served by <endpoint>", "refused" (the no-endpoint reject), or "timeout" (1 s).
+    func connect(_ ip: String, _ port: Int = 80, count: Int = 1) throws -> [String] {
+        let r = try node.runChecked(["python3", "-c", """
+            import socket
+            def once():
+                try:
+                    c = socket.create_connection(("\(ip)", \(port)), timeout=1)
+                    data = c.recv(100).decode(); c.close()
+                    return data or "empty"
+                except ConnectionRefusedError:
+                    return "refused"
+                except OSError:
+                    return "timeout"
+            print("\\n".join(once() for i in range(\(count))))
+            """])
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+
+    /// The endpoints that answered `count` connections.
+    func servedBy(_ ip: String, _ port: Int = 80, count: Int = 1) throws -> Set<String> {
+        Set(try connect(ip, port, count: count).map { $0.hasPrefix("served by ") ? String($0.dropFirst(10)) : $0 })
+    }
+
+    func close() {
+        server?.terminate()
+        node.close()
+        srv.close()
+    }
+}

@@ -79,6 +79,42 @@ struct RunCommandTests {
         #expect(try !hasTable(ns))
     }
 
+    @Test("--config: the daemon exits with an error when the file's content changes (kube-proxy does), not on a touch")
+    func exitsOnConfigChange() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "cfg")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1"]))
+        let config = dir.path + "/.kube-proxy.yaml"
+        let text = """
+            apiVersion: kubeproxy.config.k8s.io/v1alpha1
+            kind: KubeProxyConfiguration
+            mode: nftables
+            hostnameOverride: \(nodeName)
+            healthzBindAddress: 127.0.0.1:0
+            metricsBindAddress: 127.0.0.1:0
+
+            """
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let log = dir.path + "/.run.log"
+        let p = try start(ns, ["--source", dir.path, "--config", config, "--node-ip", "10.77.0.1", "--logging-format", "json"], log: log)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await waitUntil("table created", timeout: .seconds(30)) { try hasTable(ns) }
+        // Same content rewritten: nothing changed, keep running.
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .seconds(3))
+        #expect(p.isRunning, "exited although the content did not change")
+        try (text + "masqueradeAll: true\n").write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(waitExit(p, timeout: 20), "sluice run kept running after its --config changed")
+        #expect(p.terminationStatus != 0)
+        let out = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(out.contains("the configuration file changed"), "log: \(out)")
+        #expect(try hasTable(ns), "exiting for a config change leaves the rules in place")
+    }
+
     @Test("--proxy-mode other than nftables, unknown flags and --version")
     func flags() throws {
         let exe = try sluiceExecutable()
