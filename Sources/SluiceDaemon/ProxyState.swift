@@ -99,7 +99,7 @@ public struct ProxyState: Sendable {
                     sliceDirty.insert(owner)
                 }
                 guard let new, case .endpointSlice(let slice) = new.object,
-                      ProxyPlanner.matchesProxySelector(slice.metadata) else { continue }
+                      ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) else { continue }
                 let (outcome, d) = sliceValidator.validate(slice, file: new.file)
                 out.diagnostics += d
                 guard case .valid(let v) = outcome else { continue }
@@ -143,7 +143,7 @@ public struct ProxyState: Sendable {
                 let key = ProxyObjectKey(kind: .service, namespace: name.namespace, name: name.name)
                 validated[name] = nil
                 guard let sourced = objects[key], case .service(let svc) = sourced.object,
-                      ProxyPlanner.matchesProxySelector(svc.metadata) else { continue }
+                      ProxyPlanner.matchesProxySelector(svc.metadata, serviceProxyName: options.serviceProxyName) else { continue }
                 let (outcome, d) = validator.validate(svc, file: sourced.file)
                 out.diagnostics += d
                 if case .valid(let v) = outcome { validated[name] = v }

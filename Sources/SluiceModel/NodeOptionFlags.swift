@@ -43,6 +43,8 @@ public struct NodeOptionFlags: Sendable, Hashable {
     public var kubeconfig: String?
     /// `--master` (honoured even with `--config`: it is not a config-file field).
     public var master: String?
+    /// `--service-proxy-name` (Sluice; honoured even with `--config`).
+    public var serviceProxyName: String? = nil
 
     public init(config: String? = nil, hostnameOverride: String? = nil, clusterCIDR: String? = nil,
                 nodePortAddresses: [String]? = nil, masqueradeAll: Bool? = nil, masqueradeBit: Int? = nil,

@@ -22,7 +22,10 @@ extension NodeOptions {
         }
         raw.applyAlwaysHonouredFlags(flags)
         var parser = NodeOptionsParser(configFile: config == nil ? nil : (configFile ?? flags.config))
-        let options = parser.parse(raw, systemHostname: systemHostname)
+        var options = parser.parse(raw, systemHostname: systemHostname)
+        if let name = flags.serviceProxyName?.trimmingCharacters(in: .whitespaces), !name.isEmpty {
+            options.serviceProxyName = name
+        }
         return (options, diagnostics + parser.diagnostics)
     }
 
@@ -32,11 +35,10 @@ extension NodeOptions {
         guard let path = flags.config else { return merge(config: nil, flags: flags, systemHostname: systemHostname) }
         let (config, loadDiagnostics) = KubeProxyConfiguration.load(path: path)
         guard let config else {
-            let (options, diagnostics) = merge(config: nil, flags: NodeOptionFlags(hostnameOverride: flags.hostnameOverride,
-                                                                                    nodeIPs: flags.nodeIPs,
-                                                                                    serviceNodePortRange: flags.serviceNodePortRange,
-                                                                                    master: flags.master),
-                                               systemHostname: systemHostname)
+            var honoured = NodeOptionFlags(hostnameOverride: flags.hostnameOverride, nodeIPs: flags.nodeIPs,
+                                           serviceNodePortRange: flags.serviceNodePortRange, master: flags.master)
+            honoured.serviceProxyName = flags.serviceProxyName
+            let (options, diagnostics) = merge(config: nil, flags: honoured, systemHostname: systemHostname)
             return (options, loadDiagnostics + diagnostics)
         }
         let (options, diagnostics) = merge(config: config, configFile: path, flags: flags, systemHostname: systemHostname)

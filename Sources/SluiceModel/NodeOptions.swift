@@ -54,6 +54,10 @@ public struct NodeOptions: Sendable, Hashable {
     public var nodeName: String
     /// `--hostname-override` / `hostnameOverride` as given (normalized).
     public var hostnameOverride: String?
+    /// Sluice's `--service-proxy-name`: proxy only Services and EndpointSlices labelled
+    /// `service.kubernetes.io/service-proxy-name=NAME` (nil: kube-proxy's default selector,
+    /// which skips every labelled object). Lets Sluice run beside kube-proxy.
+    public var serviceProxyName: String? = nil
     /// `--cluster-cidr` / `clusterCIDR`: at most one per family.
     public var clusterCIDRs: [CIDR]
     /// `--nodeport-addresses` / `nodePortAddresses`; empty means `[primary]`.

@@ -39,16 +39,19 @@ public struct ProxyPlanner: Sendable {
     }
 
     /// kube-proxy's label selector (applied server-side to Services and EndpointSlices):
-    /// `!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name`.
-    public static func matchesProxySelector(_ metadata: ObjectMeta) -> Bool {
-        metadata.label(WellKnownKeys.headless) == nil && metadata.label(WellKnownKeys.serviceProxyName) == nil
+    /// `!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name`; with a
+    /// proxy name, `!service.kubernetes.io/headless,service.kubernetes.io/service-proxy-name=NAME`.
+    public static func matchesProxySelector(_ metadata: ObjectMeta, serviceProxyName: String? = nil) -> Bool {
+        guard metadata.label(WellKnownKeys.headless) == nil else { return false }
+        return metadata.label(WellKnownKeys.serviceProxyName) == serviceProxyName
     }
 
     public func plan(_ objects: ClusterObjects) -> PlanResult {
         var diagnostics: [Diagnostic] = []
         var objects = objects
-        objects.services.removeAll { !Self.matchesProxySelector($0.object.metadata) }
-        objects.endpointSlices.removeAll { !Self.matchesProxySelector($0.object.metadata) }
+        let proxyName = options.serviceProxyName
+        objects.services.removeAll { !Self.matchesProxySelector($0.object.metadata, serviceProxyName: proxyName) }
+        objects.endpointSlices.removeAll { !Self.matchesProxySelector($0.object.metadata, serviceProxyName: proxyName) }
         let serviceCIDRs = collectServiceCIDRs(objects.serviceCIDRs, &diagnostics)
         let node = findNode(objects.nodes, &diagnostics)
 

@@ -24,6 +24,9 @@ struct NodeOptionArguments: ParsableArguments {
     @Option(name: .customLong("service-node-port-range"), help: "Valid NodePort range. Default: 30000-32767.")
     var serviceNodePortRange: String?
 
+    @Option(name: .customLong("service-proxy-name"), help: "Proxy only Services and EndpointSlices labelled service.kubernetes.io/service-proxy-name=NAME (default: only unlabelled ones, as kube-proxy), so Sluice can run beside kube-proxy.")
+    var serviceProxyName: String?
+
     @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognized: ClusterCIDR (default), NodeCIDR, BridgeInterface, InterfaceNamePrefix.")
     var detectLocalMode: String?
 
@@ -37,11 +40,13 @@ struct NodeOptionArguments: ParsableArguments {
     var masqueradeBit: Int?
 
     var flags: NodeOptionFlags {
-        NodeOptionFlags(config: config, hostnameOverride: hostnameOverride, clusterCIDR: clusterCIDR,
+        var f = NodeOptionFlags(config: config, hostnameOverride: hostnameOverride, clusterCIDR: clusterCIDR,
                         nodePortAddresses: nodePortAddresses.isEmpty ? nil : nodePortAddresses,
                         masqueradeAll: masqueradeAll ? true : nil, masqueradeBit: masqueradeBit,
                         nodeIPs: nodeIPs, serviceNodePortRange: serviceNodePortRange,
                         detectLocalMode: detectLocalMode, podBridgeInterface: podBridgeInterface,
                         podInterfaceNamePrefix: podInterfaceNamePrefix)
+        f.serviceProxyName = serviceProxyName
+        return f
     }
 }

@@ -152,7 +152,7 @@ struct Run: AsyncParsableCommand {
             let c = try KubeAPIClient(configuration: KubeClientConfiguration.forKubeProxy(kubeconfig: options.kubeconfig, master: options.master),
                                       logger: kubeLogger)
             client = c
-            objectSources.append(APIServerSource(client: c, nodeName: options.nodeName))
+            objectSources.append(APIServerSource(client: c, nodeName: options.nodeName, serviceProxyName: options.serviceProxyName))
             logger.info("API server source", metadata: ["server": "\(c.configuration.server)"])
         }
         if !sources.isEmpty {

@@ -409,4 +409,48 @@ struct DaemonAPISourceTests {
         try await client.shutdown()
         try await server.shutdown()
     }
+
+    @Test("--service-proxy-name: only Services and EndpointSlices labelled with the name are proxied, beside kube-proxy")
+    func serviceProxyName() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "spn")
+        defer { ns.close() }
+        let server = try await FakeAPIServer.start()
+        let client = try KubeAPIClient(configuration: KubeClientConfiguration(server: server.url))
+        func label(_ m: inout ObjectMeta, _ name: String) {
+            m.labels = (m.labels ?? [:]).merging([WellKnownKeys.serviceProxyName: name]) { _, b in b }
+        }
+        func labelled(_ s: Service, _ name: String) -> Service { var o = s; label(&o.metadata, name); return o }
+        func labelled(_ s: EndpointSlice, _ name: String) -> EndpointSlice { var o = s; label(&o.metadata, name); return o }
+        func table() throws -> String { try ns.run(["nft", "list", "table", "ip", "sluice"]).stdout }
+        do {
+            _ = try server.create(service("kube", clusterIP: "10.96.0.10"))
+            _ = try server.create(slice("kube-1", service: "kube", addresses: ["10.244.1.1"]))
+            _ = try server.create(labelled(service("mine", clusterIP: "10.96.0.11"), "sluice"))
+            _ = try server.create(labelled(slice("mine-1", service: "mine", addresses: ["10.244.1.2"]), "sluice"))
+            _ = try server.create(labelled(service("theirs", clusterIP: "10.96.0.12"), "other"))
+            var options = testOptions()
+            options.serviceProxyName = "sluice"
+            let c = DaemonConfiguration(options: options, sources: [APIServerSource(client: client, nodeName: nodeName, serviceProxyName: "sluice")],
+                                        netns: ns.name, healthzBindAddress: nil, metricsBindAddress: nil)
+            try await withDaemon(c) { _ in
+                try await waitUntil("first sync") { try table().contains("10.244.1.2") }
+                let t = try table()
+                #expect(t.contains("10.96.0.11") && !t.contains("10.96.0.10") && !t.contains("10.96.0.12") && !t.contains("10.244.1.1"), "\(t)")
+                // Relabelling moves a service in (and its slice with it).
+                _ = try server.update(labelled(service("kube", clusterIP: "10.96.0.10"), "sluice"))
+                _ = try server.update(labelled(slice("kube-1", service: "kube", addresses: ["10.244.1.1"]), "sluice"))
+                try await waitUntil("relabelled service proxied") { try table().contains("10.244.1.1") && table().contains("10.96.0.10") }
+                // Label removed: out again.
+                _ = try server.update(service("mine", clusterIP: "10.96.0.11"))
+                try await waitUntil("unlabelled service dropped") { try !table().contains("10.96.0.11") }
+            }
+        } catch {
+            try? await client.shutdown()
+            try? await server.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
 }

@@ -77,6 +77,33 @@ import Testing
         #expect(r.plan.family(.ipv4)?.servicePorts.count == 1)
     }
 
+    @Test func serviceProxyNameSelectsLabelledObjectsOnly() {
+        // Services and slices labelled for another proxy are kube-proxy's to skip; with
+        // --service-proxy-name sluice, only those labelled `sluice` are proxied.
+        func labelled(_ yaml: String, _ proxy: String) -> String {
+            yaml.replacingOccurrences(of: "namespace: default}", with: "namespace: default, labels: {service.kubernetes.io/service-proxy-name: \(proxy)}}")
+        }
+        let plain = serviceYAML("plain", clusterIP: "10.96.0.1")
+        let mine = labelled(serviceYAML("mine", clusterIP: "10.96.0.2"), "sluice")
+        let other = labelled(serviceYAML("other", clusterIP: "10.96.0.3"), "other-proxy")
+        let yaml = docs(plain, mine, other)
+        let byDefault = planYAML(yaml)
+        #expect(byDefault.plan.family(.ipv4)?.servicePorts.map(\.name.service.name) == ["plain"])
+        var options = NodeOptions(nodeName: "node-a", nodeIPs: [IPAddress("192.168.10.11")!])
+        options.serviceProxyName = "sluice"
+        let named = planYAML(yaml, options: options)
+        #expect(named.plan.family(.ipv4)?.servicePorts.map(\.name.service.name) == ["mine"])
+        let meta = { (labels: [String: String]) in ObjectMeta(name: "x", namespace: "default", labels: labels) }
+        #expect(!ProxyPlanner.matchesProxySelector(meta([WellKnownKeys.headless: "", WellKnownKeys.serviceProxyName: "sluice"]), serviceProxyName: "sluice"))
+        #expect(ProxyPlanner.matchesProxySelector(meta([:])))
+        #expect(!ProxyPlanner.matchesProxySelector(meta([:]), serviceProxyName: "sluice"))
+        // The flag is honoured with and without --config.
+        var flags = NodeOptionFlags(hostnameOverride: "node-a")
+        flags.serviceProxyName = " sluice "
+        #expect(NodeOptions.merge(config: nil, flags: flags, systemHostname: nil).0.serviceProxyName == "sluice")
+        #expect(NodeOptions.merge(config: KubeProxyConfiguration(), flags: flags, systemHostname: nil).0.serviceProxyName == "sluice")
+    }
+
     @Test func healthCheckNodePortOnlyForLoadBalancerWithLocalPolicy() {
         let lbLocal = serviceYAML("a", clusterIP: "10.96.0.1", spec: ["type: LoadBalancer", "externalTrafficPolicy: Local", "healthCheckNodePort: 31941"],
                                   ports: ["{name: http, port: 80, nodePort: 30080}"])
