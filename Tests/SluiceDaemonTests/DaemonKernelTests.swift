@@ -158,21 +158,34 @@ struct DaemonKernelTests {
         }
     }
 
-    @Test("real packets: a ClusterIP follows its endpoints through the daemon")
+    @Test("watched manifests with real packets: a service created, scaled, moved, emptied and deleted")
     func packets() async throws {
         try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
         let rig = try PacketRig(label: "node")
         defer { rig.close() }
         let dir = try ManifestDir()
         defer { dir.close() }
-        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.7.7", port: 80, targetPort: 8080))
-        try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.2"]))
         try await withDaemon(config(dir, rig.node)) { _ in
-            try await waitUntil("first sync") { try kernelMatches(rig.node.name, dir.path) }
-            #expect(try rig.servedBy("10.96.7.7") == ["10.77.0.2"])
-            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.3"]))
-            try await waitUntil("endpoint moved") { try kernelMatches(rig.node.name, dir.path) }
-            #expect(try rig.servedBy("10.96.7.7") == ["10.77.0.3"])
+            try await waitUntil("first sync (empty directory)") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.connect("10.96.7.7") == ["timeout"])
+            try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.7.7", port: 80, targetPort: 8080))
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.2"]))
+            try await waitUntil("created") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.servedBy("10.96.7.7", count: 3) == ["10.77.0.2"])
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.2", "10.77.0.3"]))
+            try await waitUntil("scaled up") { try kernelMatches(rig.node.name, dir.path) }
+            // 24 connections over two equal endpoints: both answer (a miss has probability 2^-23).
+            #expect(try rig.servedBy("10.96.7.7", count: 24) == ["10.77.0.2", "10.77.0.3"])
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.77.0.4"]))
+            try await waitUntil("moved and scaled down") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.servedBy("10.96.7.7", count: 6) == ["10.77.0.4"])
+            try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: []))
+            try await waitUntil("no endpoints") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.connect("10.96.7.7") == ["refused"])
+            try dir.remove("web.yaml")
+            try dir.remove("web-eps.yaml")
+            try await waitUntil("deleted") { try kernelMatches(rig.node.name, dir.path) }
+            #expect(try rig.connect("10.96.7.7") == ["timeout"])
         }
     }
 
