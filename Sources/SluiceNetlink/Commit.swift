@@ -181,7 +181,14 @@ extension NetlinkSocket {
             build(h)
             return Int(h.pointee.nlmsg_len)
         }
-        try send(Array(buf[..<len]))
+        try dump(request: Array(buf[..<len]), seq: seq, operation: "dump \(type)", each: each)
+    }
+
+    /// The one dump loop (nf_tables and ctnetlink): sends `request` (built with sequence
+    /// number `seq` and `NLM_F_DUMP`), passes every reply of that sequence to `each` until
+    /// NLMSG_DONE, and turns an NLMSG_ERROR into a `NetlinkError` naming `operation`.
+    func dump(request: [UInt8], seq: UInt32, operation: String, each: (UnsafePointer<nlmsghdr>) throws -> Void) throws {
+        try send(request)
         var done = false
         var failure: NetlinkReply?
         while !done {
@@ -198,7 +205,7 @@ extension NetlinkSocket {
             }
         }
         if let failure {
-            throw NetlinkError(kind: .kernel, errno: failure.error, operation: "dump \(type)", kernelMessage: failure.message)
+            throw NetlinkError(kind: .kernel, errno: failure.error, operation: operation, kernelMessage: failure.message)
         }
     }
 }

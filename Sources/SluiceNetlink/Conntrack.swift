@@ -44,26 +44,9 @@ extension NetlinkSocket {
             let h = sluice_ct_msg(b.baseAddress!, Self.ctGet, UInt16(NLM_F_DUMP), af, seq)!
             return Int(h.pointee.nlmsg_len)
         }
-        try send(Array(buf[..<len]))
         var flows: [ConntrackFlow] = []
-        var done = false
-        var failure: NetlinkReply?
-        while !done {
-            try receive { h in
-                guard h.pointee.nlmsg_seq == seq else { return }
-                switch Int32(h.pointee.nlmsg_type) {
-                case NLMSG_DONE: done = true
-                case NLMSG_ERROR:
-                    let r = NetlinkReply(h)
-                    if r.error != 0 { failure = r }
-                    done = true
-                default:
-                    if let f = Self.parseFlow(h, family: family), f.proto == proto { flows.append(f) }
-                }
-            }
-        }
-        if let failure {
-            throw NetlinkError(kind: .kernel, errno: failure.error, operation: "IPCTNL_MSG_CT_GET dump", kernelMessage: failure.message)
+        try dump(request: Array(buf[..<len]), seq: seq, operation: "IPCTNL_MSG_CT_GET dump") { h in
+            if let f = Self.parseFlow(h, family: family), f.proto == proto { flows.append(f) }
         }
         return flows
     }
