@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// nft text forms of IR values: how `nft` spells each datum, expression and statement.
 /// The emitters build whole scripts from these.
 
@@ -36,25 +39,15 @@ func ipv4Text(_ v: UInt32) -> String {
 
 /// RFC 5952 text form of an IPv6 address given as two host-order halves.
 func ipv6Text(_ hi: UInt64, _ lo: UInt64) -> String {
-    var g: [UInt16] = []
-    for i in (0..<4).reversed() { g.append(UInt16((hi >> (UInt64(i) * 16)) & 0xffff)) }
-    for i in (0..<4).reversed() { g.append(UInt16((lo >> (UInt64(i) * 16)) & 0xffff)) }
-    var bestStart = -1, bestLen = 0, i = 0
-    while i < 8 {
-        if g[i] == 0 {
-            var j = i
-            while j < 8 && g[j] == 0 { j += 1 }
-            if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
-            i = j
-        } else {
-            i += 1
-        }
+    // libc's inet_ntop: RFC 5952, and the very form `nft list` prints.
+    var bytes = [UInt8](repeating: 0, count: 16)
+    for i in 0..<8 {
+        bytes[i] = UInt8(truncatingIfNeeded: hi >> (56 - 8 * UInt64(i)))
+        bytes[8 + i] = UInt8(truncatingIfNeeded: lo >> (56 - 8 * UInt64(i)))
     }
-    func hex(_ v: UInt16) -> String { String(v, radix: 16) }
-    if bestStart < 0 { return g.map(hex).joined(separator: ":") }
-    let left = g[0..<bestStart].map(hex).joined(separator: ":")
-    let right = g[(bestStart + bestLen)...].map(hex).joined(separator: ":")
-    return left + "::" + right
+    var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    _ = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &out, socklen_t(out.count)) }
+    return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 func hexText(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
