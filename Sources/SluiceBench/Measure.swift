@@ -82,59 +82,49 @@ public func measureUpdates(_ target: BenchTarget, state: inout ServiceState, sam
         }
     }
 
-    // Service add and delete (pairs).
-    do {
-        var adds: [Double] = [], dels: [Double] = [], kAdd: [Double] = [], kDel: [Double] = []
-        let start = now()
-        var complete = true
-        var failure: Error?
-        do {
-            for k in 0..<samples {
-                let left = budget - (now() - start)
-                if left <= 0 { complete = false; break }
-                progress("service add/delete", k, samples)
-                adds.append(try target.update(state.addService(k), timeout: left))
-                if let kernelSeconds { kAdd.append(kernelSeconds()) }
-                dels.append(try target.update(state.deleteService(k), timeout: max(0.1, budget - (now() - start))))
-                if let kernelSeconds { kDel.append(kernelSeconds()) }
-                if k % 10 == 9 { try target.maintenance(timeout: max(1, budget - (now() - start))) }
-            }
-            try target.maintenance(timeout: 120)
-        } catch {
-            complete = false
-            failure = error
-        }
-        out[.serviceAdd] = adds.isEmpty && failure != nil ? .failed("s", failure!) : .latency(adds, complete: complete, wanted: samples, detail: kernelDetail(kAdd))
-        out[.serviceDelete] = dels.isEmpty && failure != nil ? .failed("s", failure!) : .latency(dels, complete: complete, wanted: samples, detail: kernelDetail(kDel))
+    // Service add and delete, scale up and down (one service n → n+1 → n endpoints): pairs.
+    func pairs(_ label: String, _ keys: (MetricKey, MetricKey), _ there: (Int) -> Changes, _ back: (Int) -> Changes) -> [MetricKey: Metric] {
+        measurePairs(target, samples: samples, budget: budget, kernelSeconds: kernelSeconds, progress: progress,
+                     label: label, keys: keys, there: there, back: back)
     }
-
-    // Scale up and down (one service n → n+1 → n endpoints).
-    do {
-        var ups: [Double] = [], downs: [Double] = [], kUp: [Double] = [], kDown: [Double] = []
-        let start = now()
-        var complete = true
-        var failure: Error?
-        do {
-            for k in 0..<samples {
-                let left = budget - (now() - start)
-                if left <= 0 { complete = false; break }
-                progress("scale up/down", k, samples)
-                let i = Generator.pick(k + 1_000_003, services: scale.services)
-                ups.append(try target.update(state.scaleUp(i), timeout: left))
-                if let kernelSeconds { kUp.append(kernelSeconds()) }
-                downs.append(try target.update(state.scaleDown(i), timeout: max(0.1, budget - (now() - start))))
-                if let kernelSeconds { kDown.append(kernelSeconds()) }
-                if k % 10 == 9 { try target.maintenance(timeout: max(1, budget - (now() - start))) }
-            }
-            try target.maintenance(timeout: 120)
-        } catch {
-            complete = false
-            failure = error
-        }
-        out[.scaleUp] = ups.isEmpty && failure != nil ? .failed("s", failure!) : .latency(ups, complete: complete, wanted: samples, detail: kernelDetail(kUp))
-        out[.scaleDown] = downs.isEmpty && failure != nil ? .failed("s", failure!) : .latency(downs, complete: complete, wanted: samples, detail: kernelDetail(kDown))
-    }
+    out.merge(pairs("service add/delete", (.serviceAdd, .serviceDelete),
+                    { state.addService($0) }, { state.deleteService($0) })) { a, _ in a }
+    func scaled(_ k: Int) -> Int { Generator.pick(k + 1_000_003, services: scale.services) }
+    out.merge(pairs("scale up/down", (.scaleUp, .scaleDown),
+                    { state.scaleUp(scaled($0)) }, { state.scaleDown(scaled($0)) })) { a, _ in a }
     return out
+}
+
+/// Latency of a change and of the change that undoes it, `samples` times within `budget`:
+/// `keys.0` for `there(k)`, `keys.1` for `back(k)`.
+private func measurePairs(_ target: BenchTarget, samples: Int, budget: Double, kernelSeconds: (() -> Double)?,
+                          progress: ProgressSink, label: String, keys: (MetricKey, MetricKey),
+                          there: (Int) -> Changes, back: (Int) -> Changes) -> [MetricKey: Metric] {
+    var xs: [Double] = [], ys: [Double] = [], kx: [Double] = [], ky: [Double] = []
+    let start = now()
+    var complete = true
+    var failure: Error?
+    do {
+        for k in 0..<samples {
+            let left = budget - (now() - start)
+            if left <= 0 { complete = false; break }
+            progress(label, k, samples)
+            xs.append(try target.update(there(k), timeout: left))
+            if let kernelSeconds { kx.append(kernelSeconds()) }
+            ys.append(try target.update(back(k), timeout: max(0.1, budget - (now() - start))))
+            if let kernelSeconds { ky.append(kernelSeconds()) }
+            if k % 10 == 9 { try target.maintenance(timeout: max(1, budget - (now() - start))) }
+        }
+        try target.maintenance(timeout: 120)
+    } catch {
+        complete = false
+        failure = error
+    }
+    func metric(_ samplesTaken: [Double], _ kernel: [Double]) -> Metric {
+        samplesTaken.isEmpty && failure != nil ? .failed("s", failure!)
+            : .latency(samplesTaken, complete: complete, wanted: samples, detail: kernelDetail(kernel))
+    }
+    return [keys.0: metric(xs, kx), keys.1: metric(ys, ky)]
 }
 
 /// Kernel (sendmsg → ACK) share of Sluice's samples.
