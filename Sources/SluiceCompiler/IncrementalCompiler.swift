@@ -16,14 +16,10 @@ import SluiceModel
 public struct IncrementalCompiler: Sendable {
     public private(set) var context: FamilyContext
     public private(set) var plans: [ServicePortName: ServicePortPlan] = [:]
-    private var store: [SetID: [[Datum]: StoredElement]] = [:]
+    /// Service elements per set, packed (see `SetStore`); empty sets are removed.
+    private var store: [SetID: SetStore] = [:]
     /// Conflicts seen by the last update.
     public private(set) var lastConflicts: [String] = []
-
-    struct StoredElement: Sendable {
-        var data: [Datum]
-        var count: Int
-    }
 
     public init(context: FamilyContext) {
         self.context = context
@@ -38,17 +34,26 @@ public struct IncrementalCompiler: Sendable {
 
     /// The whole table as it stands (O(table); for full diffs, adoption and tests).
     public var table: Table {
-        let skeleton = Skeleton(context: context, classes: classes)
-        var elements = skeleton.contextElements
+        var t = skeleton
         for (set, elems) in store where !elems.isEmpty {
-            var m: ElementMap = elements[set.name] ?? [:]
+            var m: ElementMap = t.elements[set.name] ?? [:]
             m.reserveCapacity(m.count + elems.count)
-            for (k, v) in elems { m[k] = v.data }
-            elements[set.name] = m
+            elems.forEach { k, v in m[k] = v }
+            t.elements[set.name] = m
         }
-        return Table(family: skeleton.layout.family, name: Layout.tableName, comment: Layout.tableComment,
-                     sets: skeleton.sets, chains: skeleton.chains, elements: elements)
+        return t
     }
+
+    /// The table without service elements: sets, chains, rules and the node context's
+    /// elements. With `serviceElements` it describes the same table as `table`, without
+    /// materializing the service elements (a streamed cold start, `NftablesApplier.create`).
+    public var skeleton: Table { skeletonTable(classes, context) }
+
+    /// The service elements of every set, produced on demand from the compact store.
+    public var serviceElements: ServiceElements { ServiceElements(store: store) }
+
+    /// Number of service elements (all sets).
+    public var serviceElementCount: Int { store.values.reduce(0) { $0 + $1.count } }
 
     /// The table's skeleton without service elements (context elements included).
     func skeletonTable(_ classes: Set<SetID>, _ context: FamilyContext) -> Table {
@@ -64,15 +69,16 @@ public struct IncrementalCompiler: Sendable {
         let classesBefore = classes
         var deletes: [SetID: [Element]] = [:]
         var adds: [SetID: [Element]] = [:]
+        let names = changes.count == 1 ? Array(changes.keys) : changes.keys.sorted()
         // Remove old contributions first, then add new ones, so a key moving between
         // service ports in one update is counted correctly.
-        for name in changes.keys.sorted() {
+        for name in names {
             if let old = plans[name] { remove(compileFragment(old, context: context), into: &deletes) }
         }
-        for name in changes.keys.sorted() {
+        for name in names {
             if let new = changes[name] ?? nil {
                 plans[name] = new
-                insert(compileFragment(new, context: context), into: &adds, deletes: &deletes)
+                insert(compileFragment(new, context: context), into: &adds)
             } else {
                 plans[name] = nil
             }
@@ -96,6 +102,102 @@ public struct IncrementalCompiler: Sendable {
         return update(changes)
     }
 
+    /// Replaces the whole service set without computing a transaction: for a cold start
+    /// that then programs `skeleton` and `serviceElements` (`NftablesApplier.create`), or
+    /// diffs `table`. Much cheaper than `replaceAll` for a large set: no element list is
+    /// built. `lastConflicts` reports conflicts as `update` does.
+    public mutating func load(_ servicePorts: [ServicePortPlan]) {
+        lastConflicts = []
+        plans = [:]
+        store = [:]
+        let unique = Self.uniqueSorted(servicePorts)
+        plans.reserveCapacity(unique.count)
+        var first = true
+        for sp in unique {
+            let fragment = compileFragment(sp, context: context)
+            if first {
+                // Size the stores from the first fragment (services are usually alike).
+                for (set, elems) in fragment.elements {
+                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * unique.count)
+                }
+                first = false
+            }
+            var ignored: [SetID: [Element]]? = nil
+            insert(fragment, into: &ignored)
+            plans[sp.name] = sp
+        }
+    }
+
+    /// A streamed cold start: replaces the whole service set like `load` and hands `emit`
+    /// the transactions that create the table in the kernel from nothing, one after the
+    /// other, each holding the elements of whole service ports only (about
+    /// `maxElementsPerTransaction` elements; a service port is never split). The first
+    /// creates the table's skeleton; a later one that brings a new feature class adds its
+    /// set and rewrites the chains first, as `update` does. Each transaction applied in
+    /// order keeps every intermediate state valid: a service port becomes reachable
+    /// together with all its endpoints. Nothing table-sized is built besides the store, so
+    /// `emit` can commit each transaction while the next is compiled.
+    public mutating func load(_ servicePorts: [ServicePortPlan], maxElementsPerTransaction: Int,
+                              emit: (Transaction) throws -> Void) rethrows {
+        lastConflicts = []
+        plans = [:]
+        store = [:]
+        let unique = Self.uniqueSorted(servicePorts)
+        plans.reserveCapacity(unique.count)
+        let f = layout.family, t = Layout.tableName
+        var created = false
+        var classesBefore: Set<SetID> = []
+        var adds: [SetID: [Element]]? = [:]
+        var pending = 0
+        var first = true
+        func flush() throws {
+            let classesAfter = classes
+            var ops: [Operation] = []
+            if !created {
+                ops = create(skeletonTable(classesAfter, context))
+                created = true
+            } else if classesAfter != classesBefore {
+                ops = diff(Ruleset(tables: [skeletonTable(classesBefore, context)]),
+                           Ruleset(tables: [skeletonTable(classesAfter, context)])).operations
+            }
+            classesBefore = classesAfter
+            let sets = Skeleton(context: context, classes: classesAfter).sets
+            for decl in sets {
+                guard let id = store.keys.first(where: { $0.name == decl.name }), var elems = adds?[id], !elems.isEmpty else { continue }
+                if decl.flags.contains(.interval) { elems.sort() }
+                ops.append(.addElements(f, t, set: decl, elems))
+            }
+            adds = [:]
+            pending = 0
+            if !ops.isEmpty { try emit(Transaction(ops)) }
+        }
+        for sp in unique {
+            let fragment = compileFragment(sp, context: context)
+            if first {
+                for (set, elems) in fragment.elements {
+                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * unique.count)
+                }
+                first = false
+            }
+            insert(fragment, into: &adds)
+            plans[sp.name] = sp
+            pending += fragment.elementCount
+            if pending >= maxElementsPerTransaction { try flush() }
+        }
+        if pending > 0 || !created { try flush() }
+    }
+
+    /// Service ports by name; of duplicates the later one wins (as in `replaceAll`).
+    static func uniqueSorted(_ servicePorts: [ServicePortPlan]) -> [ServicePortPlan] {
+        var seen = Set<ServicePortName>()
+        seen.reserveCapacity(servicePorts.count)
+        var unique: [ServicePortPlan] = []
+        unique.reserveCapacity(servicePorts.count)
+        for sp in servicePorts.reversed() where seen.insert(sp.name).inserted { unique.append(sp) }
+        unique.sort { $0.name < $1.name }
+        return unique
+    }
+
     /// Changes the node context (recompiles everything; the transaction is a full diff).
     public mutating func setContext(_ newContext: FamilyContext) -> Transaction {
         let before = table
@@ -104,9 +206,8 @@ public struct IncrementalCompiler: Sendable {
         plans = [:]
         store = [:]
         for sp in all.values.sorted(by: { $0.name < $1.name }) {
-            var ignoredAdds: [SetID: [Element]] = [:]
-            var ignoredDeletes: [SetID: [Element]] = [:]
-            insert(compileFragment(sp, context: newContext), into: &ignoredAdds, deletes: &ignoredDeletes)
+            var ignored: [SetID: [Element]]? = nil
+            insert(compileFragment(sp, context: newContext), into: &ignored)
             plans[sp.name] = sp
         }
         return diff(Ruleset(tables: [before]), Ruleset(tables: [table]))
@@ -114,35 +215,35 @@ public struct IncrementalCompiler: Sendable {
 
     private mutating func remove(_ fragment: ServiceFragment, into deletes: inout [SetID: [Element]]) {
         for (set, elems) in fragment.elements {
-            for (key, data) in elems {
-                guard var stored = store[set]?[key], stored.data == data else { continue }
-                stored.count -= 1
-                if stored.count == 0 {
-                    store[set]?[key] = nil
-                    if store[set]?.isEmpty == true { store[set] = nil }
-                    deletes[set, default: []].append(Element(key, set.isMap ? data : nil))
-                } else {
-                    store[set]?[key] = stored
-                }
+            guard var s = store.removeValue(forKey: set) else { continue }
+            for (key, data) in elems where s.remove(key, data) == .removed {
+                deletes[set, default: []].append(Element(key, set.isMap ? data : nil))
             }
+            if !s.isEmpty { store[set] = s }
         }
     }
 
-    private mutating func insert(_ fragment: ServiceFragment, into adds: inout [SetID: [Element]], deletes: inout [SetID: [Element]]) {
+    private mutating func insert(_ fragment: ServiceFragment, into adds: inout [SetID: [Element]]) {
+        var o: [SetID: [Element]]? = adds
+        adds = [:]
+        insert(fragment, into: &o)
+        adds = o!
+    }
+
+    /// Adds a fragment's elements to the store; new elements are appended to `adds` unless
+    /// it is nil.
+    private mutating func insert(_ fragment: ServiceFragment, into adds: inout [SetID: [Element]]?) {
         for (set, elems) in fragment.elements {
+            var s = store.removeValue(forKey: set) ?? SetStore(isMap: set.isMap)
             for (key, data) in elems {
-                if var stored = store[set]?[key] {
-                    if stored.data == data {
-                        stored.count += 1
-                        store[set]?[key] = stored
-                    } else {
-                        lastConflicts.append("\(fragment.name): conflicts in \(set.name) for \(Element(key).text); the existing element wins")
-                    }
-                    continue
+                switch s.insert(key, data) {
+                case .added: adds?[set, default: []].append(Element(key, set.isMap ? data : nil))
+                case .counted: break
+                case .conflict:
+                    lastConflicts.append("\(fragment.name): conflicts in \(set.name) for \(Element(key).text); the existing element wins")
                 }
-                store[set, default: [:]][key] = StoredElement(data: data, count: 1)
-                adds[set, default: []].append(Element(key, set.isMap ? data : nil))
             }
+            store[set] = s
         }
     }
 
@@ -158,9 +259,14 @@ public struct IncrementalCompiler: Sendable {
                                Ruleset(tables: [skeletonTable(classesAfter, context)])).operations
         }
         let removedSets = Set(classesBefore.subtracting(classesAfter).map(\.name))
+        // Built once per transaction, and only if it has element operations.
+        var decls: [String: SetDecl]?
         func decl(_ id: SetID) -> SetDecl {
-            let sets = Skeleton(context: context, classes: classesAfter.union(classesBefore)).sets
-            return sets.first { $0.name == id.name }!
+            if decls == nil {
+                let sets = Skeleton(context: context, classes: classesAfter.union(classesBefore)).sets
+                decls = Dictionary(sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            }
+            return decls![id.name]!
         }
         var ops: [Operation] = skeletonOps.filter { if case .addSet = $0 { return true }; if case .addChain = $0 { return true }; return false }
         for set in deletes.keys.sorted() where !removedSets.contains(set.name) {
@@ -180,6 +286,38 @@ public struct IncrementalCompiler: Sendable {
         }
         // Flushes of chains that are deleted come out of `diff` before their delete; keep them.
         return Transaction(ops)
+    }
+}
+
+/// The service elements of an `IncrementalCompiler`, streamed set by set from its compact
+/// store (unpacked to IR elements one chunk at a time). A snapshot: later updates to the
+/// compiler do not change it.
+public struct ServiceElements: ElementSource, Sendable {
+    let store: [String: SetStore]
+
+    init(store: [SetID: SetStore]) {
+        var byName: [String: SetStore] = [:]
+        for (id, s) in store where !s.isEmpty { byName[id.name] = s }
+        self.store = byName
+    }
+
+    public var setNames: [String] { store.keys.sorted() }
+
+    public func count(of set: String) -> Int { store[set]?.count ?? 0 }
+
+    public func forEachChunk(of set: String, maxCount: Int, _ body: ([Element]) throws -> Void) rethrows {
+        guard let s = store[set] else { return }
+        let n = max(1, maxCount)
+        var chunk: [Element] = []
+        chunk.reserveCapacity(min(n, s.count))
+        try s.forEach { k, v in
+            chunk.append(Element(k, s.isMap ? v : nil))
+            if chunk.count == n {
+                try body(chunk)
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        if !chunk.isEmpty { try body(chunk) }
     }
 }
 

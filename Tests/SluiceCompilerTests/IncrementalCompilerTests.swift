@@ -82,4 +82,77 @@ struct IncrementalCompilerTests {
         #expect(inc.update([plans[2].name: plans[2]]).isEmpty)
         #expect(inc.replaceAll(plans).isEmpty)
     }
+
+    static var v6Context: FamilyContext {
+        FamilyContext(family: .ipv6, nodeName: "node1", localDetector: .cidrs([Fixtures.cidr("fd00:10::/64")]),
+                      nodePortAddresses: .ips([Fixtures.ip("fd00::2")]), nodeIPs: [Fixtures.ip("fd00::2")],
+                      serviceCIDRs: [Fixtures.cidr("fd00:30::/112")])
+    }
+
+    func randomV6Plan(_ i: Int, _ rng: inout Rng) -> ServicePortPlan {
+        let eps = Array(Set((0..<rng.int(4)).map { _ in
+            WeightedEndpoint(ip: .v6(0xFD00_0010_0000_0000, UInt64(1 + rng.int(8))), port: 8080)
+        })).sorted()
+        return ServicePortPlan(
+            name: Fixtures.name("ns", "v6svc\(i)"), family: .ipv6, clusterIP: .v6(0xFD00_0030_0000_0000, UInt64(i + 1)), port: 80,
+            nodePort: rng.int(2) == 0 ? UInt16(31000 + i) : nil,
+            loadBalancerIPs: rng.int(3) == 0 ? [.v6(0x2001_0DB8_0000_0000, UInt64(i + 1))] : [],
+            loadBalancerSourceRanges: rng.int(2) == 0 ? [Fixtures.cidr("2001:db8:ff::/48")] : [],
+            clusterEndpoints: eps, localEndpoints: eps.filter { _ in rng.int(2) == 0 })
+    }
+
+    /// `load` (no transaction) reaches the same state as `replaceAll`, and the streamed
+    /// skeleton + service elements describe exactly `table`; IPv4 (packed store) and IPv6
+    /// (spilled store) alike.
+    @Test(arguments: [4, 5])
+    func loadAndStreamMatchBatchCompile(seed: UInt64) throws {
+        var rng = Rng(state: seed)
+        let v4 = (0..<40).map { randomPlan($0, &rng) }
+        let v6 = (0..<25).map { randomV6Plan($0, &rng) }
+        for (context, plans) in [(Fixtures.context, v4), (Self.v6Context, v6)] {
+            var loaded = IncrementalCompiler(context: context)
+            loaded.load(plans)
+            var replaced = IncrementalCompiler(context: context)
+            _ = replaced.replaceAll(plans)
+            let batch = Compiler.compile(FamilyPlan(context: context, servicePorts: plans)).table
+            #expect(loaded.table.normalized == batch.normalized)
+            #expect(replaced.table.normalized == batch.normalized)
+            // Streamed: skeleton plus chunks of 3.
+            var streamed = loaded.skeleton
+            let source = loaded.serviceElements
+            var total = 0
+            for name in source.setNames {
+                var seen = 0
+                source.forEachChunk(of: name, maxCount: 3) { chunk in
+                    #expect(chunk.count <= 3 && !chunk.isEmpty)
+                    seen += chunk.count
+                    for e in chunk { streamed.elements[name, default: [:]][e.key] = e.data ?? [] }
+                }
+                #expect(seen == source.count(of: name))
+                total += seen
+            }
+            #expect(total == loaded.serviceElementCount)
+            #expect(streamed.normalized == batch.normalized)
+            // Updates after a load behave as after replaceAll.
+            var changes: [ServicePortName: ServicePortPlan?] = [:]
+            changes[plans[3].name] = .some(nil)
+            var p = plans[5]
+            p.clusterEndpoints = Array(p.clusterEndpoints.dropFirst())
+            changes[p.name] = p
+            #expect(loaded.update(changes) == replaced.update(changes))
+            #expect(loaded.table.normalized == replaced.table.normalized)
+        }
+    }
+
+    @Test func updatesAfterLoadAreIncremental() throws {
+        var inc = IncrementalCompiler(context: Fixtures.context)
+        var plans = LayoutTests.plan(services: 300, endpoints: 10).servicePorts
+        inc.load(plans)
+        plans[7].clusterEndpoints[2] = WeightedEndpoint(ip: .v4(0x0AFE_0009), port: 8080)
+        let tx = inc.update([plans[7].name: plans[7]])
+        #expect(tx.isElementsOnly)
+        #expect(tx.objectCount == 4)
+        inc.load(plans)
+        #expect(inc.update([plans[7].name: plans[7]]).isEmpty)
+    }
 }

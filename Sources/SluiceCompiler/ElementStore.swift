@@ -1,0 +1,229 @@
+import SluiceIR
+
+/// Up to 128 bits of tagged `Datum`s packed inline: no heap allocation per key, 16 bytes,
+/// hashed as two words. Each datum is a 3-bit tag (0 ends the list) and its payload,
+/// least significant bits first. Every IPv4 key and map data of the layout fits (the
+/// widest, `firewall-allow`, needs 108 bits); IPv6 addresses do not and are stored as
+/// `[Datum]` instead (see `SetStore`).
+struct Packed: Hashable, Sendable {
+    var lo: UInt64
+    var hi: UInt64
+
+    static let empty = Packed(lo: 0, hi: 0)
+
+    init(lo: UInt64, hi: UInt64) {
+        self.lo = lo
+        self.hi = hi
+    }
+
+    /// Packs `datums`; nil if they need more than 128 bits.
+    @inline(__always)
+    init?(_ datums: [Datum]) {
+        var lo: UInt64 = 0, hi: UInt64 = 0, pos = 0
+        @inline(__always) func put(_ v: UInt64, _ bits: Int) -> Bool {
+            guard pos + bits <= 128 else { return false }
+            if pos < 64 {
+                lo |= v << UInt64(pos)
+                if pos + bits > 64 { hi |= v >> UInt64(64 - pos) }
+            } else {
+                hi |= v << UInt64(pos - 64)
+            }
+            pos += bits
+            return true
+        }
+        for d in datums {
+            let ok: Bool
+            switch d {
+            case .ipv4(let v): ok = put(1 | UInt64(v) << 3, 35)
+            case .proto(let v): ok = put(2 | UInt64(v) << 3, 11)
+            case .port(let v): ok = put(3 | UInt64(v) << 3, 19)
+            case .integer(let v): ok = put(4 | UInt64(v) << 3, 35)
+            case .prefix4(let v, let l): ok = put(5 | UInt64(v) << 3 | UInt64(l) << 35, 43)
+            case .ipv6, .prefix6: return nil
+            }
+            if !ok { return nil }
+        }
+        self.lo = lo
+        self.hi = hi
+    }
+
+    /// The datums this value packs.
+    var datums: [Datum] {
+        var out: [Datum] = []
+        out.reserveCapacity(4)
+        var pos = 0
+        @inline(__always) func take(_ bits: Int) -> UInt64 {
+            var v: UInt64
+            if pos < 64 {
+                v = lo >> UInt64(pos)
+                if pos + bits > 64 { v |= hi << UInt64(64 - pos) }
+            } else {
+                v = hi >> UInt64(pos - 64)
+            }
+            pos += bits
+            return bits == 64 ? v : v & ((1 << UInt64(bits)) - 1)
+        }
+        while pos + 3 <= 128 {
+            switch take(3) {
+            case 1: out.append(.ipv4(UInt32(take(32))))
+            case 2: out.append(.proto(UInt8(take(8))))
+            case 3: out.append(.port(UInt16(take(16))))
+            case 4: out.append(.integer(UInt32(take(32))))
+            case 5:
+                let v = UInt32(take(32))
+                out.append(.prefix4(v, UInt8(take(8))))
+            default: return out
+            }
+        }
+        return out
+    }
+}
+
+/// The elements of one set or map as the incremental compiler keeps them: key → data and
+/// the number of service ports that contribute the element.
+///
+/// Plain sets keep `[Packed: UInt32]` (20 bytes a bucket), maps `[Packed: MapEntry]`
+/// (32 bytes a bucket); keys or data that do not pack (IPv6) live in `spilled`.
+struct SetStore: Sendable {
+    struct MapEntry: Sendable {
+        var data: UInt64
+        var count: UInt32
+    }
+
+    struct Spilled: Sendable {
+        var data: [Datum]
+        var count: Int
+    }
+
+    enum InsertResult { case added, counted, conflict }
+    enum RemoveResult { case removed, counted, absent }
+
+    let isMap: Bool
+    private(set) var plain: [Packed: UInt32] = [:]
+    private(set) var mapped: [Packed: MapEntry] = [:]
+    private(set) var spilled: [[Datum]: Spilled] = [:]
+
+    init(isMap: Bool) { self.isMap = isMap }
+
+    var count: Int { plain.count + mapped.count + spilled.count }
+    var isEmpty: Bool { plain.isEmpty && mapped.isEmpty && spilled.isEmpty }
+
+    /// Room for `n` more elements without rehashing (with headroom, so the first insert
+    /// after a cold start does not grow a full table).
+    mutating func reserve(_ n: Int) {
+        let want = count + n + n / 8 + 16
+        if isMap { mapped.reserveCapacity(want) } else { plain.reserveCapacity(want) }
+    }
+
+    /// Packed data of a map element (nil if it does not fit one word).
+    @inline(__always)
+    private func packData(_ data: [Datum]) -> UInt64? {
+        guard let p = Packed(data), p.hi == 0 else { return nil }
+        return p.lo
+    }
+
+    mutating func insert(_ key: [Datum], _ data: [Datum]) -> InsertResult {
+        // One hash probe for the common case: a packable key not in `spilled`.
+        if let k = Packed(key), spilled.isEmpty {
+            if isMap {
+                guard let d = packData(data) else { return insertSpilled(key, data, packed: k) }
+                return Self.bump(&mapped[k, default: MapEntry(data: d, count: 0)], d)
+            } else if data.isEmpty {
+                return Self.bump(&plain[k, default: 0])
+            }
+            return insertSpilled(key, data, packed: k)
+        }
+        return insertSpilled(key, data, packed: Packed(key))
+    }
+
+    @inline(__always)
+    private static func bump(_ e: inout MapEntry, _ d: UInt64) -> InsertResult {
+        if e.count == 0 {
+            e.count = 1
+            return .added
+        }
+        guard e.data == d else { return .conflict }
+        e.count += 1
+        return .counted
+    }
+
+    @inline(__always)
+    private static func bump(_ c: inout UInt32) -> InsertResult {
+        c += 1
+        return c == 1 ? .added : .counted
+    }
+
+    /// The general path: the element may be in either representation.
+    private mutating func insertSpilled(_ key: [Datum], _ data: [Datum], packed k: Packed?) -> InsertResult {
+        if let k {
+            if isMap {
+                if let i = mapped.index(forKey: k) {
+                    guard packData(data) == mapped.values[i].data else { return .conflict }
+                    mapped.values[i].count += 1
+                    return .counted
+                }
+            } else if let i = plain.index(forKey: k) {
+                guard data.isEmpty else { return .conflict }
+                plain.values[i] += 1
+                return .counted
+            }
+        }
+        if let i = spilled.index(forKey: key) {
+            guard spilled.values[i].data == data else { return .conflict }
+            spilled.values[i].count += 1
+            return .counted
+        }
+        if let k {
+            if isMap {
+                if let d = packData(data) {
+                    mapped[k] = MapEntry(data: d, count: 1)
+                    return .added
+                }
+            } else if data.isEmpty {
+                plain[k] = 1
+                return .added
+            }
+        }
+        spilled[key] = Spilled(data: data, count: 1)
+        return .added
+    }
+
+    /// Drops one user of `key : data`; `.absent` if the element is not stored with that data.
+    mutating func remove(_ key: [Datum], _ data: [Datum]) -> RemoveResult {
+        if let k = Packed(key) {
+            if isMap {
+                if let i = mapped.index(forKey: k) {
+                    guard packData(data) == mapped.values[i].data else { return .absent }
+                    if mapped.values[i].count > 1 {
+                        mapped.values[i].count -= 1
+                        return .counted
+                    }
+                    mapped.remove(at: i)
+                    return .removed
+                }
+            } else if let i = plain.index(forKey: k) {
+                guard data.isEmpty else { return .absent }
+                if plain.values[i] > 1 {
+                    plain.values[i] -= 1
+                    return .counted
+                }
+                plain.remove(at: i)
+                return .removed
+            }
+        }
+        guard !spilled.isEmpty, let i = spilled.index(forKey: key), spilled.values[i].data == data else { return .absent }
+        if spilled.values[i].count > 1 {
+            spilled.values[i].count -= 1
+            return .counted
+        }
+        spilled.remove(at: i)
+        return .removed
+    }
+
+    /// Every element as IR key and data (empty data for plain sets).
+    func forEach(_ body: ([Datum], [Datum]) throws -> Void) rethrows {
+        for (k, _) in plain { try body(k.datums, []) }
+        for (k, e) in mapped { try body(k.datums, Packed(lo: e.data, hi: 0).datums) }
+        for (k, s) in spilled { try body(k, s.data) }
+    }
+}
