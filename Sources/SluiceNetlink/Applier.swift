@@ -1,3 +1,4 @@
+import Dispatch
 import SluiceIR
 
 /// Counters of one `apply`: one entry per batch sent (a chunked cold start sends several).
@@ -40,19 +41,27 @@ public final class NftablesApplier {
     public var elementOrder: [String]
     /// Report of the last `apply`.
     public private(set) var lastReport: ApplyReport?
+    /// Whether `committed` keeps the elements of sets and maps. When false, `committed` holds
+    /// only tables, sets, chains and rules: the caller (the incremental compiler, which owns
+    /// an element store anyway) is the one copy of the elements, and `apply(_ desired:)`
+    /// reads the current elements back from the kernel before diffing. Saves a second
+    /// in-memory copy of every element (≈ 2 M at 100k services).
+    public let tracksElements: Bool
 
     public init(socket: NetlinkSocket, committed: Ruleset = Ruleset(), maxElementsPerBatch: Int = 50_000,
-                elementOrder: [String] = []) {
+                elementOrder: [String] = [], tracksElements: Bool = true) {
         self.socket = socket
-        self.committed = committed
+        self.tracksElements = tracksElements
+        self.committed = tracksElements ? committed : committed.withoutElements
         self.maxElementsPerBatch = maxElementsPerBatch
         self.elementOrder = elementOrder
     }
 
     /// Opens a socket in `/run/netns/<name>` (or the current namespace) and an applier on it.
-    public convenience init(namespace: String?, maxElementsPerBatch: Int = 50_000, elementOrder: [String] = []) throws {
+    public convenience init(namespace: String?, maxElementsPerBatch: Int = 50_000, elementOrder: [String] = [],
+                            tracksElements: Bool = true) throws {
         let s = try namespace.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
-        self.init(socket: s, maxElementsPerBatch: maxElementsPerBatch, elementOrder: elementOrder)
+        self.init(socket: s, maxElementsPerBatch: maxElementsPerBatch, elementOrder: elementOrder, tracksElements: tracksElements)
     }
 
     /// The kernel's current ruleset generation id.
@@ -72,7 +81,11 @@ public final class NftablesApplier {
     }
 
     private func applyOnce(_ desired: Ruleset) throws -> ApplyReport {
-        let tx = diff(committed, desired)
+        // Without tracked elements, diff against what the kernel really holds.
+        let base = tracksElements ? committed
+            : try readTables(committed.tables.map { ($0.family, $0.name) } + desired.tables.map { ($0.family, $0.name) },
+                               desired: desired).ruleset
+        let tx = diff(base, desired)
         if tx.isEmpty {
             let r = ApplyReport(transaction: tx, batches: [])
             lastReport = r
@@ -83,7 +96,7 @@ public final class NftablesApplier {
         let chunks = tx.objectCount > maxElementsPerBatch ? chunked(tx, desired: desired) : [tx.operations]
         do {
             for ops in chunks where !ops.isEmpty {
-                let stats = try socket.commit(ops, known: [committed, desired], generation: expectedGeneration)
+                let stats = try socket.commit(ops, known: [base, desired], generation: expectedGeneration)
                 if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
                 batches.append(stats)
             }
@@ -94,7 +107,7 @@ public final class NftablesApplier {
             }
             throw error
         }
-        committed = desired
+        committed = tracksElements ? desired : desired.withoutElements
         let r = ApplyReport(transaction: tx, batches: batches)
         lastReport = r
         return r
@@ -113,8 +126,150 @@ public final class NftablesApplier {
         if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
         let stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration)
         if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
-        committed.apply(tx)
+        if tracksElements {
+            committed.apply(tx)
+        } else if !tx.isElementsOnly {
+            committed.apply(Transaction(tx.operations.filter { !$0.isElementOperation }))
+        }
         let r = ApplyReport(transaction: tx, batches: [stats])
+        lastReport = r
+        return r
+    }
+
+    /// Commits a sequence of transactions (e.g. `IncrementalCompiler.load(_:maxElementsPerTransaction:emit:)`,
+    /// a streamed cold start) as `apply(transaction:)` does, one batch each, on a background
+    /// thread: `produce` runs on the calling thread and hands each transaction to `send`,
+    /// which returns once the transaction is queued (at most `depth` wait), so building
+    /// the next transaction overlaps the kernel's commit of the previous one.
+    ///
+    /// Stops at the first failure: `send` then throws it, no later transaction is
+    /// committed, and if some were, the committed state is re-read from the kernel.
+    /// The report's `transaction` is empty (the transactions are not kept); `batches`
+    /// counts every batch sent.
+    @discardableResult
+    public func applyStreamed(depth: Int = 2, tables: [(Family, String)],
+                              _ produce: (_ send: (Transaction) throws -> Void) throws -> Void) throws -> ApplyReport {
+        final class Shared: @unchecked Sendable {
+            let applier: NftablesApplier
+            var batches: [BatchStats] = []
+            var error: Error?
+            init(_ a: NftablesApplier) { applier = a }
+        }
+        let shared = Shared(self)
+        let queue = DispatchQueue(label: "sluice.applier.commit")
+        let slots = DispatchSemaphore(value: max(1, depth))
+        func failure() -> Error? { queue.sync { shared.error } }
+        var produceError: Error?
+        do {
+            try produce { tx in
+                if let e = failure() { throw e }
+                slots.wait()
+                queue.async {
+                    defer { slots.signal() }
+                    guard shared.error == nil else { return }
+                    do {
+                        let r = try shared.applier.apply(transaction: tx)
+                        shared.batches += r.batches
+                    } catch {
+                        shared.error = error
+                    }
+                }
+            }
+        } catch {
+            produceError = error
+        }
+        queue.sync {}
+        if let e = shared.error ?? produceError {
+            if !shared.batches.isEmpty { _ = try? adopt(tables: tables) }
+            throw e
+        }
+        let r = ApplyReport(transaction: Transaction(), batches: shared.batches)
+        lastReport = r
+        return r
+    }
+
+    /// Cold start of a table the kernel does not have yet, with its elements streamed from
+    /// `elements` instead of held in `skeleton.elements` (which may carry a few elements of
+    /// its own, e.g. the node context's): nothing of the size of the table is built in
+    /// memory besides the source itself and one batch.
+    ///
+    /// Batches as in a chunked `apply`: first the skeleton (table, sets, chains, rules and
+    /// `skeleton`'s own elements), then the streamed elements in `elementOrder`/usage order
+    /// (data maps before the sets that make a service reachable), at most
+    /// `maxElementsPerBatch` per batch. Elements of `flags interval` sets are sent sorted
+    /// in one piece. If the applier already has a table of that name, this falls back to
+    /// `apply` of the materialized table.
+    ///
+    /// The report's `transaction` holds the skeleton operations only (the element
+    /// operations are not kept); `batches` counts every batch sent.
+    @discardableResult
+    public func create(_ skeleton: Table, elements: some ElementSource) throws -> ApplyReport {
+        if committed.table(skeleton.family, skeleton.name) != nil {
+            var full = skeleton
+            for name in elements.setNames {
+                var m = full.elements[name] ?? [:]
+                elements.forEachChunk(of: name, maxCount: maxElementsPerBatch) { chunk in
+                    for e in chunk { m[e.key] = e.data ?? [] }
+                }
+                full.elements[name] = m
+            }
+            return try apply(Ruleset(tables: committed.tables.filter { $0.family != skeleton.family || $0.name != skeleton.name } + [full]))
+        }
+        let f = skeleton.family, t = skeleton.name
+        let first = SluiceIR.create(skeleton)
+        if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
+        let known = Ruleset(tables: [skeleton.withoutElements])
+        var batches: [BatchStats] = []
+        func send(_ ops: [SluiceIR.Operation]) throws {
+            guard !ops.isEmpty else { return }
+            let stats = try socket.commit(ops, known: [known], generation: expectedGeneration)
+            if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
+            batches.append(stats)
+            if tracksElements || batches.count == 1 {
+                committed.apply(Transaction(tracksElements ? ops : ops.filter { !$0.isElementOperation }))
+            }
+        }
+        // Streamed sets in batch order: explicit order, then data maps, other sets, gates.
+        let usage = setUsage(known)
+        let declared = Dictionary(skeleton.sets.enumerated().map { ($1.name, ($0, $1)) }, uniquingKeysWith: { a, _ in a })
+        let names = elements.setNames.filter { declared[$0] != nil && elements.count(of: $0) > 0 }
+        func rank(_ name: String) -> (Int, Int) {
+            if let i = elementOrder.firstIndex(of: name) { return (i, declared[name]!.0) }
+            return (elementOrder.count + (usage["\(f) \(t) \(name)"] ?? 1), declared[name]!.0)
+        }
+        let ordered = names.sorted { rank($0) < rank($1) }
+        do {
+            try send(first)
+            var current: [SluiceIR.Operation] = [], count = 0
+            func add(_ decl: SetDecl, _ chunk: [Element]) throws {
+                if count + chunk.count > maxElementsPerBatch {
+                    try send(current)
+                    current = []
+                    count = 0
+                }
+                current.append(.addElements(f, t, set: decl, chunk))
+                count += chunk.count
+            }
+            for name in ordered {
+                let decl = declared[name]!.1
+                if decl.flags.contains(.interval) {
+                    // Interval encodings depend on neighbouring elements: one sorted piece.
+                    var all: [Element] = []
+                    elements.forEachChunk(of: name, maxCount: maxElementsPerBatch) { all += $0 }
+                    try add(decl, all.sorted())
+                } else {
+                    try elements.forEachChunk(of: name, maxCount: maxElementsPerBatch) { try add(decl, $0) }
+                }
+            }
+            try send(current)
+        } catch {
+            if !batches.isEmpty {
+                // Part of the table is in; the in-memory state no longer matches.
+                _ = try? adopt(tables: [(f, t)])
+            }
+            throw error
+        }
+        let r = ApplyReport(transaction: Transaction(first), batches: batches)
         lastReport = r
         return r
     }
@@ -245,6 +400,14 @@ public final class NftablesApplier {
     @discardableResult
     public func adopt(tables: [(Family, String)], desired: Ruleset? = nil) throws -> [String] {
         let generation = try socket.currentGeneration()
+        let (read, foreign) = try readTables(tables, desired: desired)
+        committed = tracksElements ? read : read.withoutElements
+        expectedGeneration = generation
+        return foreign
+    }
+
+    /// Reads tables back from the kernel (missing ones are left out).
+    private func readTables(_ tables: [(Family, String)], desired: Ruleset? = nil) throws -> (ruleset: Ruleset, foreign: [String]) {
         var seen = Set<String>()
         var result: [Table] = []
         var foreign: [String] = []
@@ -254,9 +417,7 @@ public final class NftablesApplier {
             result.append(rb.table)
             foreign += rb.foreign
         }
-        committed = Ruleset(tables: result)
-        expectedGeneration = generation
-        return foreign
+        return (Ruleset(tables: result), foreign)
     }
 
     private func normalize(_ read: SetDecl, against want: SetDecl?) -> SetDecl {

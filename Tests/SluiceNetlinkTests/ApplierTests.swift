@@ -157,6 +157,43 @@ extension NetlinkKernelTests {
         }
     }
 
+    @Test("streamed cold start (create): bounded batches, slot elements first, same table as apply; untracked elements", arguments: [true, false])
+    func streamedCreate(tracksElements: Bool) throws {
+        try requireKernelTestEnvironment()
+        try withNetworkNamespace(label: "create") { ns in
+            let applier = try NftablesApplier(namespace: ns.name, maxElementsPerBatch: 5_000, tracksElements: tracksElements)
+            let table = slotTable(endpoints: 12_000)
+            let report = try applier.create(table.withoutElements, elements: TableElements(table))
+            #expect(report.batches.count >= 6)
+            #expect(report.batches[0].elementMessages == 0, "first batch is the skeleton")
+            let rb = try #require(try applier.socket.readTable(.ip, "sluice"))
+            #expect(diff(Ruleset(tables: [rb.table]), Ruleset(tables: [table])).isEmpty)
+            #expect(applier.committed.table(.ip, "sluice")?.elementCount == (tracksElements ? 24_000 : 0))
+            #expect(applier.committed.table(.ip, "sluice")?.chains == table.chains)
+
+            // An element transaction updates the kernel (and, if tracked, the committed state).
+            let key: [Datum] = [.ipv4(ip4("10.96.0.0")), .tcp, .port(1000), .integer(0)]
+            let old = table.elements["slots"]![key]!
+            let decl = table.set(named: "slots")!
+            let tx = Transaction([.deleteElements(.ip, "sluice", set: decl, [Element(key, old)]),
+                                  .addElements(.ip, "sluice", set: decl, [Element(key, [.ipv4(ip4("10.200.0.7")), .port(9090)])])])
+            try applier.apply(transaction: tx)
+            #expect(try ns.runChecked(["nft", "list", "map", "ip", "sluice", "slots"]).stdout.contains("10.200.0.7 . 9090"))
+
+            // A full apply diffs against the kernel's elements when they are not tracked.
+            var desired = table
+            desired.elements["services"]![[.ipv4(ip4("10.2.2.2")), .tcp, .port(80)]] = []
+            let full = try applier.apply(Ruleset(tables: [desired]))
+            #expect(full.transaction.isElementsOnly)
+            #expect(full.transaction.objectCount == 3, "\(full.transaction.operations)")
+            #expect(try applier.apply(Ruleset(tables: [desired])).isNoOp)
+
+            // create() on a table the applier already has falls back to a diff.
+            let again = try applier.create(desired.withoutElements, elements: TableElements(desired))
+            #expect(again.isNoOp)
+        }
+    }
+
     @Test("a transaction referencing a missing set is rejected atomically and names the IR operation")
     func errorMapping() throws {
         try requireKernelTestEnvironment()
