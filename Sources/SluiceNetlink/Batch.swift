@@ -123,6 +123,75 @@ final class Batch {
         }
     }
 
+    /// Appends elements of set `set` in table `table` as NEWSETELEM/DELSETELEM messages,
+    /// written straight into the batch pages with libmnl: the same attributes, in the same
+    /// order and split at the same 64 KiB nest limit as libnftnl's
+    /// `nftnl_set_elems_nlmsg_build_payload_iter`, without a `nftnl_set_elem` object (and
+    /// its allocations) per element. Sends nothing for an empty list.
+    func addElements(_ type: UInt16, family: Family, table: String, set: String, count: Int, operation: Int,
+                     element: (Int, UnsafeMutablePointer<nlmsghdr>) -> Void) throws {
+        if count == 0 { return }
+        let flags = type == MsgType.newSetElem ? NLM_F_CREATE : 0
+        var next = 0
+        while next < count {
+            let seq = socket.seq()
+            let h = nftnl_nlmsg_build_hdr(cursor, type, family.nfproto, UInt16(flags), seq)!
+            mnl_attr_put_strz(h, UInt16(NFTA_SET_ELEM_LIST_SET.rawValue), set)
+            mnl_attr_put_strz(h, UInt16(NFTA_SET_ELEM_LIST_TABLE.rawValue), table)
+            let list = mnl_attr_nest_start(h, UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue))!
+            var index: UInt16 = 0
+            while next < count {
+                let before = h.pointee.nlmsg_len
+                index &+= 1
+                let nest = mnl_attr_nest_start(h, index)!
+                element(next, h)
+                mnl_attr_nest_end(h, nest)
+                // The list nest's length is 16 bits: stop before it overflows.
+                let listLength = UInt32(bitPattern: Int32(truncatingIfNeeded: UnsafeRawPointer(h).advanced(by: Int(h.pointee.nlmsg_len))
+                    - UnsafeRawPointer(list)))
+                if listLength > UInt32(UInt16.max) {
+                    h.pointee.nlmsg_len = before
+                    break
+                }
+                next += 1
+            }
+            mnl_attr_nest_end(h, list)
+            lastLength = h.pointee.nlmsg_len
+            try update()
+            record(seq, type, operation)
+            stats.elementMessages += 1
+        }
+    }
+
+    /// The attributes of one element (inside its NFTA_LIST_ELEM nest), as
+    /// `nftnl_set_elem_nlmsg_build_payload` writes them.
+    static func put(_ e: KernelElement, into h: UnsafeMutablePointer<nlmsghdr>) {
+        if e.intervalEnd { mnl_attr_put_u32(h, UInt16(NFTA_SET_ELEM_FLAGS.rawValue), UInt32(1).bigEndian) }
+        func value(_ attr: UInt32, _ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { putValue(attr, $0.baseAddress!, $0.count, into: h) }
+        }
+        value(NFTA_SET_ELEM_KEY.rawValue, e.key)
+        if let end = e.keyEnd { value(NFTA_SET_ELEM_KEY_END.rawValue, end) }
+        if let data = e.data { value(NFTA_SET_ELEM_DATA.rawValue, data) }
+        if let u = e.userdata {
+            u.withUnsafeBytes { mnl_attr_put(h, UInt16(NFTA_SET_ELEM_USERDATA.rawValue), $0.count, $0.baseAddress) }
+        }
+    }
+
+    /// Key (and data) of a plain set or map element from raw bytes.
+    @inline(__always)
+    static func put(key: UnsafeRawPointer, _ keyLength: Int, data: (UnsafeRawPointer, Int)?, into h: UnsafeMutablePointer<nlmsghdr>) {
+        putValue(NFTA_SET_ELEM_KEY.rawValue, key, keyLength, into: h)
+        if let (d, n) = data { putValue(NFTA_SET_ELEM_DATA.rawValue, d, n, into: h) }
+    }
+
+    @inline(__always)
+    private static func putValue(_ attr: UInt32, _ p: UnsafeRawPointer, _ n: Int, into h: UnsafeMutablePointer<nlmsghdr>) {
+        let nest = mnl_attr_nest_start(h, UInt16(attr))!
+        mnl_attr_put(h, UInt16(NFTA_DATA_VALUE.rawValue), n, p)
+        mnl_attr_nest_end(h, nest)
+    }
+
     private func record(_ seq: UInt32, _ type: UInt16, _ operation: Int) {
         origins[seq] = (operation, type)
         lastSeq = seq

@@ -70,12 +70,21 @@ struct TransactionLowering {
         guard !elems.isEmpty else { return }
         var ctx = context(f, t)
         if ctx.sets[s.name] == nil { ctx.sets[s.name] = s }
-        let encoded = try ElementEncoder(s, types: ctx).encode(elems)
-        let carrier = try Lower.setReference(table: t, name: s.name)
-        for e in encoded {
-            try carrier.addElement(key: e.key, keyEnd: e.keyEnd, data: e.data, flags: e.intervalEnd ? 1 : 0, userdata: e.userdata)
+        let encoder = try ElementEncoder(s, types: ctx)
+        if encoder.isInterval {
+            let encoded = try encoder.encode(elems)
+            try batch.addElements(type, family: f, table: t, set: s.name, count: encoded.count, operation: index) { i, h in
+                Batch.put(encoded[i], into: h)
+            }
+        } else {
+            let flat = try encoder.encodeFlat(elems)
+            try flat.bytes.withUnsafeBytes { raw in
+                try batch.addElements(type, family: f, table: t, set: s.name, count: flat.count, operation: index) { i, h in
+                    let k = raw.baseAddress! + i * flat.stride
+                    Batch.put(key: k, flat.keyLength, data: flat.dataLength.map { (k + flat.keyLength, $0) }, into: h)
+                }
+            }
         }
-        try batch.addElements(type, family: f, set: carrier, operation: index)
     }
 }
 

@@ -12,6 +12,16 @@ struct KernelElement: Equatable {
     var userdata: [UInt8]? = nil
 }
 
+/// Encoded elements of a plain set or map, back to back in one buffer.
+struct FlatElements {
+    var bytes: [UInt8]
+    var keyLength: Int
+    /// nil for a plain set.
+    var dataLength: Int?
+    var count: Int
+    var stride: Int { keyLength + (dataLength ?? 0) }
+}
+
 /// Encodes IR elements for a set exactly as nft 1.0.6 sends them:
 /// - plain sets and maps: key (and data) fields, each padded to 32 bits in concatenations;
 /// - `flags interval` concatenations (pipapo): key = first and key_end = last value of every
@@ -40,6 +50,32 @@ struct ElementEncoder {
             let (first, last) = try bounds(e.key)
             return KernelElement(key: first, keyEnd: isInterval ? last : nil, data: try encodeData(e.data))
         }
+    }
+
+    /// Plain (hash) sets and maps, all elements in one buffer: element i's key at
+    /// `i * stride`, its data (if a map) right after the key. No allocation per element.
+    func encodeFlat(_ elements: [Element]) throws -> FlatElements {
+        precondition(!isInterval)
+        let kl = key.length, dl = data?.length ?? 0
+        var out: [UInt8] = []
+        out.reserveCapacity(elements.count * (kl + dl))
+        for e in elements {
+            guard e.key.count == key.fields.count else {
+                throw NetlinkError.unsupported("set \(decl.name): element key has \(e.key.count) fields, expected \(key.fields.count)")
+            }
+            for (d, t) in zip(e.key, key.fields) {
+                if prefixBits(d) != nil { throw NetlinkError.unsupported("set \(decl.name): prefix \(d) needs flags interval") }
+                try appendEncoded(d, as: t, width: key.isConcat ? t.paddedLength : t.length, into: &out)
+            }
+            guard let layout = data else { continue }
+            guard let d = e.data, d.count == layout.fields.count else {
+                throw NetlinkError.unsupported("map \(decl.name): element data does not match \(layout.fields.count) fields")
+            }
+            for (x, t) in zip(d, layout.fields) {
+                try appendEncoded(x, as: t, width: layout.isConcat ? t.paddedLength : t.length, into: &out)
+            }
+        }
+        return FlatElements(bytes: out, keyLength: kl, dataLength: data == nil ? nil : dl, count: elements.count)
     }
 
     /// Plain (hash) sets and maps: no prefixes, so fields are written straight into one buffer.
