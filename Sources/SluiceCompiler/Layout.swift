@@ -75,6 +75,8 @@ public struct Layout: Sendable, Hashable {
 
     /// `endpoints-<T>` etc.: slot maps whose random modulus is `T`.
     public static func endpointMap(_ kind: EndpointMapKind, slots: UInt32) -> String { "\(kind.rawValue)-\(slots)" }
+    /// `dnat-endpoints-<T>` etc.: the chain holding the one DNAT rule through that slot map.
+    public static func endpointChain(_ kind: EndpointMapKind, slots: UInt32) -> String { "dnat-\(endpointMap(kind, slots: slots))" }
 
     // MARK: Chain names.
 

@@ -101,7 +101,7 @@ public struct Skeleton: Sendable {
         [
             firewallCheck, services, nodePorts, serviceShortcut, nodePortShortcut,
             serviceEndpointsCheck, nodePortEndpointsCheck, clusterIPsCheck, affinityRecord, masquerading,
-        ] + baseChains
+        ] + classChains + baseChains
     }
 
     var baseChains: [Chain] {
@@ -171,8 +171,18 @@ public struct Skeleton: Sendable {
         ])
     }
 
+    /// One `jump dnat-<map>` per slot class of this kind. The DNAT rule itself lives in its
+    /// own chain, so adding or removing a class rewrites only these jumps: a rule that binds
+    /// a data map is never re-added, and binding makes the kernel walk every element of
+    /// the map (a class change would otherwise cost O(table) in the commit). A lookup miss
+    /// returns from the class chain and the next class is tried, as before.
     func dnatRules(_ kind: Layout.EndpointMapKind) -> [Rule] {
-        endpointMaps.filter { $0.kind == kind }.map { dnat($0.kind, $0.slots) }
+        endpointMaps.filter { $0.kind == kind }.map { Rule([.verdict(.jump(Layout.endpointChain($0.kind, slots: $0.slots)))]) }
+    }
+
+    /// `dnat-endpoints-<T>` …: one chain per slot map with its DNAT rule.
+    var classChains: [Chain] {
+        endpointMaps.map { Chain(name: Layout.endpointChain($0.kind, slots: $0.slots), rules: [dnat($0.kind, $0.slots)]) }
     }
 
     /// `services`: masquerade marks, affinity, eTP=Local shortcuts, then endpoint choice.

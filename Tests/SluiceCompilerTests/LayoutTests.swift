@@ -38,9 +38,18 @@ struct LayoutTests {
         let before = Compiler.compile(p).table
         p.servicePorts[5].clusterEndpoints.append(WeightedEndpoint(ip: .v4(0x0AFF_0001), port: 8080))
         let after = Compiler.compile(p).table
-        #expect(after.chains.count == before.chains.count)
+        #expect(after.chains.count == before.chains.count + 1)      // dnat-endpoints-4
         #expect(after.sets.count == before.sets.count + 1)          // endpoints-4
-        #expect(after.ruleCount == before.ruleCount + 1)            // one dnat rule for the class
+        #expect(after.ruleCount == before.ruleCount + 2)            // its dnat rule and the jump to it
+        // The class change leaves every existing class chain (and its map binding) alone:
+        // `services` gains one jump, the new chain holds the new dnat rule.
+        let tx = diff(Ruleset(tables: [before]), Ruleset(tables: [after]))
+        let rewritten = Set(tx.operations.compactMap { op -> String? in
+            if case .addRule(_, _, let chain, _) = op { return chain }
+            return nil
+        })
+        #expect(rewritten == [Layout.services, "dnat-endpoints-4"])
+        #expect(!tx.operations.contains { if case .flushChain(_, _, "dnat-endpoints-3") = $0 { return true }; return false })
     }
 
     @Test func endpointChangeDiffsToElementOperationsOnly() {
