@@ -1,4 +1,5 @@
 import SluiceIR
+import SluiceModel
 
 /// Up to 128 bits of tagged `Datum`s packed inline: no heap allocation per key, 16 bytes,
 /// hashed as two words. Each datum is a 3-bit tag (0 ends the list) and its payload,
@@ -226,4 +227,45 @@ struct SetStore: Sendable {
         for (k, e) in mapped { try body(k.datums, Packed(lo: e.data, hi: 0).datums) }
         for (k, s) in spilled { try body(k, s.data) }
     }
+}
+
+/// Service port plans by name, densely: plans in an array, a name → index table beside
+/// it. A `[ServicePortName: ServicePortPlan]` keeps a bucket of ~300 bytes per slot at a load
+/// factor of 0.4–0.75 (≈ 80 MB for 100k service ports); this is about half. Removal moves
+/// the last plan into the hole, so `items` has no particular order.
+public struct PlanStore: Sendable {
+    public private(set) var items: ContiguousArray<ServicePortPlan> = []
+    private var index: [ServicePortName: Int32] = [:]
+
+    public init() {}
+
+    public var count: Int { items.count }
+
+    public mutating func reserve(_ n: Int) {
+        items.reserveCapacity(n)
+        index.reserveCapacity(n)
+    }
+
+    public subscript(name: ServicePortName) -> ServicePortPlan? {
+        get { index[name].map { items[Int($0)] } }
+        set {
+            if let new = newValue {
+                if let i = index[name] {
+                    items[Int(i)] = new
+                } else {
+                    index[name] = Int32(items.count)
+                    items.append(new)
+                }
+            } else if let i = index.removeValue(forKey: name).map(Int.init) {
+                let last = items.count - 1
+                if i != last {
+                    items.swapAt(i, last)
+                    index[items[i].name] = Int32(i)
+                }
+                items.removeLast()
+            }
+        }
+    }
+
+    public var names: Dictionary<ServicePortName, Int32>.Keys { index.keys }
 }

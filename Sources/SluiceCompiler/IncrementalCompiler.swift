@@ -15,7 +15,15 @@ import SluiceModel
 /// conflicts come only from invalid input and are reported.
 public struct IncrementalCompiler: Sendable {
     public private(set) var context: FamilyContext
-    public private(set) var plans: [ServicePortName: ServicePortPlan] = [:]
+    /// The plan of every service port (built on each access: O(service ports)).
+    public var plans: [ServicePortName: ServicePortPlan] {
+        Dictionary(planStore.items.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+    /// The plan of one service port.
+    public func plan(_ name: ServicePortName) -> ServicePortPlan? { planStore[name] }
+    /// Number of service ports.
+    public var servicePortCount: Int { planStore.count }
+    private var planStore = PlanStore()
     /// Service elements per set, packed (see `SetStore`); empty sets are removed.
     private var store: [SetID: SetStore] = [:]
     /// Conflicts seen by the last update.
@@ -73,14 +81,14 @@ public struct IncrementalCompiler: Sendable {
         // Remove old contributions first, then add new ones, so a key moving between
         // service ports in one update is counted correctly.
         for name in names {
-            if let old = plans[name] { remove(compileFragment(old, context: context), into: &deletes) }
+            if let old = planStore[name] { remove(compileFragment(old, context: context), into: &deletes) }
         }
         for name in names {
             if let new = changes[name] ?? nil {
-                plans[name] = new
+                planStore[name] = new
                 insert(compileFragment(new, context: context), into: &adds)
             } else {
-                plans[name] = nil
+                planStore[name] = nil
             }
         }
         // A key deleted and re-added with the same data cancels out.
@@ -97,7 +105,7 @@ public struct IncrementalCompiler: Sendable {
     /// Replaces the whole service set (a full resync): the transaction is the diff.
     public mutating func replaceAll(_ servicePorts: [ServicePortPlan]) -> Transaction {
         var changes: [ServicePortName: ServicePortPlan?] = [:]
-        for name in plans.keys { changes[name] = .some(nil) }
+        for name in planStore.names { changes[name] = .some(nil) }
         for sp in servicePorts { changes[sp.name] = sp }
         return update(changes)
     }
@@ -106,25 +114,26 @@ public struct IncrementalCompiler: Sendable {
     /// that then programs `skeleton` and `serviceElements` (`NftablesApplier.create`), or
     /// diffs `table`. Much cheaper than `replaceAll` for a large set: no element list is
     /// built. `lastConflicts` reports conflicts as `update` does.
-    public mutating func load(_ servicePorts: [ServicePortPlan]) {
+    public mutating func load<C: RandomAccessCollection<ServicePortPlan>>(_ servicePorts: C) where C.Index == Int {
         lastConflicts = []
-        plans = [:]
+        planStore = PlanStore()
         store = [:]
-        let unique = Self.uniqueSorted(servicePorts)
-        plans.reserveCapacity(unique.count)
+        let order = Self.uniqueSorted(servicePorts)
+        planStore.reserve(order.count)
         var first = true
-        for sp in unique {
+        for i in order {
+            let sp = servicePorts[i]
             let fragment = compileFragment(sp, context: context)
             if first {
                 // Size the stores from the first fragment (services are usually alike).
                 for (set, elems) in fragment.elements {
-                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * unique.count)
+                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * order.count)
                 }
                 first = false
             }
             var ignored: [SetID: [Element]]? = nil
             insert(fragment, into: &ignored)
-            plans[sp.name] = sp
+            planStore[sp.name] = sp
         }
     }
 
@@ -137,13 +146,14 @@ public struct IncrementalCompiler: Sendable {
     /// order keeps every intermediate state valid: a service port becomes reachable
     /// together with all its endpoints. Nothing table-sized is built besides the store, so
     /// `emit` can commit each transaction while the next is compiled.
-    public mutating func load(_ servicePorts: [ServicePortPlan], maxElementsPerTransaction: Int,
-                              emit: (Transaction) throws -> Void) rethrows {
+    public mutating func load<C: RandomAccessCollection<ServicePortPlan>>(
+        _ servicePorts: C, maxElementsPerTransaction: Int, emit: (Transaction) throws -> Void
+    ) rethrows where C.Index == Int {
         lastConflicts = []
-        plans = [:]
+        planStore = PlanStore()
         store = [:]
-        let unique = Self.uniqueSorted(servicePorts)
-        plans.reserveCapacity(unique.count)
+        let order = Self.uniqueSorted(servicePorts)
+        planStore.reserve(order.count)
         let f = layout.family, t = Layout.tableName
         var created = false
         var classesBefore: Set<SetID> = []
@@ -171,44 +181,48 @@ public struct IncrementalCompiler: Sendable {
             pending = 0
             if !ops.isEmpty { try emit(Transaction(ops)) }
         }
-        for sp in unique {
+        for i in order {
+            let sp = servicePorts[i]
             let fragment = compileFragment(sp, context: context)
             if first {
                 for (set, elems) in fragment.elements {
-                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * unique.count)
+                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * order.count)
                 }
                 first = false
             }
             insert(fragment, into: &adds)
-            plans[sp.name] = sp
+            planStore[sp.name] = sp
             pending += fragment.elementCount
             if pending >= maxElementsPerTransaction { try flush() }
         }
         if pending > 0 || !created { try flush() }
     }
 
-    /// Service ports by name; of duplicates the later one wins (as in `replaceAll`).
-    static func uniqueSorted(_ servicePorts: [ServicePortPlan]) -> [ServicePortPlan] {
-        var seen = Set<ServicePortName>()
-        seen.reserveCapacity(servicePorts.count)
-        var unique: [ServicePortPlan] = []
-        unique.reserveCapacity(servicePorts.count)
-        for sp in servicePorts.reversed() where seen.insert(sp.name).inserted { unique.append(sp) }
-        unique.sort { $0.name < $1.name }
-        return unique
+    /// Indices of `servicePorts` in name order; of duplicates the later one wins (as in
+    /// `replaceAll`). Sorts indices, not plans, so no copy of the plans is made.
+    static func uniqueSorted<C: RandomAccessCollection<ServicePortPlan>>(_ servicePorts: C) -> [Int] where C.Index == Int {
+        var order = Array(servicePorts.indices)
+        order.sort { a, b in
+            let x = servicePorts[a].name, y = servicePorts[b].name
+            return x < y || (x == y && a > b)
+        }
+        var out: [Int] = []
+        out.reserveCapacity(order.count)
+        for i in order where out.last.map({ servicePorts[$0].name != servicePorts[i].name }) ?? true { out.append(i) }
+        return out
     }
 
     /// Changes the node context (recompiles everything; the transaction is a full diff).
     public mutating func setContext(_ newContext: FamilyContext) -> Transaction {
         let before = table
         context = newContext
-        let all = plans
-        plans = [:]
+        let all = planStore.items.sorted(by: { $0.name < $1.name })
+        planStore = PlanStore()
         store = [:]
-        for sp in all.values.sorted(by: { $0.name < $1.name }) {
+        for sp in all {
             var ignored: [SetID: [Element]]? = nil
             insert(compileFragment(sp, context: newContext), into: &ignored)
-            plans[sp.name] = sp
+            planStore[sp.name] = sp
         }
         return diff(Ruleset(tables: [before]), Ruleset(tables: [table]))
     }
