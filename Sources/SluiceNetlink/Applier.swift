@@ -139,7 +139,8 @@ public final class NftablesApplier {
     /// Commits a sequence of transactions (e.g. `IncrementalCompiler.load(_:maxElementsPerTransaction:emit:)`,
     /// a streamed cold start) as `apply(transaction:)` does, one batch each, on a background
     /// thread: `produce` runs on the calling thread and hands each transaction to `send`,
-    /// which returns once the transaction is queued (at most `depth` wait), so building
+    /// which returns once the transaction is queued (at most `depth` wait besides the one
+    /// being committed), so building
     /// the next transaction overlaps the kernel's commit of the previous one.
     ///
     /// Stops at the first failure: `send` then throws it, no later transaction is
@@ -147,7 +148,7 @@ public final class NftablesApplier {
     /// The report's `transaction` is empty (the transactions are not kept); `batches`
     /// counts every batch sent.
     @discardableResult
-    public func applyStreamed(depth: Int = 2, tables: [(Family, String)],
+    public func applyStreamed(depth: Int = 1, tables: [(Family, String)],
                               _ produce: (_ send: (Transaction) throws -> Void) throws -> Void) throws -> ApplyReport {
         final class Shared: @unchecked Sendable {
             let applier: NftablesApplier
