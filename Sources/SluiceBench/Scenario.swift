@@ -1,4 +1,5 @@
 import SluiceModel
+import SluiceCompiler
 
 /// One benchmark scale: `services` ClusterIP service ports × `endpoints` endpoints each.
 public struct Scale: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -112,19 +113,24 @@ public enum Generator {
 /// benchmark applies.
 public struct ServiceState: Sendable {
     public let scale: Scale
-    public private(set) var plans: [ServicePortName: ServicePortPlan]
+    /// Dense (`PlanStore`): the harness's own copy of the service set should not outweigh
+    /// Sluice's in the worker's peak RSS.
+    public private(set) var plans: PlanStore
     private var generation: [Int: Int] = [:]
     private var counter = 0
 
     public init(scale: Scale) {
         self.scale = scale
-        var d: [ServicePortName: ServicePortPlan] = [:]
-        d.reserveCapacity(scale.services)
+        var d = PlanStore()
+        d.reserve(scale.services)
         for p in Generator.services(scale) { d[p.name] = p }
         plans = d
     }
 
     public typealias Changes = [ServicePortName: ServicePortPlan?]
+
+    /// Every service port plan (in no particular order).
+    public var allPlans: ContiguousArray<ServicePortPlan> { plans.items }
 
     /// Replaces one endpoint of a changing service.
     public mutating func endpointChange() -> Changes {

@@ -40,6 +40,11 @@ public final class SluiceTarget: BenchTarget {
     /// commits each on its own thread while the next is compiled. Nothing table-sized is
     /// built besides the compiler's compact store.
     public func coldStart(_ plans: [ServicePortPlan], timeout: Double) throws -> (seconds: Double, detail: [String: Double]) {
+        try coldStart(plans: plans, timeout: timeout)
+    }
+
+    public func coldStart<C: RandomAccessCollection<ServicePortPlan>>(plans: C, timeout: Double) throws
+        -> (seconds: Double, detail: [String: Double]) where C.Index == Int {
         let t0 = now()
         var produced = 0.0
         let chunk = applier.maxElementsPerBatch
