@@ -53,29 +53,68 @@ struct ElementEncoder {
     }
 
     /// Plain (hash) sets and maps, all elements in one buffer: element i's key at
-    /// `i * stride`, its data (if a map) right after the key. No allocation per element.
+    /// `i * stride`, its data (if a map) right after the key. No allocation per element;
+    /// fields are stored in place (concatenation padding stays zero). Same bytes as
+    /// `encodeExact`.
     func encodeFlat(_ elements: [Element]) throws -> FlatElements {
         precondition(!isInterval)
-        let kl = key.length, dl = data?.length ?? 0
-        var out: [UInt8] = []
-        out.reserveCapacity(elements.count * (kl + dl))
-        for e in elements {
-            guard e.key.count == key.fields.count else {
-                throw NetlinkError.unsupported("set \(decl.name): element key has \(e.key.count) fields, expected \(key.fields.count)")
-            }
-            for (d, t) in zip(e.key, key.fields) {
-                if prefixBits(d) != nil { throw NetlinkError.unsupported("set \(decl.name): prefix \(d) needs flags interval") }
-                try appendEncoded(d, as: t, width: key.isConcat ? t.paddedLength : t.length, into: &out)
-            }
-            guard let layout = data else { continue }
-            guard let d = e.data, d.count == layout.fields.count else {
-                throw NetlinkError.unsupported("map \(decl.name): element data does not match \(layout.fields.count) fields")
-            }
-            for (x, t) in zip(d, layout.fields) {
-                try appendEncoded(x, as: t, width: layout.isConcat ? t.paddedLength : t.length, into: &out)
+        let kl = key.length, dl = data?.length ?? 0, stride = kl + dl
+        func fields(_ l: SetLayout) -> [(FieldType, Int)] { l.fields.map { ($0, l.isConcat ? $0.paddedLength : $0.length) } }
+        let keyFields = fields(key)
+        let dataFields = data.map(fields)
+        var out = [UInt8](repeating: 0, count: elements.count * stride)
+        try out.withUnsafeMutableBytes { buf in
+            var base = 0
+            for e in elements {
+                guard e.key.count == keyFields.count else {
+                    throw NetlinkError.unsupported("set \(decl.name): element key has \(e.key.count) fields, expected \(keyFields.count)")
+                }
+                var o = base
+                for (d, (t, w)) in zip(e.key, keyFields) {
+                    try store(d, t, buf, o)
+                    o += w
+                }
+                if let dataFields {
+                    guard let d = e.data, d.count == dataFields.count else {
+                        throw NetlinkError.unsupported("map \(decl.name): element data does not match \(dataFields.count) fields")
+                    }
+                    for (x, (t, w)) in zip(d, dataFields) {
+                        try store(x, t, buf, o)
+                        o += w
+                    }
+                }
+                base += stride
             }
         }
         return FlatElements(bytes: out, keyLength: kl, dataLength: data == nil ? nil : dl, count: elements.count)
+    }
+
+    /// Stores the register bytes of `d` (as `appendEncoded`) at `o`.
+    @inline(__always)
+    private func store(_ d: Datum, _ t: FieldType, _ buf: UnsafeMutableRawBufferPointer, _ o: Int) throws {
+        func fits(_ n: Int) throws {
+            guard t.length == n else { throw NetlinkError.unsupported("datum \(d) does not fit a \(t.length)-byte field") }
+        }
+        switch d {
+        case .ipv4(let a):
+            try fits(4)
+            buf.storeBytes(of: a.bigEndian, toByteOffset: o, as: UInt32.self)
+        case .ipv6(let h, let l):
+            try fits(16)
+            buf.storeBytes(of: h.bigEndian, toByteOffset: o, as: UInt64.self)
+            buf.storeBytes(of: l.bigEndian, toByteOffset: o + 8, as: UInt64.self)
+        case .proto(let p):
+            try fits(1)
+            buf[o] = p
+        case .port(let p):
+            try fits(2)
+            buf.storeBytes(of: p.bigEndian, toByteOffset: o, as: UInt16.self)
+        case .integer(let v):
+            try fits(4)
+            buf.storeBytes(of: t.byteorder == .big ? v.bigEndian : v.littleEndian, toByteOffset: o, as: UInt32.self)
+        case .prefix4, .prefix6:
+            throw NetlinkError.unsupported("set \(decl.name): prefix \(d) needs flags interval")
+        }
     }
 
     /// Plain (hash) sets and maps: no prefixes, so fields are written straight into one buffer.
