@@ -55,6 +55,11 @@ public struct ServiceFragment: Sendable, Hashable {
         elements[set, default: [:]][key] = data
     }
 
+    /// Room for `n` more elements of `set` (avoids regrowing a small dictionary 1→2→4→8→16).
+    mutating func reserve(_ set: SetID, _ n: Int) {
+        elements[set, default: [:]].reserveCapacity((elements[set]?.count ?? 0) + n)
+    }
+
     /// Total element count.
     public var elementCount: Int { elements.values.reduce(0) { $0 + $1.count } }
 }
@@ -97,6 +102,8 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
     let external = sp.externalPolicyLocal ? local : cluster
 
     func addSlots(_ kind: Layout.EndpointMapKind, _ key: [Datum], _ alloc: SlotAllocation) {
+        f.reserve(.endpoints(kind, slots: alloc.total), Int(alloc.total))
+        f.reserve(.fixed(Layout.hairpin), alloc.slots.count)
         var slot: UInt32 = 0
         for s in alloc.slots {
             let data: [Datum] = [s.endpoint.ip.datum, .port(s.endpoint.port)]
