@@ -8,6 +8,7 @@
 #include <linux/sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <malloc.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/table.h>
 #include <libnftnl/chain.h>
@@ -53,6 +54,9 @@ static inline int sluice_attr_ok(const struct nlattr *attr, int len) {
 static inline const struct nlattr *sluice_attr_next(const struct nlattr *attr) {
     return mnl_attr_next(attr);
 }
+/** malloc_trim(0): return free heap pages of every arena to the OS. */
+static inline int sluice_malloc_trim(void) { return malloc_trim(0); }
+
 /** setns(fd, CLONE_NEWNET) for the calling thread (setns needs _GNU_SOURCE in glibc). */
 static inline int sluice_setns_net(int fd) { return (int)syscall(SYS_setns, fd, CLONE_NEWNET); }
 

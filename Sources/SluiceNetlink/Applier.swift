@@ -1,3 +1,4 @@
+import CNftnl
 import Dispatch
 import SluiceIR
 
@@ -186,6 +187,10 @@ public final class NftablesApplier {
         }
         let r = ApplyReport(transaction: Transaction(), batches: shared.batches)
         lastReport = r
+        // The stream's transient transactions and batch buffers were freed on two threads
+        // (two malloc arenas); hand the free pages back so later work starts from the
+        // steady-state footprint rather than on top of the cold start's high-water mark.
+        _ = sluice_malloc_trim()
         return r
     }
 
