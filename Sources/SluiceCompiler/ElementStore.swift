@@ -241,9 +241,12 @@ public struct PlanStore: Sendable {
 
     public var count: Int { items.count }
 
+    /// Room for `n` plans, with headroom: the first add after a cold start must not
+    /// reallocate (copy) the whole array.
     public mutating func reserve(_ n: Int) {
-        items.reserveCapacity(n)
-        index.reserveCapacity(n)
+        let want = n + n / 8 + 16
+        items.reserveCapacity(want)
+        index.reserveCapacity(want)
     }
 
     public subscript(name: ServicePortName) -> ServicePortPlan? {
