@@ -115,26 +115,33 @@ public struct IncrementalCompiler: Sendable {
     /// diffs `table`. Much cheaper than `replaceAll` for a large set: no element list is
     /// built. `lastConflicts` reports conflicts as `update` does.
     public mutating func load<C: RandomAccessCollection<ServicePortPlan>>(_ servicePorts: C) where C.Index == Int {
+        let order = beginLoad(servicePorts)
+        var ignored: [SetID: [Element]]? = nil
+        for (n, i) in order.enumerated() { _ = loadOne(servicePorts[i], of: order.count, first: n == 0, adds: &ignored) }
+    }
+
+    /// Resets the stores for a load; returns the service ports' indices in name order.
+    private mutating func beginLoad<C: RandomAccessCollection<ServicePortPlan>>(_ servicePorts: C) -> [Int] where C.Index == Int {
         lastConflicts = []
         planStore = PlanStore()
         store = [:]
         let order = Self.uniqueSorted(servicePorts)
         planStore.reserve(order.count)
-        var first = true
-        for i in order {
-            let sp = servicePorts[i]
-            let fragment = compileFragment(sp, context: context)
-            if first {
-                // Size the stores from the first fragment (services are usually alike).
-                for (set, elems) in fragment.elements {
-                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * order.count)
-                }
-                first = false
+        return order
+    }
+
+    /// Compiles and stores one of `total` service ports of a load (the first sizes the stores:
+    /// services are usually alike); returns its element count.
+    private mutating func loadOne(_ sp: ServicePortPlan, of total: Int, first: Bool, adds: inout [SetID: [Element]]?) -> Int {
+        let fragment = compileFragment(sp, context: context)
+        if first {
+            for (set, elems) in fragment.elements {
+                store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * total)
             }
-            var ignored: [SetID: [Element]]? = nil
-            insert(fragment, into: &ignored)
-            planStore[sp.name] = sp
         }
+        insert(fragment, into: &adds)
+        planStore[sp.name] = sp
+        return fragment.elementCount
     }
 
     /// A streamed cold start: replaces the whole service set like `load` and hands `emit`
@@ -149,17 +156,12 @@ public struct IncrementalCompiler: Sendable {
     public mutating func load<C: RandomAccessCollection<ServicePortPlan>>(
         _ servicePorts: C, maxElementsPerTransaction: Int, emit: (Transaction) throws -> Void
     ) rethrows where C.Index == Int {
-        lastConflicts = []
-        planStore = PlanStore()
-        store = [:]
-        let order = Self.uniqueSorted(servicePorts)
-        planStore.reserve(order.count)
+        let order = beginLoad(servicePorts)
         let f = layout.family, t = Layout.tableName
         var created = false
         var classesBefore: Set<SetID> = []
         var adds: [SetID: [Element]]? = [:]
         var pending = 0
-        var first = true
         func flush() throws {
             let classesAfter = classes
             var ops: [Operation] = []
@@ -181,18 +183,8 @@ public struct IncrementalCompiler: Sendable {
             pending = 0
             if !ops.isEmpty { try emit(Transaction(ops)) }
         }
-        for i in order {
-            let sp = servicePorts[i]
-            let fragment = compileFragment(sp, context: context)
-            if first {
-                for (set, elems) in fragment.elements {
-                    store[set, default: SetStore(isMap: set.isMap)].reserve(elems.count * order.count)
-                }
-                first = false
-            }
-            insert(fragment, into: &adds)
-            planStore[sp.name] = sp
-            pending += fragment.elementCount
+        for (n, i) in order.enumerated() {
+            pending += loadOne(servicePorts[i], of: order.count, first: n == 0, adds: &adds)
             if pending >= maxElementsPerTransaction { try flush() }
         }
         if pending > 0 || !created { try flush() }
