@@ -15,10 +15,6 @@ import SluiceModel
 /// conflicts come only from invalid input and are reported.
 public struct IncrementalCompiler: Sendable {
     public private(set) var context: FamilyContext
-    /// The plan of every service port (built on each access: O(service ports)).
-    public var plans: [ServicePortName: ServicePortPlan] {
-        Dictionary(planStore.items.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    }
     /// The plan of one service port.
     public func plan(_ name: ServicePortName) -> ServicePortPlan? { planStore[name] }
     /// Number of service ports.
@@ -202,21 +198,6 @@ public struct IncrementalCompiler: Sendable {
         out.reserveCapacity(order.count)
         for i in order where out.last.map({ servicePorts[$0].name != servicePorts[i].name }) ?? true { out.append(i) }
         return out
-    }
-
-    /// Changes the node context (recompiles everything; the transaction is a full diff).
-    public mutating func setContext(_ newContext: FamilyContext) -> Transaction {
-        let before = table
-        context = newContext
-        let all = planStore.items.sorted(by: { $0.name < $1.name })
-        planStore = PlanStore()
-        store = [:]
-        for sp in all {
-            var ignored: [SetID: [Element]]? = nil
-            insert(compileFragment(sp, context: newContext), into: &ignored)
-            planStore[sp.name] = sp
-        }
-        return diff(Ruleset(tables: [before]), Ruleset(tables: [table]))
     }
 
     private mutating func remove(_ fragment: ServiceFragment, into deletes: inout [SetID: [Element]]) {

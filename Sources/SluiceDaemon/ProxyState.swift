@@ -227,11 +227,12 @@ public struct ProxyState: Sendable {
             track(name, p)
             for (f, ports) in p { byFamily[f, default: []] += ports }
         }
+        // The caller applies `desiredRuleset` as a full diff, so no transaction is needed here:
+        // a fresh compiler per family, loaded with every plan.
         var newCompilers: [IPFamily: IncrementalCompiler] = [:]
         for fc in context.families {
-            var c = compilers[fc.family] ?? IncrementalCompiler(context: fc)
-            _ = c.setContext(fc)
-            _ = c.replaceAll(byFamily[fc.family] ?? [])
+            var c = IncrementalCompiler(context: fc)
+            c.load(byFamily[fc.family] ?? [])
             newCompilers[fc.family] = c
         }
         compilers = newCompilers
