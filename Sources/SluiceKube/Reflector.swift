@@ -119,15 +119,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                let e = classify(error)
-                shared.withLockedValue {
-                    $0.stats.listFailures += 1
-                    $0.stats.lastError = e.description
-                    // client-go: an expired or too-large RV on list makes the next list use "".
-                    if e.isExpired || e.isTooLargeResourceVersion { $0.stats.resourceVersionUnavailable = true }
-                }
-                if e.httpCode == 401 { _ = client.configuration.tokenSource?.invalidate() }
-                logger.warning("list failed", metadata: ["error": "\(e)"])
+                let e = recordFailure(error, list: true)
                 guard await sleep(delay(for: e, &backoff)) else { return }
                 continue relist
             }
@@ -152,17 +144,11 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 } catch is CancellationError {
                     return
                 } catch {
-                    let e = classify(error)
-                    shared.withLockedValue {
-                        $0.stats.watchFailures += 1
-                        $0.stats.lastError = e.description
-                    }
-                    logger.warning("watch failed", metadata: ["error": "\(e)"])
+                    let e = recordFailure(error, list: false)
                     if e.isExpired {
                         guard await sleep(backoff.next()) else { return }
                         continue relist
                     }
-                    if e.httpCode == 401 { _ = client.configuration.tokenSource?.invalidate() }
                     guard await sleep(delay(for: e, &backoff)) else { return }
                     // client-go (`isWatchErrorRetriable`) retries the watch on connection errors
                     // and 429; any other error ends ListAndWatch, i.e. relists with the last RV.
@@ -174,6 +160,21 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 }
             }
         }
+    }
+
+    /// Counts and logs a failed list or watch; a 401 drops the cached token so the next
+    /// request re-reads it (rotation).
+    private func recordFailure(_ error: any Error, list: Bool) -> KubeAPIError {
+        let e = classify(error)
+        shared.withLockedValue {
+            if list { $0.stats.listFailures += 1 } else { $0.stats.watchFailures += 1 }
+            $0.stats.lastError = e.description
+            // client-go: an expired or too-large RV on list makes the next list use "".
+            if list && (e.isExpired || e.isTooLargeResourceVersion) { $0.stats.resourceVersionUnavailable = true }
+        }
+        if e.httpCode == 401 { _ = client.configuration.tokenSource?.invalidate() }
+        logger.warning(list ? "list failed" : "watch failed", metadata: ["error": "\(e)"])
+        return e
     }
 
     private func classify(_ error: any Error) -> KubeAPIError {
