@@ -86,49 +86,47 @@ public struct AffinityValidity: Sendable {
     private init() {}
 
     /// Judges every entry against the whole table.
-    public init(table: Table) {
-        for set in table.sets {
-            guard let nodePorts = Impact.affinityClass(set.name), let elems = table.elements[set.name] else { continue }
-            if nodePorts { affinityNodePorts.formUnion(elems.keys) } else { affinityTuples.formUnion(elems.keys) }
+    public init(table: some ElementLookup) {
+        for set in table.setNames {
+            guard let nodePorts = Impact.affinityClass(set) else { continue }
+            table.forEachElement(of: set) { key, _ in
+                if nodePorts { affinityNodePorts.insert(key) } else { affinityTuples.insert(key) }
+            }
         }
         // Without affinity tuples every entry is stale: no need to index the endpoint maps.
         guard !affinityTuples.isEmpty || !affinityNodePorts.isEmpty else { return }
-        for set in table.sets {
-            let elems = table.elements[set.name] ?? [:]
-            if let kind = Impact.endpointMapKind(set.name) {
-                for (key, data) in elems {
-                    let tuple = Array(key.dropLast())          // drop the slot number
-                    guard kind.isNodePort ? affinityNodePorts.contains(tuple) : affinityTuples.contains(tuple) else { continue }
-                    if kind.isNodePort {
-                        nodePortEndpoints[tuple, default: []].insert(data)
-                    } else {
-                        serviceEndpoints[tuple, default: []].insert(data)
-                    }
+        for set in table.setNames {
+            guard let kind = Impact.endpointMapKind(set) else { continue }
+            table.forEachElement(of: set) { key, data in
+                let tuple = Array(key.dropLast())          // drop the slot number
+                guard kind.isNodePort ? affinityNodePorts.contains(tuple) : affinityTuples.contains(tuple) else { return }
+                if kind.isNodePort {
+                    nodePortEndpoints[tuple, default: []].insert(data)
+                } else {
+                    serviceEndpoints[tuple, default: []].insert(data)
                 }
             }
         }
     }
 
     /// Judges only the entries of the tuples in `impact` (O(impact × slot classes)).
-    public init(table: Table, impact: Impact) {
+    public init(table: some ElementLookup, impact: Impact) {
         if impact.everything {
             self.init(table: table)
             return
         }
         self.init()
         restriction = impact
-        for set in table.sets {
-            let elems = table.elements[set.name] ?? [:]
-            if let nodePorts = Impact.affinityClass(set.name) {
-                for t in nodePorts ? impact.nodePortTuples : impact.serviceTuples where elems[t] != nil {
+        for set in table.setNames {
+            if let nodePorts = Impact.affinityClass(set) {
+                for t in nodePorts ? impact.nodePortTuples : impact.serviceTuples where table.element(of: set, key: t) != nil {
                     if nodePorts { affinityNodePorts.insert(t) } else { affinityTuples.insert(t) }
                 }
             }
-            if let kind = Impact.endpointMapKind(set.name), !elems.isEmpty,
-               let slots = UInt32(set.name.dropFirst(kind.rawValue.count + 1)) {
+            if let kind = Impact.endpointMapKind(set), let slots = UInt32(set.dropFirst(kind.rawValue.count + 1)) {
                 for t in kind.isNodePort ? impact.nodePortTuples : impact.serviceTuples {
                     for slot in 0..<slots {
-                        guard let data = elems[t + [.integer(slot)]] else { continue }
+                        guard let data = table.element(of: set, key: t + [.integer(slot)]) else { continue }
                         if kind.isNodePort {
                             nodePortEndpoints[t, default: []].insert(data)
                         } else {
@@ -163,5 +161,23 @@ public struct AffinityValidity: Sendable {
         let tuple = Array(key.dropFirst())
         if let restriction, !restriction.nodePortTuples.contains(tuple) { return true }
         return affinityNodePorts.contains(tuple) && nodePortEndpoints[tuple]?.contains(data) == true
+    }
+}
+
+/// Read access to a table's elements by set name: an IR `Table`, or an
+/// `IncrementalCompiler`'s packed store (the daemon keeps no other copy).
+public protocol ElementLookup {
+    /// Names of the sets that may hold elements.
+    var setNames: [String] { get }
+    /// The data of `key` in `set` (empty for a plain set's element); nil if absent.
+    func element(of set: String, key: [Datum]) -> [Datum]?
+    func forEachElement(of set: String, _ body: ([Datum], [Datum]) -> Void)
+}
+
+extension Table: ElementLookup {
+    public var setNames: [String] { sets.map(\.name) }
+    public func element(of set: String, key: [Datum]) -> [Datum]? { elements[set]?[key] }
+    public func forEachElement(of set: String, _ body: ([Datum], [Datum]) -> Void) {
+        for (k, v) in elements[set] ?? [:] { body(k, v) }
     }
 }

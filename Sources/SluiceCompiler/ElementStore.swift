@@ -221,6 +221,18 @@ struct SetStore: Sendable {
         return .removed
     }
 
+    /// The data of `key` (empty for a plain set); nil if absent.
+    func lookup(_ key: [Datum]) -> [Datum]? {
+        if let k = Packed(key) {
+            if isMap, let e = mapped[k] { return Packed(lo: e.data, hi: 0).datums }
+            if !isMap, plain[k] != nil { return [] }
+        }
+        return spilled[key]?.data
+    }
+
+    /// Addresses of the dictionaries' buffers (see `IncrementalCompiler.storageIdentity`).
+    var storageIdentity: [UInt] { [bufferAddress(plain), bufferAddress(mapped), bufferAddress(spilled)] }
+
     /// Every element as IR key and data (empty data for plain sets).
     func forEach(_ body: ([Datum], [Datum]) throws -> Void) rethrows {
         for (k, _) in plain { try body(k.datums, []) }
@@ -271,4 +283,14 @@ public struct PlanStore: Sendable {
     }
 
     public var names: Dictionary<ServicePortName, Int32>.Keys { index.keys }
+
+    /// Address of the plans' buffer (see `IncrementalCompiler.storageIdentity`).
+    var storageIdentity: UInt { bufferAddress(items) }
+}
+
+/// The address of a collection's heap buffer: a native `Dictionary` or `ContiguousArray` is
+/// one reference to its storage, which copy-on-write replaces.
+func bufferAddress<T>(_ collection: T) -> UInt {
+    precondition(MemoryLayout<T>.size == MemoryLayout<UInt>.size)
+    return unsafeBitCast(collection, to: UInt.self)
 }

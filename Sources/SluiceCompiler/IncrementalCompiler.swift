@@ -11,13 +11,19 @@ import SluiceModel
 /// with their last user.
 ///
 /// If two service ports claim one map key with different data, the one already in the
-/// table keeps it (a batch `Compiler.compile` keeps the first in name order instead); such
-/// conflicts come only from invalid input and are reported.
+/// table keeps it; a load (and a batch `Compiler.compile`) visits service ports in name
+/// order, so there the first in name order keeps it. Such conflicts come only from invalid
+/// input and are reported.
+///
+/// With `keepsPlans: false` (the `ProxyEngine`, whose planner holds every plan) the compiler
+/// keeps no plans: `update(planChanges:)` is told each changed port's old and new plan.
 public struct IncrementalCompiler: Sendable {
     public private(set) var context: FamilyContext
-    /// The plan of one service port.
+    /// Whether the compiler keeps the plan of every service port (see the type's doc).
+    public let keepsPlans: Bool
+    /// The plan of one service port (nil without `keepsPlans`).
     public func plan(_ name: ServicePortName) -> ServicePortPlan? { planStore[name] }
-    /// Number of service ports.
+    /// Number of service ports (0 without `keepsPlans`).
     public var servicePortCount: Int { planStore.count }
     private var planStore = PlanStore()
     /// Service elements per set, packed (see `SetStore`); empty sets are removed.
@@ -25,8 +31,21 @@ public struct IncrementalCompiler: Sendable {
     /// Conflicts seen by the last update.
     public private(set) var lastConflicts: [String] = []
 
-    public init(context: FamilyContext) {
+    public init(context: FamilyContext, keepsPlans: Bool = true) {
         self.context = context
+        self.keepsPlans = keepsPlans
+        contextElementCount = Skeleton(context: context, classes: []).contextElements.values.reduce(0) { $0 + $1.count }
+    }
+
+    /// Elements the node context puts in the table (node IPs, pod CIDRs, …).
+    public let contextElementCount: Int
+
+    /// Addresses of the stores' heap buffers, for tests that check an update copied no
+    /// table-sized storage (a copy-on-write copy moves a buffer to a new address).
+    public var storageIdentity: [UInt] {
+        var out: [UInt] = store.keys.sorted().flatMap { store[$0]!.storageIdentity }
+        out.append(planStore.storageIdentity)
+        return out
     }
 
     var layout: Layout { Layout(context.family) }
@@ -69,6 +88,15 @@ public struct IncrementalCompiler: Sendable {
     /// Replaces the plans of some service ports (`nil` removes one) and returns the
     /// transaction that takes the kernel from the previous state to the new one.
     public mutating func update(_ changes: [ServicePortName: ServicePortPlan?]) -> Transaction {
+        var planChanges: [ServicePortName: PlanChange] = [:]
+        planChanges.reserveCapacity(changes.count)
+        for (name, new) in changes { planChanges[name] = PlanChange(old: planStore[name], new: new) }
+        return update(planChanges: planChanges)
+    }
+
+    /// Replaces the plans of some service ports, given each one's old plan (nil: not in the
+    /// table) and new plan (nil: removed), and returns the transaction.
+    public mutating func update(planChanges changes: [ServicePortName: PlanChange]) -> Transaction {
         lastConflicts = []
         let classesBefore = classes
         var deletes: [SetID: [Element]] = [:]
@@ -77,15 +105,12 @@ public struct IncrementalCompiler: Sendable {
         // Remove old contributions first, then add new ones, so a key moving between
         // service ports in one update is counted correctly.
         for name in names {
-            if let old = planStore[name] { remove(compileFragment(old, context: context), into: &deletes) }
+            if let old = changes[name]!.old { remove(compileFragment(old, context: context), into: &deletes) }
         }
         for name in names {
-            if let new = changes[name] ?? nil {
-                planStore[name] = new
-                insert(compileFragment(new, context: context), into: &adds)
-            } else {
-                planStore[name] = nil
-            }
+            let new = changes[name]!.new
+            if keepsPlans { planStore[name] = new }
+            if let new { insert(compileFragment(new, context: context), into: &adds) }
         }
         // A key deleted and re-added with the same data cancels out.
         for (set, dels) in deletes {
@@ -122,7 +147,7 @@ public struct IncrementalCompiler: Sendable {
         planStore = PlanStore()
         store = [:]
         let order = Self.uniqueSorted(servicePorts)
-        planStore.reserve(order.count)
+        if keepsPlans { planStore.reserve(order.count) }
         return order
     }
 
@@ -136,7 +161,7 @@ public struct IncrementalCompiler: Sendable {
             }
         }
         insert(fragment, into: &adds)
-        planStore[sp.name] = sp
+        if keepsPlans { planStore[sp.name] = sp }
         return fragment.elementCount
     }
 
@@ -314,4 +339,23 @@ extension SetID {
         if case .endpoints = self { return true }
         return false
     }
+}
+
+/// The compiler's service elements by set name (context elements, which no affinity or
+/// endpoint set holds, are left out).
+extension IncrementalCompiler: ElementLookup {
+    public var setNames: [String] { store.keys.map(\.name) }
+
+    private func setStore(named name: String) -> SetStore? {
+        store.first { $0.key.name == name }?.value
+    }
+
+    public func element(of set: String, key: [Datum]) -> [Datum]? { setStore(named: set)?.lookup(key) }
+
+    public func forEachElement(of set: String, _ body: ([Datum], [Datum]) -> Void) {
+        setStore(named: set)?.forEach(body)
+    }
+
+    /// Elements of the whole table: the node context's plus the services'.
+    public var elementCount: Int { contextElementCount + serviceElementCount }
 }

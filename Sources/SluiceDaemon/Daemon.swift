@@ -37,6 +37,11 @@ public struct DaemonConfiguration: Sendable {
     public var configFile: (path: String, contents: Data)?
     /// How often the config file is checked.
     public var configCheckInterval: Duration = .seconds(2)
+    /// The kernel seam (nil: netlink to the kernel of `netns`, elements held once, in the
+    /// engine). Tests pass a `FakeDataplane`.
+    public var dataplane: (@Sendable () throws -> any Dataplane)?
+    /// Elements per transaction of a streamed cold start (each holds whole services).
+    public var coldStartChunk = 50_000
 
     public init(options: NodeOptions, sources: [any ObjectSource], netns: String? = nil,
                 healthzBindAddress: String? = "0.0.0.0:10256", metricsBindAddress: String? = "127.0.0.1:10249",
@@ -57,10 +62,12 @@ public struct DaemonConfiguration: Sendable {
     }
 }
 
-/// The node daemon as a swift-service-lifecycle `Service`: HTTP servers, sources, the sync
-/// loop and the periodic drift check. On graceful shutdown (SIGTERM/SIGINT through a
-/// `ServiceGroup`) or cancellation it stops and leaves the rules in place, unless
-/// `cleanupOnExit`.
+/// The node daemon as a swift-service-lifecycle `Service` that runs a `ServiceGroup` of
+/// small services: the HTTP servers, the sync loop, the drift check, the config watcher and
+/// one service per object source. On graceful shutdown (SIGTERM/SIGINT through the outer
+/// `ServiceGroup`) the sources stop first, the sync loop finishes the commit in flight and
+/// the servers close; the rules are left in place unless `cleanupOnExit`. Cancellation
+/// stops everything at once.
 public final class Daemon: ServiceLifecycle.Service, Sendable {
     public let configuration: DaemonConfiguration
     public let logger: Logger
@@ -72,7 +79,6 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         var healthChecks: HealthCheckServers?
         var healthzPort: Int?
         var metricsPort: Int?
-        var configChanged = false
     }
     private let runtime = NIOLockedValueBox(Runtime())
 
@@ -112,109 +118,84 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
 
     private func runOnExecutor() async throws {
         let c = configuration
-        var servers: [HTTPServer] = []
         let healthChecks = HealthCheckServers(host: c.healthCheckBindHost, health: health, logger: logger)
-        let loop = try SyncLoop(netns: c.netns, options: c.options, hostAddresses: c.hostAddresses, sources: c.sources.count,
-                                logger: logger, metrics: metrics, health: health, healthChecks: healthChecks,
-                                minSyncPeriod: c.minSyncPeriod, retryPeriod: c.retryPeriod)
+        let dataplane = try c.dataplane?() ?? NftablesApplier(namespace: c.netns, tracksElements: false)
+        let loop = SyncLoop(dataplane: dataplane, options: c.options, hostAddresses: c.hostAddresses, sources: c.sources.count,
+                            logger: logger, metrics: metrics, health: health, healthChecks: healthChecks,
+                            minSyncPeriod: c.minSyncPeriod, retryPeriod: c.retryPeriod, coldStartChunk: c.coldStartChunk)
         runtime.withLockedValue { $0.loop = loop; $0.healthChecks = healthChecks }
+        logger.info("starting", metadata: [
+            "node": "\(c.options.nodeName)", "sources": "\(c.sources.map(\.name).joined(separator: " "))",
+            "syncPeriod": "\(c.syncPeriod)", "minSyncPeriod": "\(c.minSyncPeriod)",
+        ])
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: try services(loop: loop, healthChecks: healthChecks), logger: logger))
         do {
-            if let text = c.healthzBindAddress, !text.isEmpty {
-                guard let (host, port) = parseBindAddress(text) else { throw DaemonError("--healthz-bind-address \(text): expected HOST:PORT") }
-                let health = self.health, metrics = self.metrics
-                let s = try await HTTPServer.start(host: host, port: port) { _, path in
-                    Self.healthReply(path: path, health: health, metrics: metrics)
-                }
-                servers.append(s)
-                runtime.withLockedValue { $0.healthzPort = s.port }
-                logger.info("serving /healthz and /livez", metadata: ["address": "\(host):\(s.port)"])
-            }
-            if let text = c.metricsBindAddress, !text.isEmpty {
-                guard let (host, port) = parseBindAddress(text) else { throw DaemonError("--metrics-bind-address \(text): expected HOST:PORT") }
-                let health = self.health, metrics = self.metrics
-                let s = try await HTTPServer.start(host: host, port: port) { _, path in
-                    switch path {
-                    case "/metrics":
-                        return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                                         body: metrics.exposition())
-                    case "/proxyMode":
-                        return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: "nftables")
-                    default:
-                        return Self.healthReply(path: path, health: health, metrics: metrics)
-                    }
-                }
-                servers.append(s)
-                runtime.withLockedValue { $0.metricsPort = s.port }
-                logger.info("serving /metrics", metadata: ["address": "\(host):\(s.port)"])
-            }
-            logger.info("starting", metadata: [
-                "node": "\(c.options.nodeName)", "sources": "\(c.sources.map(\.name).joined(separator: " "))",
-                "syncPeriod": "\(c.syncPeriod)", "minSyncPeriod": "\(c.minSyncPeriod)",
-            ])
-            await cancelWhenGracefulShutdown { [c, logger, runtime] in
-                await withTaskGroup(of: Void.self) { group in
-                    for (i, source) in c.sources.enumerated() {
-                        group.addTask {
-                            do {
-                                try await source.run { delta in await loop.receive(source: i, delta) }
-                            } catch is CancellationError {
-                            } catch {
-                                if !Task.isCancelled { logger.error("source stopped", metadata: ["source": "\(source.name)", "error": "\(error)"]) }
-                            }
-                        }
-                    }
-                    group.addTask { await loop.run() }
-                    group.addTask {
-                        while !Task.isCancelled {
-                            do { try await Task.sleep(for: c.syncPeriod) } catch { break }
-                            await loop.checkDrift()
-                        }
-                    }
-                    group.addTask {
-                        // Ends the wake stream on cancellation so `loop.run()` returns.
-                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                        await loop.stopWaking()
-                    }
-                    if let (path, contents) = c.configFile {
-                        group.addTask { [runtime] in
-                            while !Task.isCancelled {
-                                do { try await Task.sleep(for: c.configCheckInterval) } catch { break }
-                                guard FileManager.default.contents(atPath: path) != contents else { continue }
-                                logger.error("the configuration file changed; exiting so that the new configuration is read on restart (kube-proxy does the same)",
-                                             metadata: ["config": "\(path)"])
-                                runtime.withLockedValue { $0.configChanged = true }
-                                return
-                            }
-                        }
-                    }
-                    // The first task to end early is the config watcher: stop everything.
-                    while await group.next() != nil {
-                        if runtime.withLockedValue({ $0.configChanged }) { group.cancelAll() }
-                    }
-                }
-            }
-            if runtime.withLockedValue({ $0.configChanged }) {
-                throw DaemonError("content of the configuration file \(c.configFile?.path ?? "") was updated")
-            }
+            try await group.run()
         } catch {
-            await shutdown(servers: servers, healthChecks: healthChecks, loop: loop, cleanup: false)
+            logger.info("stopped; rules left in place")
             throw error
         }
-        await shutdown(servers: servers, healthChecks: healthChecks, loop: loop, cleanup: c.cleanupOnExit)
+        await finish(loop: loop, cleanup: c.cleanupOnExit)
     }
 
-    private func shutdown(servers: [HTTPServer], healthChecks: HealthCheckServers, loop: SyncLoop, cleanup: Bool) async {
-        for s in servers { await s.close() }
-        await healthChecks.closeAll()
-        if cleanup {
-            do {
-                let deleted = try await loop.cleanup()
-                logger.info("deleted Sluice's tables on exit", metadata: ["families": "\(deleted.map(\.rawValue))"])
-            } catch {
-                logger.error("cleanup on exit failed", metadata: ["error": "\(error)"])
-            }
-        } else {
+    /// The daemon's services, in start order (graceful shutdown runs in reverse: sources stop
+    /// first, the sync loop finishes its commit, the HTTP servers close last).
+    private func services(loop: SyncLoop, healthChecks: HealthCheckServers) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        let c = configuration
+        var out: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let health = self.health, metrics = self.metrics, runtime = self.runtime
+        if let text = c.healthzBindAddress, !text.isEmpty {
+            guard let (host, port) = parseBindAddress(text) else { throw DaemonError("--healthz-bind-address \(text): expected HOST:PORT") }
+            out.append(.init(service: HTTPEndpointService(what: "/healthz and /livez", host: host, port: port, logger: logger,
+                                                          bound: { p in runtime.withLockedValue { $0.healthzPort = p } },
+                                                          handler: { _, path in Self.healthReply(path: path, health: health, metrics: metrics) }),
+                             serviceName: "healthz"))
+        }
+        if let text = c.metricsBindAddress, !text.isEmpty {
+            guard let (host, port) = parseBindAddress(text) else { throw DaemonError("--metrics-bind-address \(text): expected HOST:PORT") }
+            out.append(.init(service: HTTPEndpointService(what: "/metrics", host: host, port: port, logger: logger,
+                                                          bound: { p in runtime.withLockedValue { $0.metricsPort = p } },
+                                                          handler: { _, path in Self.metricsReply(path: path, health: health, metrics: metrics) }),
+                             serviceName: "metrics"))
+        }
+        out.append(.init(service: SyncLoopService(loop: loop, healthChecks: healthChecks), serviceName: "sync-loop"))
+        out.append(.init(service: DriftCheckService(loop: loop, period: c.syncPeriod), serviceName: "drift-check"))
+        if let (path, contents) = c.configFile {
+            out.append(.init(service: ConfigWatcherService(path: path, contents: contents, interval: c.configCheckInterval, logger: logger),
+                             successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup,
+                             serviceName: "config-watcher"))
+        }
+        for (i, source) in c.sources.enumerated() {
+            out.append(.init(service: SourceService(source: source, index: i, loop: loop, logger: logger),
+                             successTerminationBehavior: .ignore, serviceName: "source-\(i)"))
+        }
+        return out
+    }
+
+    /// After a graceful stop: delete the tables with `cleanupOnExit`, else leave them.
+    private func finish(loop: SyncLoop, cleanup: Bool) async {
+        guard cleanup else {
             logger.info("stopped; rules left in place")
+            return
+        }
+        do {
+            let deleted = try await loop.cleanup()
+            logger.info("deleted Sluice's tables on exit", metadata: ["families": "\(deleted.map(\.rawValue))"])
+        } catch {
+            logger.error("cleanup on exit failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func metricsReply(path: String, health: ProxyHealth, metrics: DaemonMetrics) -> HTTPReply {
+        switch path {
+        case "/metrics":
+            return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                             body: metrics.exposition())
+        case "/proxyMode":
+            return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: "nftables")
+        default:
+            return healthReply(path: path, health: health, metrics: metrics)
         }
     }
 

@@ -5,30 +5,36 @@ import SluiceIR
 import SluiceModel
 import SluiceNetlink
 
-/// The sync loop: owns the proxy state and the netlink applier, and commits.
+/// The sync loop: owns the engine and the dataplane, and commits.
 ///
-/// - Sources call `receive`; changes are merged into `pending` and the loop is woken. While
-///   a commit is in flight (or `minSyncPeriod` has not passed since the last one) further
-///   changes keep accumulating and go out together in the next commit.
+/// - Sources call `receive` (non-blocking, from any thread): changes are merged into the
+///   pending set and the loop is woken. The loop runs on its own serial executor, so while
+///   a commit is in flight (or `minSyncPeriod` has not passed since the last one) the
+///   sources keep delivering, and everything that arrived goes out together in the next
+///   commit.
 /// - Nothing is committed until every source has reported `synced`.
-/// - The first commit adopts the existing tables (`adopt`) and reconciles by diff, so a
-///   restart never flushes.
-/// - Routine commits are O(change): `ProxyState.apply` → `IncrementalCompiler.update` →
-///   `applier.apply(transaction:)`. Context changes, failures and drift use the full diff.
+/// - The first commit adopts the existing tables. With none in the kernel it streams the
+///   table in (`ProxyEngine.loadStreamed` + `Dataplane.applyStreamed`: atomic transactions
+///   of whole services, elements held once, in the engine); with a table (a restart) it
+///   reconciles by diff, so a restart never flushes.
+/// - Routine commits are O(change): `ProxyEngine.apply` → `Dataplane.apply(transaction:)`.
+///   Context changes, failures and drift use the full diff.
 actor SyncLoop {
-    let applier: NftablesApplier
-    var state: ProxyState
+    let dataplane: any Dataplane
+    var engine: ProxyEngine
     let logger: Logger
     let metrics: DaemonMetrics
     let health: ProxyHealth
     let healthChecks: HealthCheckServers
     let minSyncPeriod: Duration
     let retryPeriod: Duration
+    /// Elements per streamed cold-start transaction.
+    let coldStartChunk: Int
 
-    private var pending: [ProxyObjectKey: SourcedObject?] = [:]
-    /// Per source: what it delivered (for first-source-wins merging) and whether it synced.
-    private var sourceObjects: [[ProxyObjectKey: SourcedObject]]
-    private var sourceSynced: [Bool]
+    nonisolated let inbox: Inbox
+    private let executor = QueueExecutor(label: "sluice.sync")
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
     private(set) var initialized = false
     private var needFull = true
     private var lastCommit: ContinuousClock.Instant?
@@ -39,37 +45,32 @@ actor SyncLoop {
     private(set) var commits = 0
     private(set) var lastError: String?
 
-    init(netns: String?, options: NodeOptions, hostAddresses: [IPAddress]?, sources: Int, logger: Logger,
+    init(dataplane: any Dataplane, options: NodeOptions, hostAddresses: [IPAddress]?, sources: Int, logger: Logger,
          metrics: DaemonMetrics, health: ProxyHealth, healthChecks: HealthCheckServers,
-         minSyncPeriod: Duration, retryPeriod: Duration) throws {
-        applier = try NftablesApplier(namespace: netns)
-        state = ProxyState(options: options, hostAddresses: hostAddresses)
+         minSyncPeriod: Duration, retryPeriod: Duration, coldStartChunk: Int = 50_000) {
+        self.dataplane = dataplane
+        engine = ProxyEngine(options: options, hostAddresses: hostAddresses)
         self.logger = logger
         self.metrics = metrics
         self.health = health
         self.healthChecks = healthChecks
         self.minSyncPeriod = minSyncPeriod
         self.retryPeriod = retryPeriod
-        sourceObjects = Array(repeating: [:], count: sources)
-        sourceSynced = Array(repeating: false, count: sources)
+        self.coldStartChunk = coldStartChunk
+        inbox = Inbox(sources: sources)
         (wakeStream, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Takes a source's delta (merging sources: the first source that has a key wins).
-    func receive(source index: Int, _ delta: SourceDelta) {
+    /// Never waits for the loop.
+    nonisolated func receive(source index: Int, _ delta: SourceDelta) {
         for d in delta.diagnostics { log(d) }
-        for (key, new) in delta.changes {
-            sourceObjects[index][key] = new ?? nil
-            let winner = sourceObjects.lazy.compactMap { $0[key] }.first
-            pending[key] = winner
-        }
-        if delta.synced && !sourceSynced[index] {
-            sourceSynced[index] = true
+        if inbox.merge(source: index, delta) {
             logger.info("source synced", metadata: ["source": "\(index)"])
         }
         if !delta.isEmpty {
             metrics.markQueued()
-            health.queued(state.nodeContext?.families.map(\.family) ?? [.ipv4])
+            health.queued(inbox.families)
         }
         wake.yield()
     }
@@ -78,7 +79,7 @@ actor SyncLoop {
     func run() async {
         for await _ in wakeStream {
             if Task.isCancelled { break }
-            guard sourceSynced.allSatisfy({ $0 }) else { continue }
+            guard inbox.allSynced else { continue }
             if let last = lastCommit, minSyncPeriod > .zero {
                 let due = last + minSyncPeriod
                 if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
@@ -90,82 +91,105 @@ actor SyncLoop {
 
     /// Commits what is pending.
     func sync() async {
-        let changes = pending
-        pending = [:]
+        let changes = inbox.take()
         if changes.isEmpty && !needFull { return }
         let start = ContinuousClock.now
-        let outcome = state.apply(changes)
+        let outcome = engine.apply(changes, loadNow: !needFull)
         for d in outcome.diagnostics { log(d) }
         pendingTriggerTimes += outcome.triggerTimes
         metrics.serviceChanges.increment(by: outcome.serviceChanges)
         metrics.endpointChanges.increment(by: outcome.endpointSliceChanges)
-        let families = state.nodeContext?.families.map(\.family) ?? []
+        let families = engine.nodeContext?.families.map(\.family) ?? []
+        inbox.families = families.isEmpty ? [.ipv4] : families
         do {
-            let report: ApplyReport
             let full = needFull || outcome.full
-            if full {
-                let desired = state.desiredRuleset
-                if needFull {
-                    // First sync, or after a failure: read what is really there, then diff.
-                    let foreign = try applier.adopt(tables: Family.allCases.map { ($0, Layout.tableName) }, desired: desired)
-                    for f in foreign { logger.warning("foreign content in Sluice's table will be rewritten", metadata: ["content": "\(f)"]) }
-                }
-                report = try applier.apply(desired)
-                metrics.fullSyncs.increment()
-            } else {
-                report = try applier.apply(transaction: outcome.transaction)
-                metrics.partialSyncs.increment()
-            }
-            let elapsed = ContinuousClock.now - start
+            let report = full ? try commitFull() : try dataplane.apply(transaction: outcome.transaction)
+            (full ? metrics.fullSyncs : metrics.partialSyncs).increment()
             needFull = false
             lastError = nil
             if !initialized {
                 logger.info("first sync applied", metadata: [
-                    "operations": "\(report.transaction.operations.count)", "services": "\(state.accepted.count)",
+                    "batches": "\(report.batches.count)", "services": "\(engine.accepted.count)",
+                    "elements": "\(families.map { engine.elementCount($0) }.reduce(0, +))",
                 ])
             }
             initialized = true
             commits += 1
             lastCommit = .now
-            metrics.syncDuration.recordNanoseconds(nanoseconds(elapsed))
-            metrics.lastSync.record(Date().timeIntervalSince1970)
-            if !report.isNoOp {
-                metrics.commitDuration.recordNanoseconds(Int64(report.seconds * 1e9))
-                metrics.operationsPerTransaction.record(report.transaction.operations.count)
-            }
-            for f in IPFamily.allCases {
-                let t = applier.committed.table(f == .ipv4 ? .ip : .ip6, Layout.tableName)
-                metrics.elements[f]?.record(t?.elementCount ?? 0)
-            }
-            metrics.noLocalInternal.record(state.noLocalEndpoints["internal"] ?? 0)
-            metrics.noLocalExternal.record(state.noLocalEndpoints["external"] ?? 0)
-            let now = Date()
-            for t in pendingTriggerTimes where now >= t {
-                metrics.networkProgramming.recordNanoseconds(Int64(now.timeIntervalSince(t) * 1e9))
-            }
-            pendingTriggerTimes = []
-            health.keepOnly(families)
-            health.updated(families)
-            health.setNodeEligible(state.nodeEligible)
+            recordMetrics(report, elapsed: ContinuousClock.now - start, families: families)
             logger.debug("synced", metadata: [
                 "kind": "\(full ? "full" : "partial")", "operations": "\(report.transaction.operations.count)",
-                "services": "\(outcome.replanned.count)", "ms": "\(String(format: "%.2f", Double(nanoseconds(elapsed)) / 1e6))",
+                "services": "\(outcome.replanned.count)",
+                "ms": "\(String(format: "%.2f", Double(nanoseconds(ContinuousClock.now - start)) / 1e6))",
             ])
             if !outcome.conntrackTargets.isEmpty { clearStaleConntrack(outcome.conntrackTargets) }
             purgeStaleAffinity(full ? nil : AffinityValidity.Impact(of: outcome.transaction))
-            await healthChecks.sync(state.healthChecks)
+            await healthChecks.sync(engine.healthChecks)
         } catch {
-            needFull = true
-            lastError = "\(error)"
-            metrics.syncFailures.increment()
-            logger.error("sync failed; retrying with a full resync", metadata: ["error": "\(error)", "retryIn": "\(retryPeriod)"])
-            let wake = self.wake, retry = retryPeriod
-            Task {
-                try? await Task.sleep(for: retry)
-                wake.yield()
-            }
+            failed(error)
         }
     }
+
+    /// The tables Sluice owns, as nf_tables families and names.
+    private var ownTables: [(Family, String)] { Family.allCases.map { ($0, Layout.tableName) } }
+
+    /// A full commit: the first sync, a context change, or a retry after a failure. The
+    /// first reads what is really in the kernel; with no Sluice table there, the table is
+    /// streamed in (one copy of the elements, in the engine) instead of diffed.
+    private func commitFull() throws -> ApplyReport {
+        if needFull {
+            let foreign = try dataplane.adopt(tables: ownTables, desired: engine.needsLoad ? nil : engine.desiredSkeletons)
+            for f in foreign { logger.warning("foreign content in Sluice's table will be rewritten", metadata: ["content": "\(f)"]) }
+            if engine.needsLoad && dataplane.committed.tables.isEmpty { return try coldStart() }
+        }
+        if engine.needsLoad { for d in engine.load() { log(d) } }
+        return try dataplane.apply(engine.desiredRuleset)
+    }
+
+    /// Streams every family's table into a kernel that has none.
+    private func coldStart() throws -> ApplyReport {
+        let tables = (engine.nodeContext?.families ?? []).map { (Self.nftFamily($0.family), Layout.tableName) }
+        var diagnostics: [Diagnostic] = []
+        let report = try dataplane.applyStreamed(depth: 1, tables: tables) { send in
+            diagnostics = try engine.loadStreamed(maxElementsPerTransaction: coldStartChunk) { _, tx in try send(tx) }
+        }
+        for d in diagnostics { log(d) }
+        return report
+    }
+
+    private func failed(_ error: Error) {
+        needFull = true
+        lastError = "\(error)"
+        metrics.syncFailures.increment()
+        logger.error("sync failed; retrying with a full resync", metadata: ["error": "\(error)", "retryIn": "\(retryPeriod)"])
+        let wake = self.wake, retry = retryPeriod
+        Task {
+            try? await Task.sleep(for: retry)
+            wake.yield()
+        }
+    }
+
+    private func recordMetrics(_ report: ApplyReport, elapsed: Duration, families: [IPFamily]) {
+        metrics.syncDuration.recordNanoseconds(nanoseconds(elapsed))
+        metrics.lastSync.record(Date().timeIntervalSince1970)
+        if !report.isNoOp {
+            metrics.commitDuration.recordNanoseconds(Int64(report.seconds * 1e9))
+            metrics.operationsPerTransaction.record(report.transaction.operations.count)
+        }
+        for f in IPFamily.allCases { metrics.elements[f]?.record(engine.elementCount(f)) }
+        metrics.noLocalInternal.record(engine.noLocalEndpoints["internal"] ?? 0)
+        metrics.noLocalExternal.record(engine.noLocalEndpoints["external"] ?? 0)
+        let now = Date()
+        for t in pendingTriggerTimes where now >= t {
+            metrics.networkProgramming.recordNanoseconds(Int64(now.timeIntervalSince(t) * 1e9))
+        }
+        pendingTriggerTimes = []
+        health.keepOnly(families)
+        health.updated(families)
+        health.setNodeEligible(engine.nodeEligible)
+    }
+
+    static func nftFamily(_ f: IPFamily) -> Family { f == .ipv4 ? .ip : .ip6 }
 
     /// Checks cheaply (generation id) whether anyone touched the tables; if so re-reads them
     /// and repairs the difference. Returns the number of repair operations (0: nothing to do).
@@ -173,11 +197,11 @@ actor SyncLoop {
     func checkDrift() -> Int {
         guard initialized, !needFull else { return 0 }
         do {
-            let generation = try applier.currentGeneration()
-            if generation == applier.expectedGeneration { return 0 }
-            let desired = state.desiredRuleset
-            try applier.adopt(tables: Family.allCases.map { ($0, Layout.tableName) }, desired: desired)
-            let report = try applier.apply(desired)
+            let generation = try dataplane.currentGeneration()
+            if generation == dataplane.expectedGeneration { return 0 }
+            let desired = engine.desiredRuleset
+            try dataplane.adopt(tables: ownTables, desired: desired)
+            let report = try dataplane.apply(desired)
             if report.isNoOp { return 0 }
             metrics.driftRepairs.increment()
             purgeStaleAffinity(nil)
@@ -201,12 +225,12 @@ actor SyncLoop {
             let mine = targets.filter { $0.family == family }
             do {
                 var deleted = 0
-                for flow in try applier.socket.conntrackFlows(family: family == .ipv4 ? .ip : .ip6, proto: 17) {
+                for flow in try dataplane.conntrackFlows(family: family == .ipv4 ? .ip : .ip6, proto: 17) {
                     guard let dst = IPAddress(addressText(flow.origDst)), let src = IPAddress(addressText(flow.replySrc)) else { continue }
                     let origDst = EndpointAddress(ip: dst, port: flow.origDstPort)
                     let replySrc = EndpointAddress(ip: src, port: flow.replySrcPort)
                     guard mine.contains(where: { $0.isStale(origDst: origDst, replySrc: replySrc, dnated: flow.isDNATed) }) else { continue }
-                    if try applier.socket.deleteConntrack(flow) { deleted += 1 }
+                    if try dataplane.deleteConntrack(flow) { deleted += 1 }
                 }
                 if deleted > 0 {
                     metrics.conntrackDeleted.increment(by: deleted)
@@ -225,39 +249,40 @@ actor SyncLoop {
     /// never fail the sync.
     func purgeStaleAffinity(_ impact: AffinityValidity.Impact?) {
         if let impact, impact.isEmpty { return }
-        for table in applier.committed.tables where table.name == Layout.tableName {
-            let validity = impact.map { AffinityValidity(table: table, impact: $0) } ?? AffinityValidity(table: table)
+        for (family, compiler) in engine.compilers {
+            let validity = impact.map { AffinityValidity(table: compiler, impact: $0) } ?? AffinityValidity(table: compiler)
             guard validity.mayRejectEntries else { continue }
+            let skeleton = compiler.skeleton
             do {
                 var purged = 0
-                if let decl = table.set(named: AffinityValidity.serviceMap) {
-                    purged += try applier.purgeDynamicElements(table.family, table.name, set: decl) {
+                if let decl = skeleton.set(named: AffinityValidity.serviceMap) {
+                    purged += try dataplane.purgeDynamicElements(skeleton.family, skeleton.name, set: decl) {
                         validity.isValidServiceEntry(key: $0, data: $1)
                     }
                 }
-                if let decl = table.set(named: AffinityValidity.nodePortMap) {
-                    purged += try applier.purgeDynamicElements(table.family, table.name, set: decl) {
+                if let decl = skeleton.set(named: AffinityValidity.nodePortMap) {
+                    purged += try dataplane.purgeDynamicElements(skeleton.family, skeleton.name, set: decl) {
                         validity.isValidNodePortEntry(key: $0, data: $1)
                     }
                 }
                 if purged > 0 {
                     metrics.affinityPurged.increment(by: purged)
-                    logger.info("deleted stale ClientIP-affinity entries", metadata: ["family": "\(table.family)", "entries": "\(purged)"])
+                    logger.info("deleted stale ClientIP-affinity entries", metadata: ["family": "\(family.rawValue)", "entries": "\(purged)"])
                 }
             } catch {
-                logger.warning("affinity cleanup failed", metadata: ["family": "\(table.family)", "error": "\(error)"])
+                logger.warning("affinity cleanup failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
             }
         }
     }
 
     /// Deletes Sluice's tables (`--cleanup-on-exit`).
     func cleanup() throws -> [Family] {
-        try applier.deleteTablesIgnoringMissing(Family.allCases.map { ($0, Layout.tableName) })
+        try dataplane.deleteTablesIgnoringMissing(ownTables)
     }
 
-    func stopWaking() { wake.finish() }
+    nonisolated func stopWaking() { wake.finish() }
 
-    private func log(_ d: Diagnostic) {
+    private nonisolated func log(_ d: Diagnostic) {
         if d.isError {
             metrics.invalidObjects.increment()
             logger.error("\(d.description)")

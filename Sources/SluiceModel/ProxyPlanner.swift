@@ -13,7 +13,9 @@ public struct PlanResult: Sendable, Hashable {
     public var warnings: [Diagnostic] { diagnostics.filter { !$0.isError } }
 }
 
-/// Objects + NodeOptions → `ProxyPlan`, with kube-proxy's semantics:
+/// Objects + NodeOptions → `ProxyPlan`: every object applied to an empty
+/// `IncrementalPlanner`, the same planner the daemon keeps up to date, so the batch plan and
+/// the daemon's follow the same rules:
 ///
 /// 1. ServiceCIDRs and this node's Node object (by node name) are read.
 /// 2. Each Service is validated on its own (`ServiceValidator`); ExternalName and headless
@@ -48,56 +50,40 @@ public struct ProxyPlanner: Sendable {
 
     public func plan(_ objects: ClusterObjects) -> PlanResult {
         var diagnostics: [Diagnostic] = []
-        var objects = objects
+        let services = dedupe(objects.services, kind: "Service", key: { $0.serviceName }, &diagnostics)
+        let slices = dedupe(objects.endpointSlices, kind: "EndpointSlice",
+                            key: { ServiceName(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name ?? "") },
+                            &diagnostics)
+        _ = findNode(objects.nodes, &diagnostics)
+        var changes: [(key: ProxyObjectKey, value: SourcedObject?)] = []
+        var seen = Set<ProxyObjectKey>()
+        func add(_ o: ProxyObject, _ file: String?) {
+            if seen.insert(o.key).inserted { changes.append((o.key, SourcedObject(o, file: file))) }
+        }
+        for c in objects.serviceCIDRs { add(.serviceCIDR(c.object), c.file) }
+        for n in objects.nodes { add(.node(n.object), n.file) }
+        for s in services { add(.service(s.object), s.file) }
+        for s in slices { add(.endpointSlice(s.object), s.file) }
+        var planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses)
+        let applied = planner.apply(ordered: changes)
+        diagnostics += applied.diagnostics
         let proxyName = options.serviceProxyName
-        objects.services.removeAll { !Self.matchesProxySelector($0.object.metadata, serviceProxyName: proxyName) }
-        objects.endpointSlices.removeAll { !Self.matchesProxySelector($0.object.metadata, serviceProxyName: proxyName) }
-        let serviceCIDRs = collectServiceCIDRs(objects.serviceCIDRs, &diagnostics)
-        let node = findNode(objects.nodes, &diagnostics)
-
-        let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs)
-        var valid: [ValidatedService] = []
-        var skipped: [SkippedService] = []
-        for sourced in dedupe(objects.services, kind: "Service", key: { $0.serviceName }, &diagnostics) {
-            let (outcome, d) = validator.validate(sourced.object, file: sourced.file)
-            diagnostics += d
-            switch outcome {
-            case .valid(let s): valid.append(s)
-            case .skipped(let s): skipped.append(s)
-            case .rejected: break
-            }
-        }
-        let (services, conflicts) = ServiceConflictChecker().check(valid)
-        diagnostics += conflicts
-
-        let knownServices = Set(objects.services.map(\.object.serviceName))
-        let slicesByService = collectSlices(objects.endpointSlices, knownServices: knownServices, &diagnostics)
-
-        let (context, nodeDiagnostics) = NodeContext.resolve(
-            options: options, node: node?.object, serviceCIDRs: serviceCIDRs,
-            serviceFamilies: Set(services.flatMap(\.families)), hostAddresses: hostAddresses)
-        diagnostics += nodeDiagnostics
-
-        var portsByFamily: [IPFamily: [ServicePortPlan]] = [:]
-        for service in services {
-            for (family, ports) in context.planServicePorts(service, slices: slicesByService[service.name] ?? []) {
-                portsByFamily[family, default: []] += ports
-            }
-        }
-        let families = context.families.map { FamilyPlan(context: $0, servicePorts: portsByFamily[$0.family] ?? []) }
+        let known = Set(services.filter { Self.matchesProxySelector($0.object.metadata, serviceProxyName: proxyName) }
+            .map(\.object.serviceName))
+        diagnostics += unusedSliceWarnings(planner, knownServices: known)
+        let context = planner.nodeContext!
+        let families = context.families.map { FamilyPlan(context: $0, servicePorts: planner.servicePorts($0.family)) }
         diagnostics += unreachableNodePortWarnings(families)
-        return PlanResult(plan: ProxyPlan(families: families, skipped: skipped), diagnostics: diagnostics,
-                          nodeContext: context, services: services)
+        return PlanResult(plan: ProxyPlan(families: families, skipped: Array(planner.skipped.values)), diagnostics: diagnostics,
+                          nodeContext: context, services: planner.accepted.values.sorted { $0.name < $1.name })
     }
 
-    private func collectServiceCIDRs(_ objects: [Sourced<ServiceCIDR>], _ diagnostics: inout [Diagnostic]) -> [CIDR] {
-        var cidrs = Set<CIDR>()
-        for sourced in objects {
-            let (c, d) = sourced.object.validatedCIDRs(file: sourced.file)
-            cidrs.formUnion(c)
-            diagnostics += d
+    /// Valid slices whose Service is not among the objects.
+    private func unusedSliceWarnings(_ planner: IncrementalPlanner, knownServices: Set<ServiceName>) -> [Diagnostic] {
+        planner.validSlices.filter { !knownServices.contains($0.service) }.map { slice in
+            DiagnosticContext(file: slice.file, kind: "EndpointSlice", namespace: slice.service.namespace, name: slice.sliceName)
+                .warning("metadata.labels[\"\(WellKnownKeys.serviceName)\"]", "no Service \(slice.service); slice unused")
         }
-        return cidrs.sorted()
     }
 
     private func findNode(_ nodes: [Sourced<Node>], _ diagnostics: inout [Diagnostic]) -> Sourced<Node>? {
@@ -108,27 +94,6 @@ public struct ProxyPlanner: Sendable {
                                           message: "not among the given Nodes (\(names)); node IPs, pod CIDRs and zone are unknown"))
         }
         return nil
-    }
-
-    private func collectSlices(_ objects: [Sourced<EndpointSlice>], knownServices: Set<ServiceName>,
-                               _ diagnostics: inout [Diagnostic]) -> [ServiceName: [ValidatedEndpointSlice]] {
-        let validator = EndpointSliceValidator()
-        var out: [ServiceName: [ValidatedEndpointSlice]] = [:]
-        let unique = dedupe(objects, kind: "EndpointSlice",
-                            key: { ServiceName(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name ?? "") },
-                            &diagnostics)
-        for sourced in unique {
-            let (outcome, d) = validator.validate(sourced.object, file: sourced.file)
-            diagnostics += d
-            guard case .valid(let slice) = outcome else { continue }
-            if !knownServices.contains(slice.service) {
-                diagnostics.append(DiagnosticContext(file: slice.file, kind: "EndpointSlice", namespace: slice.service.namespace,
-                                                     name: slice.sliceName)
-                    .warning("metadata.labels[\"\(WellKnownKeys.serviceName)\"]", "no Service \(slice.service); slice unused"))
-            }
-            out[slice.service, default: []].append(slice)
-        }
-        return out
     }
 
     /// Keeps the first object per key; later ones get a warning naming where the first came from.

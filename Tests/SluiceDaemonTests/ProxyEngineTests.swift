@@ -5,8 +5,8 @@ import SluiceIR
 import SluiceModel
 import Testing
 
-@Suite("Daemon state (no kernel)")
-struct ProxyStateTests {
+@Suite("Proxy engine (no kernel)")
+struct ProxyEngineTests {
     func objects(_ yaml: String, file: String = "m.yaml") -> [ProxyObjectKey: SourcedObject?] {
         let loaded = ManifestLoader().parse(text: yaml, file: file)
         var out: [ProxyObjectKey: SourcedObject?] = [:]
@@ -17,10 +17,10 @@ struct ProxyStateTests {
 
     @Test("incremental updates equal the batch compile after every step; a slice change re-plans one service")
     func incrementalMatchesBatch() {
-        var state = ProxyState(options: testOptions())
+        var state = ProxyEngine(options: testOptions())
         var all: [String: String] = [:]
         var lastText: [String: String] = [:]
-        func step(_ name: String, _ yaml: String?) -> ProxyState.Outcome {
+        func step(_ name: String, _ yaml: String?) -> ProxyEngine.Outcome {
             if let yaml { all[name] = yaml } else { all[name] = nil }
             var changes: [ProxyObjectKey: SourcedObject?] = [:]
             // Re-derive the change set for this one file (a delete removes its objects).
@@ -60,7 +60,7 @@ struct ProxyStateTests {
 
     @Test("an invalid object is reported by name and left out; the rest is planned")
     func invalidObjectLeftOut() {
-        var state = ProxyState(options: testOptions())
+        var state = ProxyEngine(options: testOptions())
         var changes = objects(serviceYAML("good", clusterIP: "10.96.0.20"))
         for (k, v) in objects(serviceYAML("bad", clusterIP: "10.96.0.300")) { changes[k] = v }
         let out = state.apply(changes)
@@ -70,7 +70,7 @@ struct ProxyStateTests {
 
     @Test("healthCheckNodePort targets follow local ready endpoints")
     func healthCheckTargets() {
-        var state = ProxyState(options: testOptions())
+        var state = ProxyEngine(options: testOptions())
         let svc = serviceYAML("lb", clusterIP: "10.96.0.30", extraSpec: ["type: LoadBalancer", "externalTrafficPolicy: Local",
                                                                          "healthCheckNodePort: 32100"],
                               status: ["loadBalancer: {ingress: [{ip: 192.0.2.10}]}"])
@@ -135,5 +135,142 @@ struct ManifestWatcherTests {
         #expect(status == 503)
         (status, _) = h.response(healthz: false, at: t0.addingTimeInterval(65))
         #expect(status == 200)
+    }
+}
+
+/// A small deterministic generator (SplitMix64).
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random versions of a small universe of objects: services that may share ClusterIPs and
+/// NodePorts (conflicts), slices of 0–4 endpoints on this node or another, this node's Node
+/// (zone, pod CIDR) and a ServiceCIDR that may leave services outside it.
+struct ObjectUniverse {
+    var rng: SeededRandom
+
+    mutating func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &rng)] }
+    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
+
+    mutating func service(_ i: Int) -> String {
+        var extra: [String] = []
+        let nodePort = chance(0.4)
+        if nodePort { extra += ["type: NodePort"] }
+        if chance(0.3) { extra += ["internalTrafficPolicy: Local"] }
+        if nodePort && chance(0.3) { extra += ["externalTrafficPolicy: Local"] }
+        if chance(0.2) { extra += ["sessionAffinity: ClientIP"] }
+        var yaml = serviceYAML("s\(i)", clusterIP: pick(["10.96.0.1", "10.96.0.2", "10.96.0.3", "10.96.1.4", "10.96.0.5"]),
+                               port: pick([80, 443]), proto: pick(["TCP", "UDP"]), extraSpec: extra)
+        if nodePort {
+            yaml = yaml.replacingOccurrences(of: "protocol:", with: "nodePort: \(pick([30001, 30002, 30003])), protocol:")
+        }
+        return yaml
+    }
+
+    mutating func slice(_ i: Int, _ part: String) -> String {
+        let n = Int.random(in: 0...4, using: &rng)
+        let ips = (0..<n).map { _ in "10.244.\(i).\(Int.random(in: 1...6, using: &rng))" }
+        return sliceYAML("s\(i)-\(part)", service: "s\(i)", ips: Array(Set(ips)).sorted(),
+                         nodeName: pick([nodeName, "node-b"]), ready: chance(0.8))
+    }
+
+    mutating func node() -> String {
+        """
+        apiVersion: v1
+        kind: Node
+        metadata:
+          name: \(nodeName)
+          labels: {topology.kubernetes.io/zone: \(pick(["zone-a", "zone-b"]))}
+        spec: {podCIDR: \(pick(["10.244.0.0/24", "10.244.1.0/24"]))}
+        status:
+          addresses: [{type: InternalIP, address: 10.77.0.1}]
+
+        """
+    }
+
+    mutating func serviceCIDR() -> String {
+        "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: kubernetes}\nspec: {cidrs: [\(pick(["10.96.0.0/16", "10.96.0.0/24"]))]}\n"
+    }
+
+    /// A new version of object `slot` (0–5 services, 6–17 slices, 18 the Node, 19 the ServiceCIDR).
+    mutating func version(of slot: Int) -> String {
+        switch slot {
+        case 0..<6: return service(slot)
+        case 6..<18: return slice((slot - 6) / 2, (slot - 6) % 2 == 0 ? "a" : "b")
+        case 18: return node()
+        default: return serviceCIDR()
+        }
+    }
+}
+
+@Suite("Proxy engine: incremental equals batch (property)")
+struct ProxyEnginePropertyTests {
+    func objects(_ yaml: String) -> ObjectChanges {
+        let loaded = ManifestLoader().parse(text: yaml, file: "m.yaml")
+        var out: ObjectChanges = [:]
+        for o in loaded.objects.services { out[ProxyObject.service(o.object).key] = SourcedObject(.service(o.object), file: "m.yaml") }
+        for o in loaded.objects.endpointSlices { out[ProxyObject.endpointSlice(o.object).key] = SourcedObject(.endpointSlice(o.object), file: "m.yaml") }
+        for o in loaded.objects.nodes { out[ProxyObject.node(o.object).key] = SourcedObject(.node(o.object), file: "m.yaml") }
+        for o in loaded.objects.serviceCIDRs { out[ProxyObject.serviceCIDR(o.object).key] = SourcedObject(.serviceCIDR(o.object), file: "m.yaml") }
+        return out
+    }
+
+    @Test("random histories of Services, EndpointSlices, the Node and ServiceCIDRs: every transaction reaches the full compile",
+          arguments: [1, 2, 3, 4])
+    func randomHistories(seed: UInt64) throws {
+        var universe = ObjectUniverse(rng: SeededRandom(state: seed))
+        var engine = ProxyEngine(options: testOptions())
+        var current: [Int: String] = [:]
+        var kernel = Ruleset()
+        for step in 0..<60 {
+            // One to three objects change per batch; a third of the changes delete.
+            var changes: ObjectChanges = [:]
+            for _ in 0..<Int.random(in: 1...3, using: &universe.rng) {
+                let slot = Int.random(in: 0..<20, using: &universe.rng)
+                if let old = current[slot], universe.chance(0.3) {
+                    for k in objects(old).keys { changes[k] = .some(nil) }
+                    current[slot] = nil
+                } else {
+                    let yaml = universe.version(of: slot)
+                    if let old = current[slot] { for k in objects(old).keys { changes[k] = .some(nil) } }
+                    for (k, v) in objects(yaml) { changes[k] = v }
+                    current[slot] = yaml
+                }
+            }
+            let out = engine.apply(changes)
+            if out.full {
+                kernel = try kernel.applying(diff(kernel, engine.desiredRuleset))
+            } else {
+                kernel = try kernel.applying(out.transaction)
+            }
+            let text = current.keys.sorted().map { current[$0]! }.joined(separator: "---\n")
+            let batch = Pipeline.compile(objects: ManifestLoader().parse(text: text, file: "m.yaml").objects, options: testOptions())
+            let delta = diff(kernel, batch.ruleset)
+            #expect(delta.isEmpty, "seed \(seed) step \(step): the kernel after the transaction differs from a full compile: \(delta)")
+            if !delta.isEmpty { return }
+        }
+    }
+
+    @Test("a single-service update mutates the compiler's store in place: no table-sized copy")
+    func updateCopiesNothing() {
+        var engine = ProxyEngine(options: testOptions())
+        var changes: ObjectChanges = [:]
+        for i in 0..<50 {
+            let yaml = serviceYAML("s\(i)", clusterIP: "10.96.2.\(i + 1)") + "---\n"
+                + sliceYAML("s\(i)-1", service: "s\(i)", ips: ["10.244.\(i).1", "10.244.\(i).2"])
+            for (k, v) in objects(yaml) { changes[k] = v }
+        }
+        _ = engine.apply(changes)
+        let before = engine.compilers[.ipv4]!.storageIdentity
+        let out = engine.apply(objects(sliceYAML("s7-1", service: "s7", ips: ["10.244.7.1", "10.244.7.3"])))
+        #expect(!out.full && out.transaction.isElementsOnly && !out.transaction.isEmpty)
+        #expect(engine.compilers[.ipv4]!.storageIdentity == before, "the update copied a store buffer")
     }
 }

@@ -1,0 +1,127 @@
+import Foundation
+import SluiceIR
+import SluiceModel
+
+/// The incremental engine: the planner (objects → plans, held once) and one
+/// `IncrementalCompiler` per family (plans → packed elements), mutated in place.
+///
+/// `apply(_:)` turns a batch of object changes into the transaction that takes the kernel
+/// from the previous state to the new one, in time and memory proportional to the change:
+/// no table-sized copy is made (`IncrementalCompiler.storageIdentity` lets tests check it).
+/// When the node context changes every plan is new: the compilers are reloaded and the
+/// caller applies `desiredRuleset` as a diff; on the first sync it can instead stream the
+/// table into an empty kernel with `loadStreamed`.
+///
+/// Pure: the kernel is the caller's business (`SluiceDaemon`'s sync loop, the CLI, the bench).
+public struct ProxyEngine: Sendable {
+    public private(set) var planner: IncrementalPlanner
+    public private(set) var compilers: [IPFamily: IncrementalCompiler] = [:]
+    /// True after a context change until `load` or `loadStreamed` ran.
+    public private(set) var needsLoad = false
+
+    public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil) {
+        planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses)
+    }
+
+    /// What one `apply` produced.
+    public struct Outcome: Sendable {
+        /// True when the node context changed: apply `desiredRuleset` as a full diff (or
+        /// stream it, `loadStreamed`).
+        public var full = false
+        /// The O(change) transaction (both families), when `full` is false.
+        public var transaction = Transaction([])
+        public var diagnostics: [Diagnostic] = []
+        public var serviceChanges = 0
+        public var endpointSliceChanges = 0
+        /// Services re-planned.
+        public var replanned: Set<ServiceName> = []
+        public var triggerTimes: [Date] = []
+        public var conntrackTargets: [ConntrackTarget] = []
+    }
+
+    public var options: NodeOptions { planner.options }
+    public var accepted: [ServiceName: ValidatedService] { planner.accepted }
+    public var nodeContext: NodeContext? { planner.nodeContext }
+    public var healthChecks: [ServiceName: HealthCheckTarget] { planner.healthChecks }
+    public var noLocalEndpoints: [String: Int] { planner.noLocalEndpoints }
+    public var nodeEligible: Bool { planner.nodeEligible }
+
+    /// Applies a batch of object changes. With `loadNow: false` a context change leaves the
+    /// compilers empty (`needsLoad`) for the caller to `load` or `loadStreamed`.
+    public mutating func apply(_ changes: ObjectChanges, loadNow: Bool = true) -> Outcome {
+        let planned = planner.apply(changes)
+        var out = Outcome(diagnostics: planned.diagnostics, serviceChanges: planned.serviceChanges,
+                          endpointSliceChanges: planned.endpointSliceChanges, replanned: planned.replanned,
+                          triggerTimes: planned.triggerTimes, conntrackTargets: planned.conntrackTargets)
+        if planned.full {
+            resetCompilers()
+            if loadNow { out.diagnostics += load() }
+            out.full = true
+            return out
+        }
+        var ops: [SluiceIR.Operation] = []
+        for family in planned.ports.keys.sorted() where compilers[family] != nil {
+            // In place: a copy of the compiler would copy its whole store on write.
+            let tx = compilers[family]!.update(planChanges: planned.ports[family]!)
+            out.diagnostics += conflictDiagnostics(family)
+            ops += tx.operations
+        }
+        out.transaction = Transaction(ops)
+        return out
+    }
+
+    /// Empty compilers for the families of the current context.
+    private mutating func resetCompilers() {
+        compilers = [:]
+        for fc in planner.nodeContext?.families ?? [] {
+            compilers[fc.family] = IncrementalCompiler(context: fc, keepsPlans: false)
+        }
+        needsLoad = true
+    }
+
+    /// Loads every compiler with the planner's plans; returns conflict diagnostics.
+    @discardableResult
+    public mutating func load() -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for family in compilers.keys.sorted() {
+            compilers[family]!.load(planner.servicePorts(family))
+            out += conflictDiagnostics(family)
+        }
+        needsLoad = false
+        return out
+    }
+
+    /// Loads every compiler and hands `emit` the transactions that create each family's
+    /// table from nothing (`IncrementalCompiler.load(_:maxElementsPerTransaction:emit:)`):
+    /// each holds whole service ports, so every intermediate state is valid.
+    public mutating func loadStreamed(maxElementsPerTransaction: Int,
+                                      emit: (IPFamily, Transaction) throws -> Void) rethrows -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for family in compilers.keys.sorted() {
+            try compilers[family]!.load(planner.servicePorts(family), maxElementsPerTransaction: maxElementsPerTransaction) {
+                try emit(family, $0)
+            }
+            out += conflictDiagnostics(family)
+        }
+        needsLoad = false
+        return out
+    }
+
+    private func conflictDiagnostics(_ family: IPFamily) -> [Diagnostic] {
+        (compilers[family]?.lastConflicts ?? []).map { Diagnostic(severity: .warning, message: $0) }
+    }
+
+    /// The whole desired ruleset (O(table)): for context changes and drift repair.
+    public var desiredRuleset: Ruleset {
+        precondition(!needsLoad, "ProxyEngine: load() before desiredRuleset")
+        return Ruleset(tables: compilers.keys.sorted().map { compilers[$0]!.table })
+    }
+
+    /// The desired tables without elements (what a streamed apply keeps as committed state).
+    public var desiredSkeletons: Ruleset {
+        Ruleset(tables: compilers.keys.sorted().map { compilers[$0]!.skeleton })
+    }
+
+    /// Elements of one family's table (node context's and services').
+    public func elementCount(_ family: IPFamily) -> Int { compilers[family]?.elementCount ?? 0 }
+}

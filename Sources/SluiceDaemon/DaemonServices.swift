@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceModel
+
+/// One HTTP endpoint (`/healthz`, `/metrics`): serves until graceful shutdown, then closes.
+struct HTTPEndpointService: ServiceLifecycle.Service {
+    let what: String
+    let host: String
+    let port: Int
+    let logger: Logger
+    let bound: @Sendable (Int) -> Void
+    let handler: @Sendable (String, String) -> HTTPReply
+
+    func run() async throws {
+        let server = try await HTTPServer.start(host: host, port: port) { method, path in handler(method, path) }
+        bound(server.port)
+        logger.info("serving \(what)", metadata: ["address": "\(host):\(server.port)"])
+        try? await gracefulShutdown()
+        await server.close()
+    }
+}
+
+/// One object source feeding the sync loop; stops at graceful shutdown.
+struct SourceService: ServiceLifecycle.Service {
+    let source: any ObjectSource
+    let index: Int
+    let loop: SyncLoop
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { [source, index, loop] in
+                try await source.run { delta in loop.receive(source: index, delta) }
+            }
+        } catch is CancellationError {
+        } catch {
+            if !Task.isCancelled { logger.error("source stopped", metadata: ["source": "\(source.name)", "error": "\(error)"]) }
+        }
+    }
+}
+
+/// The sync loop; at graceful shutdown it finishes the commit in flight and stops, then the
+/// healthCheckNodePort servers close.
+struct SyncLoopService: ServiceLifecycle.Service {
+    let loop: SyncLoop
+    let healthChecks: HealthCheckServers
+
+    func run() async {
+        await withGracefulShutdownHandler {
+            await loop.run()
+        } onGracefulShutdown: { [loop] in
+            loop.stopWaking()
+        }
+        await healthChecks.closeAll()
+    }
+}
+
+/// Checks for drift (someone else changed the tables) every `period`.
+struct DriftCheckService: ServiceLifecycle.Service {
+    let loop: SyncLoop
+    let period: Duration
+
+    func run() async {
+        try? await cancelWhenGracefulShutdown { [loop, period] in
+            while true {
+                try await Task.sleep(for: period)
+                await loop.checkDrift()
+            }
+        }
+    }
+}
+
+/// Watches the `--config` file: throws `DaemonError` when its content changes (kube-proxy
+/// exits then, so that its DaemonSet restarts it with the new configuration).
+struct ConfigWatcherService: ServiceLifecycle.Service {
+    let path: String
+    let contents: Data
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        let changed = (try? await cancelWhenGracefulShutdown { [path, contents, interval] in
+            while true {
+                try await Task.sleep(for: interval)
+                if FileManager.default.contents(atPath: path) != contents { return true }
+            }
+        }) ?? false
+        guard changed else { return }
+        logger.error("the configuration file changed; exiting so that the new configuration is read on restart (kube-proxy does the same)",
+                     metadata: ["config": "\(path)"])
+        throw DaemonError("content of the configuration file \(path) was updated")
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import SluiceModel
+
+/// What the sources delivered that the sync loop has not taken yet. Lock-protected, so a
+/// source delivers from any thread without waiting for a commit in flight: everything that
+/// arrives meanwhile is merged here and goes out in the next commit.
+///
+/// With several sources an object present in more than one is taken from the first source
+/// that has it, which needs each source's objects; with one source nothing is kept beyond
+/// the pending changes (the engine holds the objects).
+final class Inbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: ObjectChanges = [:]
+    private var sourceObjects: [[ProxyObjectKey: SourcedObject]]
+    private var sourceSynced: [Bool]
+    private var currentFamilies: [IPFamily] = [.ipv4]
+
+    init(sources: Int) {
+        sourceObjects = sources > 1 ? Array(repeating: [:], count: sources) : []
+        sourceSynced = Array(repeating: false, count: max(1, sources))
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Merges a delta; returns true if it is the one that made its source synced.
+    func merge(source index: Int, _ delta: SourceDelta) -> Bool {
+        locked {
+            if sourceObjects.isEmpty {
+                for (key, new) in delta.changes { pending[key] = .some(new) }
+            } else {
+                for (key, new) in delta.changes {
+                    sourceObjects[index][key] = new ?? nil
+                    pending[key] = .some(sourceObjects.lazy.compactMap { $0[key] }.first)
+                }
+            }
+            guard delta.synced, !sourceSynced[index] else { return false }
+            sourceSynced[index] = true
+            return true
+        }
+    }
+
+    /// Every source has delivered its initial state.
+    var allSynced: Bool { locked { sourceSynced.allSatisfy { $0 } } }
+
+    /// Takes every pending change.
+    func take() -> ObjectChanges {
+        locked {
+            defer { pending = [:] }
+            return pending
+        }
+    }
+
+    /// The families in use (for the health's "queued" mark, set by the loop).
+    var families: [IPFamily] {
+        get { locked { currentFamilies } }
+        set { locked { currentFamilies = newValue } }
+    }
+}

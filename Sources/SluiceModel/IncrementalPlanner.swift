@@ -1,0 +1,387 @@
+import Foundation
+
+/// The one planner: Kubernetes objects in, per-service-port plans out, kept up to date one
+/// change at a time. `ProxyPlanner.plan` is "apply every object to an empty planner"; the
+/// daemon applies each batch of watch events to the same planner, so both follow the same
+/// rules (validation, the ClusterIP/NodePort conflict rule, slice merging, topology).
+///
+/// `apply(_:)` re-plans only the services a change touches (a Service, or a service one of
+/// whose EndpointSlices changed). Wider work happens only when it must:
+/// - the ClusterIP/NodePort conflict check is incremental: a changed service whose claims no
+///   other service shares is accepted or dropped on its own; only contended claims re-run
+///   `ServiceConflictChecker` over every valid service;
+/// - when the node context changes (this Node, ServiceCIDRs, the set of families), every
+///   service is re-planned and the result says `full`.
+///
+/// Conflict rule (the same here and in `ProxyPlanner.plan`): of the Services claiming one
+/// ClusterIP, or one NodePort and protocol, the first in `namespace/name` order wins and the
+/// others are left out whole, with an error naming them. Duplicate objects within one
+/// source are resolved before they reach the planner (`ProxyPlanner.plan`: the first one
+/// loaded; the daemon: the first source that has the key).
+///
+/// Plans are held here once (`planned`); the compilers get old and new plan of each
+/// changed service port and keep none.
+public struct IncrementalPlanner: Sendable {
+    public let options: NodeOptions
+    public let hostAddresses: [IPAddress]?
+
+    public private(set) var objects: [ProxyObjectKey: SourcedObject] = [:]
+    public private(set) var serviceCIDRs: [CIDR] = []
+    public private(set) var node: Node?
+    /// Services that passed validation (before the conflict check).
+    private var validated: [ServiceName: ValidatedService] = [:]
+    /// ExternalName and headless services.
+    public private(set) var skipped: [ServiceName: SkippedService] = [:]
+    /// Services to proxy (validated and conflict-free).
+    public private(set) var accepted: [ServiceName: ValidatedService] = [:]
+    private var claims = ClaimIndex()
+    private var acceptedFamilies: [IPFamily: Int] = [:]
+    private var slices: [ServiceName: [ProxyObjectKey: ValidatedEndpointSlice]] = [:]
+    private var sliceOwner: [ProxyObjectKey: ServiceName] = [:]
+    public private(set) var nodeContext: NodeContext?
+    /// Plans per service and family.
+    public private(set) var planned: [ServiceName: [IPFamily: [ServicePortPlan]]] = [:]
+    /// healthCheckNodePort services: port and local ready endpoints.
+    public private(set) var healthChecks: [ServiceName: HealthCheckTarget] = [:]
+    /// Service ports with a Local policy and no local endpoint, per policy (`internal`, `external`).
+    public private(set) var noLocalEndpoints: [String: Int] = ["internal": 0, "external": 0]
+    private var noLocalByService: [ServiceName: NoLocalCount] = [:]
+
+    public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil) {
+        self.options = options
+        self.hostAddresses = hostAddresses
+    }
+
+    /// What one `apply` changed.
+    public struct Changes: Sendable {
+        /// True when the node context changed: every plan is new (read `planned`).
+        public var full = false
+        /// Per family, the changed service ports with their old and new plan (when not `full`).
+        public var ports: [IPFamily: [ServicePortName: PlanChange]] = [:]
+        public var diagnostics: [Diagnostic] = []
+        public var serviceChanges = 0
+        public var endpointSliceChanges = 0
+        /// Services re-planned.
+        public var replanned: Set<ServiceName> = []
+        /// `endpoints.kubernetes.io/last-change-trigger-time` of changed slices.
+        public var triggerTimes: [Date] = []
+        /// UDP service ports whose endpoints changed: their conntrack entries to endpoints
+        /// no longer in use must go (kube-proxy's conntrack cleanup).
+        public var conntrackTargets: [ConntrackTarget] = []
+    }
+
+    /// False when this node is being deleted or is tainted `ToBeDeletedByClusterAutoscaler`
+    /// (kube-proxy's `nodeEligible`, which fails `/healthz` so load balancers drain the node).
+    public var nodeEligible: Bool {
+        guard let node else { return true }
+        if node.metadata.deletionTimestamp != nil { return false }
+        return !(node.spec.taints ?? []).contains { $0.key == "ToBeDeletedByClusterAutoscaler" }
+    }
+
+    /// Every valid EndpointSlice, in key order.
+    public var validSlices: [ValidatedEndpointSlice] {
+        slices.values.flatMap { $0 }.sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    /// Every plan of one family, in name order.
+    public func servicePorts(_ family: IPFamily) -> [ServicePortPlan] {
+        planned.values.flatMap { $0[family] ?? [] }.sorted { $0.name < $1.name }
+    }
+
+    /// Applies a batch of changes (in key order).
+    public mutating func apply(_ changes: ObjectChanges) -> Changes {
+        apply(ordered: changes.sorted { $0.key < $1.key })
+    }
+
+    /// Applies a batch of changes; diagnostics come in pipeline order (ServiceCIDRs,
+    /// Services in the order given, conflicts, EndpointSlices in the order given, node).
+    public mutating func apply(ordered changes: [(key: ProxyObjectKey, value: SourcedObject?)]) -> Changes {
+        var out = Changes()
+        var step = Step(contextChanged: nodeContext == nil)
+        for (key, new) in changes { record(key, new, &step, &out) }
+        if step.cidrsChanged { reloadServiceCIDRs(&out) }
+        if step.contextChanged { node = findNode() }
+        var revalidate = step.services
+        if step.cidrsChanged {
+            let listed = Set(revalidate)
+            revalidate += allServiceNames().subtracting(listed).sorted()
+        }
+        let familiesBefore = Set(acceptedFamilies.keys)
+        if !revalidate.isEmpty {
+            let previous = revalidateServices(revalidate, &out)
+            step.dirty.formUnion(resolveConflicts(Set(revalidate), previous: previous, &out))
+        }
+        out.diagnostics += step.sliceDiagnostics
+        if step.contextChanged || familiesBefore != Set(acceptedFamilies.keys) {
+            let (context, d) = NodeContext.resolve(options: options, node: node, serviceCIDRs: serviceCIDRs,
+                                                   serviceFamilies: Set(acceptedFamilies.keys), hostAddresses: hostAddresses)
+            if context != nodeContext {
+                out.diagnostics += d
+                replanAll(context)
+                out.full = true
+                out.replanned = Set(accepted.keys)
+                return out
+            }
+        }
+        guard let context = nodeContext else { return out }
+        for name in step.dirty { replan(name, context: context, &out) }
+        return out
+    }
+
+    /// What the first pass over a batch found.
+    private struct Step {
+        /// Changed services, in the order they came (each once).
+        var services: [ServiceName] = []
+        var sliceDiagnostics: [Diagnostic] = []
+        var dirty = Set<ServiceName>()
+        var contextChanged: Bool
+        var cidrsChanged = false
+    }
+
+    private mutating func record(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
+        if objects[key] == new { return }
+        objects[key] = new
+        switch key.kind {
+        case .service:
+            out.serviceChanges += 1
+            step.services.append(ServiceName(namespace: key.namespace, name: key.name))
+        case .endpointSlice:
+            out.endpointSliceChanges += 1
+            recordSlice(key, new, &step, &out)
+        case .node:
+            if key.name.lowercased() == options.nodeName { step.contextChanged = true }
+        case .serviceCIDR:
+            step.cidrsChanged = true
+            step.contextChanged = true
+        }
+    }
+
+    private mutating func recordSlice(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
+        if let owner = sliceOwner.removeValue(forKey: key) {
+            slices[owner]?[key] = nil
+            if slices[owner]?.isEmpty == true { slices[owner] = nil }
+            step.dirty.insert(owner)
+        }
+        guard let new, case .endpointSlice(let slice) = new.object,
+              ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) else { return }
+        let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file)
+        step.sliceDiagnostics += d
+        guard case .valid(let v) = outcome else { return }
+        slices[v.service, default: [:]][key] = v
+        sliceOwner[key] = v.service
+        step.dirty.insert(v.service)
+        if let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {
+            out.triggerTimes.append(date)
+        }
+    }
+
+    private mutating func reloadServiceCIDRs(_ out: inout Changes) {
+        var cidrs = Set<CIDR>()
+        for (key, o) in objects.filter({ $0.key.kind == .serviceCIDR }).sorted(by: { $0.key < $1.key }) {
+            guard case .serviceCIDR(let sc) = o.object else { continue }
+            let (c, d) = sc.validatedCIDRs(file: o.file)
+            cidrs.formUnion(c)
+            out.diagnostics += d
+        }
+        serviceCIDRs = cidrs.sorted()
+    }
+
+    private func findNode() -> Node? {
+        objects.first { $0.key.kind == .node && $0.key.name.lowercased() == options.nodeName }
+            .flatMap { if case .node(let n) = $0.value.object { return n } else { return nil } }
+    }
+
+    private func allServiceNames() -> Set<ServiceName> {
+        Set(objects.keys.lazy.filter { $0.kind == .service }.map { ServiceName(namespace: $0.namespace, name: $0.name) })
+            .union(validated.keys)
+    }
+
+    /// Validates the named Services again; claims follow the validated versions. Returns
+    /// the versions validated before.
+    private mutating func revalidateServices(_ names: [ServiceName], _ out: inout Changes) -> [ServiceName: ValidatedService] {
+        let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs)
+        var previous: [ServiceName: ValidatedService] = [:]
+        for name in names {
+            let key = ProxyObjectKey(kind: .service, namespace: name.namespace, name: name.name)
+            if let old = validated.removeValue(forKey: name) {
+                claims.remove(old)
+                previous[name] = old
+            }
+            skipped[name] = nil
+            guard let sourced = objects[key], case .service(let svc) = sourced.object,
+                  ProxyPlanner.matchesProxySelector(svc.metadata, serviceProxyName: options.serviceProxyName) else { continue }
+            let (outcome, d) = validator.validate(svc, file: sourced.file)
+            out.diagnostics += d
+            switch outcome {
+            case .valid(let v):
+                validated[name] = v
+                claims.add(v)
+            case .skipped(let s): skipped[name] = s
+            case .rejected: break
+            }
+        }
+        return previous
+    }
+
+    /// Updates `accepted` after the named services were revalidated; returns the services
+    /// whose acceptance or definition changed. O(changed services) unless one of their
+    /// claims (old or new) is shared, then O(services).
+    private mutating func resolveConflicts(_ changed: Set<ServiceName>, previous: [ServiceName: ValidatedService],
+                                           _ out: inout Changes) -> Set<ServiceName> {
+        let contended = changed.contains { name in
+            claims.isContended(new: validated[name], old: [previous[name], accepted[name]])
+        }
+        var newAccepted: [ServiceName: ValidatedService] = [:]
+        var scope = changed
+        if contended {
+            let (list, conflicts) = ServiceConflictChecker().check(Array(validated.values))
+            for s in list { newAccepted[s.name] = s }
+            scope = Set(accepted.keys).union(newAccepted.keys)
+            // Report conflicts of the services that changed (not every sync).
+            out.diagnostics += conflicts.filter { d in
+                guard let ns = d.namespace, let n = d.name else { return true }
+                return changed.contains(ServiceName(namespace: ns, name: n))
+            }
+        } else {
+            for name in changed { newAccepted[name] = validated[name] }
+        }
+        var dirty = Set<ServiceName>()
+        for name in scope where accepted[name] != newAccepted[name] {
+            dirty.insert(name)
+            if let old = accepted[name] { for f in old.families { acceptedFamilies[f, default: 0] -= 1 } }
+            if let new = newAccepted[name] { for f in new.families { acceptedFamilies[f, default: 0] += 1 } }
+            accepted[name] = newAccepted[name]
+        }
+        acceptedFamilies = acceptedFamilies.filter { $0.value > 0 }
+        return dirty
+    }
+
+    /// Re-plans everything for a new node context.
+    private mutating func replanAll(_ context: NodeContext) {
+        nodeContext = context
+        planned = [:]
+        healthChecks = [:]
+        noLocalByService = [:]
+        noLocalEndpoints = ["internal": 0, "external": 0]
+        planned.reserveCapacity(accepted.count)
+        for name in accepted.keys {
+            let p = plan(name, context: context)
+            if !p.isEmpty { planned[name] = p }
+            track(name, p)
+        }
+    }
+
+    /// Re-plans one service; records its changed ports and conntrack targets.
+    private mutating func replan(_ name: ServiceName, context: NodeContext, _ out: inout Changes) {
+        let old = planned[name] ?? [:]
+        let new = plan(name, context: context)
+        if old == new { return }
+        out.replanned.insert(name)
+        for family in Set(old.keys).union(new.keys) {
+            let oldPorts = old[family] ?? [], newPorts = new[family] ?? []
+            var byName: [ServicePortName: PlanChange] = [:]
+            for p in oldPorts { byName[p.name, default: PlanChange()].old = p }
+            for p in newPorts { byName[p.name, default: PlanChange()].new = p }
+            for (port, change) in byName where change.old != change.new { out.ports[family, default: [:]][port] = change }
+        }
+        out.conntrackTargets += ConntrackTarget.targets(old: old, new: new)
+        planned[name] = new.isEmpty ? nil : new
+        track(name, new)
+    }
+
+    private func plan(_ name: ServiceName, context: NodeContext) -> [IPFamily: [ServicePortPlan]] {
+        guard let service = accepted[name] else { return [:] }
+        let serviceSlices = (slices[name] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+        return context.planServicePorts(service, slices: serviceSlices)
+    }
+
+    /// Keeps the health-check targets and no-local-endpoint counts in step with one service's plan.
+    private mutating func track(_ name: ServiceName, _ plan: [IPFamily: [ServicePortPlan]]) {
+        let ports = plan.keys.sorted().flatMap { plan[$0]! }
+        if let service = accepted[name], let port = service.healthCheckNodePort, let first = ports.first {
+            healthChecks[name] = HealthCheckTarget(port: port, localEndpoints: first.localReadyEndpointCount)
+        } else {
+            healthChecks[name] = nil
+        }
+        let old = noLocalByService[name] ?? NoLocalCount()
+        var new = NoLocalCount()
+        for p in ports where p.localEndpoints.isEmpty {
+            if p.internalPolicyLocal { new.internalPolicy += 1 }
+            if p.externalPolicyLocal && p.usesLocalEndpoints { new.externalPolicy += 1 }
+        }
+        noLocalEndpoints["internal", default: 0] += new.internalPolicy - old.internalPolicy
+        noLocalEndpoints["external", default: 0] += new.externalPolicy - old.externalPolicy
+        noLocalByService[name] = new == NoLocalCount() ? nil : new
+    }
+}
+
+/// A service port's plan before and after a change (nil: absent).
+public struct PlanChange: Sendable, Hashable {
+    public var old: ServicePortPlan?
+    public var new: ServicePortPlan?
+
+    public init(old: ServicePortPlan? = nil, new: ServicePortPlan? = nil) {
+        self.old = old
+        self.new = new
+    }
+}
+
+/// Which validated services claim each ClusterIP and NodePort: lets the planner tell a
+/// change that cannot conflict (every claim unique) from one that needs the full check.
+struct ClaimIndex: Sendable {
+    enum Claim: Hashable, Sendable {
+        case clusterIP(IPAddress)
+        case nodePort(UInt16, L4Protocol)
+    }
+
+    private var holders: [Claim: Int] = [:]
+
+    static func claims(_ s: ValidatedService) -> [Claim] {
+        s.clusterIPs.map { .clusterIP($0) } + s.ports.compactMap { p in p.nodePort.map { .nodePort($0, p.proto) } }
+    }
+
+    mutating func add(_ s: ValidatedService) {
+        for c in Self.claims(s) { holders[c, default: 0] += 1 }
+    }
+
+    mutating func remove(_ s: ValidatedService) {
+        for c in Self.claims(s) {
+            let n = (holders[c] ?? 1) - 1
+            holders[c] = n > 0 ? n : nil
+        }
+    }
+
+    /// True if a service other than `new` holds a claim of `new` or of its earlier versions
+    /// `old` (then a service that lost to it may now win, or it may lose).
+    func isContended(new: ValidatedService?, old: [ValidatedService?]) -> Bool {
+        var own: [Claim: Int] = [:]
+        if let new { for c in Self.claims(new) { own[c, default: 0] += 1 } }
+        let all = Set(own.keys).union(old.compactMap { $0 }.flatMap(Self.claims))
+        return all.contains { (holders[$0] ?? 0) > (own[$0] ?? 0) }
+    }
+}
+
+struct NoLocalCount: Sendable, Hashable {
+    var internalPolicy = 0
+    var externalPolicy = 0
+}
+
+/// A healthCheckNodePort server's target.
+public struct HealthCheckTarget: Sendable, Hashable {
+    public var port: UInt16
+    public var localEndpoints: Int
+
+    public init(port: UInt16, localEndpoints: Int) {
+        self.port = port
+        self.localEndpoints = localEndpoints
+    }
+}
+
+/// RFC 3339 with or without fractional seconds.
+func parseRFC3339(_ text: String) -> Date? {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let d = f.date(from: text) { return d }
+    f.formatOptions = [.withInternetDateTime]
+    return f.date(from: text)
+}

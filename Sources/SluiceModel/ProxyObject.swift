@@ -1,0 +1,110 @@
+/// The objects a node proxy consumes, their identity, and changes to them: the vocabulary
+/// shared by the sources, the planner and the engine.
+
+/// The kinds of Kubernetes objects a node proxy consumes.
+public enum ProxyObjectKind: String, Sendable, Hashable, Comparable, CaseIterable {
+    case service = "Service"
+    case endpointSlice = "EndpointSlice"
+    case node = "Node"
+    case serviceCIDR = "ServiceCIDR"
+
+    public static func < (a: ProxyObjectKind, b: ProxyObjectKind) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Identity of one object: kind plus `namespace/name` (namespace empty for cluster-scoped kinds).
+public struct ProxyObjectKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var kind: ProxyObjectKind
+    public var namespace: String
+    public var name: String
+
+    public init(kind: ProxyObjectKind, namespace: String = "", name: String) {
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+    }
+
+    public var description: String { namespace.isEmpty ? "\(kind.rawValue) \(name)" : "\(kind.rawValue) \(namespace)/\(name)" }
+
+    public static func < (a: ProxyObjectKey, b: ProxyObjectKey) -> Bool { (a.kind, a.namespace, a.name) < (b.kind, b.namespace, b.name) }
+}
+
+/// One decoded object of a supported kind.
+public enum ProxyObject: Sendable, Hashable {
+    case service(Service)
+    case endpointSlice(EndpointSlice)
+    case node(Node)
+    case serviceCIDR(ServiceCIDR)
+
+    public var kind: ProxyObjectKind {
+        switch self {
+        case .service: .service
+        case .endpointSlice: .endpointSlice
+        case .node: .node
+        case .serviceCIDR: .serviceCIDR
+        }
+    }
+
+    public var metadata: ObjectMeta {
+        switch self {
+        case .service(let o): o.metadata
+        case .endpointSlice(let o): o.metadata
+        case .node(let o): o.metadata
+        case .serviceCIDR(let o): o.metadata
+        }
+    }
+
+    /// The object's key; namespaced kinds default to namespace `default`, as the loader does.
+    public var key: ProxyObjectKey {
+        let m = metadata
+        switch kind {
+        case .service, .endpointSlice:
+            return ProxyObjectKey(kind: kind, namespace: m.namespace ?? "default", name: m.name ?? "")
+        case .node, .serviceCIDR:
+            return ProxyObjectKey(kind: kind, name: m.name ?? "")
+        }
+    }
+}
+
+/// An object and where it came from (a manifest file, or nil for the API server).
+public struct SourcedObject: Sendable, Hashable {
+    public var object: ProxyObject
+    public var file: String?
+
+    public init(_ object: ProxyObject, file: String? = nil) {
+        self.object = object
+        self.file = file
+    }
+}
+
+/// What a source reports: objects added or changed, objects gone, and problems found while
+/// reading (logged by the daemon; they never stop it).
+public struct SourceDelta: Sendable {
+    public var upserts: [ProxyObjectKey: SourcedObject]
+    public var deletes: Set<ProxyObjectKey>
+    public var diagnostics: [Diagnostic]
+    /// True once the source has delivered its complete initial state (kube-proxy's
+    /// `OnServiceSynced`/`OnEndpointSlicesSynced`). Nothing is applied until every source
+    /// has sent a delta with `synced == true`; later deltas keep it true.
+    public var synced: Bool
+
+    public init(upserts: [ProxyObjectKey: SourcedObject] = [:], deletes: Set<ProxyObjectKey> = [], diagnostics: [Diagnostic] = [],
+                synced: Bool = true) {
+        self.upserts = upserts
+        self.deletes = deletes
+        self.diagnostics = diagnostics
+        self.synced = synced
+    }
+
+    public var isEmpty: Bool { upserts.isEmpty && deletes.isEmpty }
+
+    /// The delta as one change map (`nil` deletes).
+    public var changes: [ProxyObjectKey: SourcedObject?] {
+        var out: [ProxyObjectKey: SourcedObject?] = [:]
+        for k in deletes { out[k] = .some(nil) }
+        for (k, v) in upserts { out[k] = v }
+        return out
+    }
+}
+
+/// Changes to objects by key: a value upserts, `nil` deletes.
+public typealias ObjectChanges = [ProxyObjectKey: SourcedObject?]

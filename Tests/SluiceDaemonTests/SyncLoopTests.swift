@@ -1,0 +1,196 @@
+import Dispatch
+import Foundation
+import NIOConcurrencyHelpers
+import SluiceCompiler
+import SluiceDaemon
+import SluiceIR
+import SluiceModel
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import SluiceNetlink
+import Testing
+
+/// A source the test drives: each `send` is delivered in order; `delivered` counts the
+/// deltas the daemon has accepted.
+final class ScriptedSource: ObjectSource, @unchecked Sendable {
+    let name = "scripted"
+    private let stream: AsyncStream<SourceDelta>
+    private let continuation: AsyncStream<SourceDelta>.Continuation
+    private let count = NIOLockedValueBox(0)
+
+    init() { (stream, continuation) = AsyncStream.makeStream(of: SourceDelta.self) }
+
+    func send(_ delta: SourceDelta) { continuation.yield(delta) }
+    var delivered: Int { count.withLockedValue { $0 } }
+
+    func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+        for await delta in stream {
+            await deliver(delta)
+            count.withLockedValue { $0 += 1 }
+        }
+    }
+}
+
+/// Objects of a YAML text as one upsert delta.
+func delta(_ yaml: String, synced: Bool = true) -> SourceDelta {
+    let loaded = ManifestLoader().parse(text: yaml, file: "m.yaml")
+    var upserts: [ProxyObjectKey: SourcedObject] = [:]
+    for s in loaded.objects.services { upserts[ProxyObject.service(s.object).key] = SourcedObject(.service(s.object), file: "m.yaml") }
+    for s in loaded.objects.endpointSlices {
+        upserts[ProxyObject.endpointSlice(s.object).key] = SourcedObject(.endpointSlice(s.object), file: "m.yaml")
+    }
+    return SourceDelta(upserts: upserts, synced: synced)
+}
+
+/// A gate a commit waits at: `hold()` makes the next commits block until `release()`.
+final class CommitGate: @unchecked Sendable {
+    private let state = NIOLockedValueBox((holding: false, waiting: 0))
+    private let semaphore = DispatchSemaphore(value: 0)
+
+    func hold() { state.withLockedValue { $0.holding = true } }
+    var waiting: Int { state.withLockedValue { $0.waiting } }
+
+    /// Called on the sync loop's thread before each commit.
+    func arrive() {
+        let block = state.withLockedValue { s -> Bool in
+            if s.holding { s.waiting += 1 }
+            return s.holding
+        }
+        if block { semaphore.wait() }
+    }
+
+    func release() {
+        let n = state.withLockedValue { s -> Int in
+            s.holding = false
+            defer { s.waiting = 0 }
+            return s.waiting
+        }
+        for _ in 0..<n { semaphore.signal() }
+    }
+}
+
+@Suite("Sync loop with the fake dataplane (no kernel)", .timeLimit(.minutes(2)))
+struct SyncLoopTests {
+    func config(_ source: ScriptedSource, _ fake: FakeDataplane, chunk: Int? = nil) -> DaemonConfiguration {
+        var c = DaemonConfiguration(options: testOptions(), sources: [source], healthzBindAddress: "127.0.0.1:0",
+                                    metricsBindAddress: "127.0.0.1:0", healthCheckBindHost: "127.0.0.1")
+        c.dataplane = { fake }
+        if let chunk { c.coldStartChunk = chunk }
+        return c
+    }
+
+    func services(_ n: Int, endpoints: Int = 2) -> String {
+        (0..<n).map { i in
+            serviceYAML("s\(i)", clusterIP: "10.96.1.\(i + 1)") + "---\n"
+                + sliceYAML("s\(i)-1", service: "s\(i)", ips: (0..<endpoints).map { "10.244.\(i).\($0 + 1)" })
+        }.joined(separator: "---\n")
+    }
+
+    func batch(_ yaml: String) -> Ruleset {
+        Pipeline.compile(objects: ManifestLoader().parse(text: yaml, file: "m.yaml").objects, options: testOptions()).ruleset
+    }
+
+    @Test("changes that arrive while a commit is in flight go out together in the next commit")
+    func coalescesWhileCommitting() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane(), gate = CommitGate()
+        fake.beforeCommit = { gate.arrive() }
+        source.send(delta(services(3)))
+        try await withDaemon(config(source, fake)) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            let afterFirst = fake.commitCount
+            gate.hold()
+            // One change starts a commit, which the gate holds in flight.
+            source.send(delta(sliceYAML("s0-1", service: "s0", ips: ["10.244.0.9"])))
+            _ = try await waitUntil("commit in flight") { gate.waiting == 1 }
+            // 40 more changes arrive while it is held.
+            for i in 0..<40 {
+                let yaml = sliceYAML("s\(i % 3)-1", service: "s\(i % 3)", ips: ["10.244.\(i % 3).\(100 + i)"])
+                source.send(delta(yaml))
+            }
+            _ = try await waitUntil("all delivered") { source.delivered == 42 }
+            gate.release()
+            _ = try await waitUntil("coalesced commit") { await daemon.commits() == 3 }
+            #expect(fake.commitCount == afterFirst + 2, "41 changes: one held commit plus one coalesced commit")
+            let last = (0..<3).map { s in (0..<40).last { $0 % 3 == s }! }
+            let expected = (0..<3).map { s in
+                serviceYAML("s\(s)", clusterIP: "10.96.1.\(s + 1)") + "---\n"
+                    + sliceYAML("s\(s)-1", service: "s\(s)", ips: ["10.244.\(s).\(100 + last[s])"])
+            }.joined(separator: "---\n")
+            #expect(diff(fake.kernelState, batch(expected)).isEmpty)
+        }
+    }
+
+    @Test("first sync into an empty kernel is streamed: several atomic transactions of whole services, no diff")
+    func firstSyncStreams() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        let text = services(12, endpoints: 3)
+        source.send(delta(text))
+        try await withDaemon(config(source, fake, chunk: 10)) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            let txs = fake.transactions
+            #expect(txs.count > 3, "12 services × (3 slots + VIP) elements in chunks of ~10: \(txs.count) transactions")
+            #expect(txs.first?.operations.contains { if case .addTable = $0 { return true }; return false } == true)
+            // Each later transaction only adds elements of whole services (no deletes, no flushes).
+            for tx in txs.dropFirst() {
+                #expect(tx.operations.allSatisfy { if case .addElements = $0 { return true }; return false })
+            }
+            #expect(diff(fake.kernelState, batch(text)).isEmpty)
+            // The element-count metric comes from the engine's store.
+            let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            let elements = batch(text).tables.first { $0.family == .ip }!.elementCount
+            #expect(metricValue(body, "sluice_nftables_elements{ip_family=\"\(IPFamily.ipv4.rawValue)\"}") == Double(elements))
+        }
+    }
+
+    @Test("a failed commit is retried as a full resync and converges")
+    func failedCommitConverges() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        var c = config(source, fake)
+        c.retryPeriod = .milliseconds(10)
+        source.send(delta(services(2)))
+        try await withDaemon(c) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            fake.failNextCommit(with: DaemonError("injected"))
+            let changed = sliceYAML("s1-1", service: "s1", ips: ["10.244.1.50"])
+            source.send(delta(changed))
+            let want = batch(serviceYAML("s0", clusterIP: "10.96.1.1") + "---\n" + sliceYAML("s0-1", service: "s0", ips: ["10.244.0.1", "10.244.0.2"])
+                             + "---\n" + serviceYAML("s1", clusterIP: "10.96.1.2") + "---\n" + changed)
+            _ = try await waitUntil("converged") { diff(fake.kernelState, want).isEmpty }
+            #expect(daemon.metrics.exposition().contains("kubeproxy_sync_proxy_rules_nftables_sync_failures_total 1"))
+        }
+    }
+
+    @Test("drift: a table deleted by someone else is repaired on the next check")
+    func driftRepaired() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        let text = services(2)
+        source.send(delta(text))
+        try await withDaemon(config(source, fake)) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            try fake.tamper(Transaction([.deleteTable(.ip, Layout.tableName)]))
+            #expect(await daemon.checkDrift() > 0)
+            #expect(diff(fake.kernelState, batch(text)).isEmpty)
+        }
+    }
+
+    @Test("graceful shutdown: sources stop, the servers close, the rules stay (and go with cleanupOnExit)", arguments: [false, true])
+    func gracefulShutdownStops(cleanupOnExit: Bool) async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        var c = config(source, fake)
+        c.cleanupOnExit = cleanupOnExit
+        source.send(delta(services(2)))
+        let daemon = Daemon(configuration: c, logger: testLogger)
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await daemon.run() }
+                _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+                let port = try #require(daemon.healthzPort)
+                #expect(try httpGet(port: port, path: "/healthz").status == 200)
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+                #expect(throws: (any Error).self) { try httpGet(port: port, path: "/healthz") }
+            }
+        }
+        #expect((fake.kernelState.table(.ip, Layout.tableName) == nil) == cleanupOnExit)
+    }
+}
