@@ -134,16 +134,34 @@ actor SyncLoop {
     private var ownTables: [(Family, String)] { Family.allCases.map { ($0, Layout.tableName) } }
 
     /// A full commit: the first sync, a context change, or a retry after a failure. The
-    /// first reads what is really in the kernel; with no Sluice table there, the table is
-    /// streamed in (one copy of the elements, in the engine) instead of diffed.
+    /// first reads what is really in the kernel (structure only); with no Sluice table
+    /// there, the table is streamed in, else each family's table is reconciled set by set
+    /// against the engine's store. Either way the elements are held once, in the engine.
     private func commitFull() throws -> ApplyReport {
         if needFull {
-            let foreign = try dataplane.adopt(tables: ownTables, desired: engine.needsLoad ? nil : engine.desiredSkeletons)
+            let foreign = try dataplane.adopt(tables: ownTables, desired: nil)
             for f in foreign { logger.warning("foreign content in Sluice's table will be rewritten", metadata: ["content": "\(f)"]) }
             if engine.needsLoad && dataplane.committed.tables.isEmpty { return try coldStart() }
         }
         if engine.needsLoad { for d in engine.load() { log(d) } }
-        return try dataplane.apply(engine.desiredRuleset)
+        return try reconcileAll()
+    }
+
+    /// Reconciles every family's table with the engine; deletes the table of a family
+    /// no longer in use.
+    private func reconcileAll() throws -> ApplyReport {
+        var reports: [ApplyReport] = []
+        for family in engine.compilers.keys.sorted() {
+            let compiler = engine.compilers[family]!
+            reports.append(try dataplane.reconcile(compiler.skeleton, elements: compiler.serviceElements))
+        }
+        let inUse = Set(engine.compilers.keys.map(Self.nftFamily))
+        let unused = ownTables.filter { !inUse.contains($0.0) && dataplane.committed.table($0.0, $0.1) != nil }
+        if !unused.isEmpty {
+            _ = try dataplane.deleteTablesIgnoringMissing(unused)
+            reports.append(ApplyReport(transaction: Transaction(unused.map { .deleteTable($0.0, $0.1) }), batches: [BatchStats()]))
+        }
+        return ApplyReport.merged(reports)
     }
 
     /// Streams every family's table into a kernel that has none.
@@ -199,9 +217,8 @@ actor SyncLoop {
         do {
             let generation = try dataplane.currentGeneration()
             if generation == dataplane.expectedGeneration { return 0 }
-            let desired = engine.desiredRuleset
-            try dataplane.adopt(tables: ownTables, desired: desired)
-            let report = try dataplane.apply(desired)
+            try dataplane.adopt(tables: ownTables, desired: nil)
+            let report = try reconcileAll()
             if report.isNoOp { return 0 }
             metrics.driftRepairs.increment()
             purgeStaleAffinity(nil)

@@ -13,6 +13,16 @@ public struct ApplyReport: Sendable, Equatable {
     public var seconds: Double { batches.reduce(0) { $0 + $1.buildSeconds + $1.kernelSeconds } }
     /// True if nothing was sent.
     public var isNoOp: Bool { batches.isEmpty }
+
+    public init(transaction: Transaction, batches: [BatchStats]) {
+        self.transaction = transaction
+        self.batches = batches
+    }
+
+    /// Several reports as one (transactions concatenated).
+    public static func merged(_ reports: [ApplyReport]) -> ApplyReport {
+        ApplyReport(transaction: Transaction(reports.flatMap(\.transaction.operations)), batches: reports.flatMap(\.batches))
+    }
 }
 
 /// Keeps Sluice's committed nftables state in memory and moves the kernel to a desired
@@ -27,9 +37,9 @@ public struct ApplyReport: Sendable, Equatable {
 public final class NftablesApplier {
     public let socket: NetlinkSocket
     /// What this applier believes is in the kernel for its tables.
-    public private(set) var committed: Ruleset
+    public internal(set) var committed: Ruleset
     /// The generation id after our last commit or read (nil: unknown, no check).
-    public private(set) var expectedGeneration: UInt32?
+    public internal(set) var expectedGeneration: UInt32?
     /// Elements per batch in a chunked cold start (kernel-costs.md: big batches are superlinear).
     public var maxElementsPerBatch: Int
     /// Set names in the order their elements must be added in a chunked apply. Sets not
@@ -41,7 +51,7 @@ public final class NftablesApplier {
     /// `firewall-ips` … so no half-built service is ever reachable.
     public var elementOrder: [String]
     /// Report of the last `apply`.
-    public private(set) var lastReport: ApplyReport?
+    public internal(set) var lastReport: ApplyReport?
     /// Whether `committed` keeps the elements of sets and maps. When false, `committed` holds
     /// only tables, sets, chains and rules: the caller (the incremental compiler, which owns
     /// an element store anyway) is the one copy of the elements, and `apply(_ desired:)`
@@ -406,19 +416,21 @@ public final class NftablesApplier {
     @discardableResult
     public func adopt(tables: [(Family, String)], desired: Ruleset? = nil) throws -> [String] {
         let generation = try socket.currentGeneration()
-        let (read, foreign) = try readTables(tables, desired: desired)
+        // Without tracked elements nothing but the structure is kept: read nothing else.
+        let (read, foreign) = try readTables(tables, desired: desired, elements: tracksElements)
         committed = tracksElements ? read : read.withoutElements
         expectedGeneration = generation
         return foreign
     }
 
     /// Reads tables back from the kernel (missing ones are left out).
-    private func readTables(_ tables: [(Family, String)], desired: Ruleset? = nil) throws -> (ruleset: Ruleset, foreign: [String]) {
+    private func readTables(_ tables: [(Family, String)], desired: Ruleset? = nil,
+                            elements: Bool = true) throws -> (ruleset: Ruleset, foreign: [String]) {
         var seen = Set<String>()
         var result: [Table] = []
         var foreign: [String] = []
         for (f, name) in tables where seen.insert("\(f) \(name)").inserted {
-            guard var rb = try socket.readTable(f, name, dynamicElements: false) else { continue }
+            guard var rb = try socket.readTable(f, name, dynamicElements: false, elements: elements) else { continue }
             if let want = desired?.table(f, name) { rb.table.sets = rb.table.sets.map { normalize($0, against: want.set(named: $0.name)) } }
             result.append(rb.table)
             foreign += rb.foreign
@@ -426,7 +438,7 @@ public final class NftablesApplier {
         return (Ruleset(tables: result), foreign)
     }
 
-    private func normalize(_ read: SetDecl, against want: SetDecl?) -> SetDecl {
+    func normalize(_ read: SetDecl, against want: SetDecl?) -> SetDecl {
         guard let want, want.size == nil, read.size == 65535, read.flags.contains(.dynamic) else { return read }
         var r = read
         r.size = nil
@@ -460,7 +472,9 @@ public final class NftablesApplier {
                 continue
             }
         }
-        expectedGeneration = nil
+        let gone = Set(tables.map { "\($0.0) \($0.1)" })
+        committed = Ruleset(tables: committed.tables.filter { !gone.contains("\($0.family) \($0.name)") })
+        expectedGeneration = try? socket.currentGeneration()
         return deleted
     }
 }

@@ -20,6 +20,11 @@ public protocol Dataplane: AnyObject {
     /// Commits `diff(kernel, desired)`.
     @discardableResult
     func apply(_ desired: Ruleset) throws -> ApplyReport
+    /// Takes one table from whatever the kernel holds to `skeleton` plus `elements`,
+    /// committing only the difference, without holding the whole table in memory
+    /// (`NftablesApplier.reconcile`).
+    @discardableResult
+    func reconcile(_ skeleton: Table, elements: some ElementSource) throws -> ApplyReport
     /// Commits a transaction computed elsewhere (the O(change) path) as one batch.
     @discardableResult
     func apply(transaction: Transaction) throws -> ApplyReport

@@ -70,6 +70,16 @@ public final class FakeDataplane: Dataplane, @unchecked Sendable {
     }
 
     @discardableResult
+    public func reconcile(_ skeleton: Table, elements: some ElementSource) throws -> ApplyReport {
+        let full = NftablesApplier.materialize(skeleton, elements, chunk: 50_000)
+        let tx = locked {
+            let current = kernel.table(skeleton.family, skeleton.name).map { Ruleset(tables: [Self.withoutDynamic($0)]) } ?? Ruleset()
+            return diff(current, Ruleset(tables: [full]))
+        }
+        return try apply(transaction: tx)
+    }
+
+    @discardableResult
     public func apply(transaction tx: Transaction) throws -> ApplyReport {
         if tx.isEmpty { return ApplyReport(transaction: tx, batches: []) }
         beforeCommit?()

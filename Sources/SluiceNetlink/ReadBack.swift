@@ -14,7 +14,7 @@ public struct ReadBackResult: Sendable {
 struct ReadBack {
     let socket: NetlinkSocket
 
-    func table(_ family: Family, _ name: String, dynamicElements: Bool) throws -> ReadBackResult? {
+    func table(_ family: Family, _ name: String, dynamicElements: Bool, elements readElements: Bool = true) throws -> ReadBackResult? {
         guard let comment = try tableComment(family, name) else { return nil }
         var foreign: [String] = []
         var table = Table(family: family, name: name, comment: comment ?? nil)
@@ -23,7 +23,7 @@ struct ReadBack {
         table.sets = sets
         foreign += badSets
         let types = TypeContext(sets)
-        for set in sets where dynamicElements || !set.flags.contains(.dynamic) {
+        for set in sets where readElements && (dynamicElements || !set.flags.contains(.dynamic)) {
             let (elems, bad) = try elements(family, name, set, types: types)
             if !elems.isEmpty { table.elements[set.name] = elems }
             foreign += bad
@@ -292,13 +292,15 @@ extension NetlinkSocket {
     /// elements) and rebuilds the IR; nil if the table does not exist. With
     /// `dynamicElements: false` the elements of dynamic sets (those the datapath fills, such
     /// as the ClientIP-affinity maps) are left out: they are not configuration.
-    public func readTable(_ family: Family, _ name: String, dynamicElements: Bool = true) throws -> ReadBackResult? {
+    /// With `elements: false` no element is read (the structure only).
+    public func readTable(_ family: Family, _ name: String, dynamicElements: Bool = true,
+                          elements: Bool = true) throws -> ReadBackResult? {
         // A writer may delete a set or chain between the dumps of one read (ENOENT on a
         // later dump): read the whole table again.
         var attempt = 0
         while true {
             do {
-                return try ReadBack(socket: self).table(family, name, dynamicElements: dynamicElements)
+                return try ReadBack(socket: self).table(family, name, dynamicElements: dynamicElements, elements: elements)
             } catch let e as NetlinkError where e.errno == ENOENT_ && attempt < 4 {
                 attempt += 1
             }
