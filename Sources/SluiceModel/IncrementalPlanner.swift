@@ -25,6 +25,8 @@ public struct IncrementalPlanner: Sendable {
     public let options: NodeOptions
     public let hostAddresses: [IPAddress]?
 
+    /// Services, Nodes and ServiceCIDRs as received (Services are validated again when the
+    /// ServiceCIDRs change). EndpointSlices are kept only validated, in `slices`.
     public private(set) var objects: [ProxyObjectKey: SourcedObject] = [:]
     public private(set) var serviceCIDRs: [CIDR] = []
     public private(set) var node: Node?
@@ -139,6 +141,7 @@ public struct IncrementalPlanner: Sendable {
     }
 
     private mutating func record(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
+        if key.kind == .endpointSlice { return recordSlice(key, new, &step, &out) }
         if objects[key] == new { return }
         objects[key] = new
         switch key.kind {
@@ -146,8 +149,7 @@ public struct IncrementalPlanner: Sendable {
             out.serviceChanges += 1
             step.services.append(ServiceName(namespace: key.namespace, name: key.name))
         case .endpointSlice:
-            out.endpointSliceChanges += 1
-            recordSlice(key, new, &step, &out)
+            break
         case .node:
             if key.name.lowercased() == options.nodeName { step.contextChanged = true }
         case .serviceCIDR:
@@ -156,23 +158,33 @@ public struct IncrementalPlanner: Sendable {
         }
     }
 
+    /// A slice is compared in its validated form: an update that changes nothing the proxy
+    /// uses (or an invalid slice seen again) dirties nothing.
     private mutating func recordSlice(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
-        if let owner = sliceOwner.removeValue(forKey: key) {
+        let owner = sliceOwner[key]
+        let old = owner.flatMap { slices[$0]?[key] }
+        var valid: ValidatedEndpointSlice?
+        if let new, case .endpointSlice(let slice) = new.object,
+           ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) {
+            let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file)
+            step.sliceDiagnostics += d
+            if case .valid(let v) = outcome { valid = v }
+            if valid != old, let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {
+                out.triggerTimes.append(date)
+            }
+        }
+        if valid == old { return }
+        out.endpointSliceChanges += 1
+        if let owner {
             slices[owner]?[key] = nil
             if slices[owner]?.isEmpty == true { slices[owner] = nil }
+            sliceOwner[key] = nil
             step.dirty.insert(owner)
         }
-        guard let new, case .endpointSlice(let slice) = new.object,
-              ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) else { return }
-        let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file)
-        step.sliceDiagnostics += d
-        guard case .valid(let v) = outcome else { return }
+        guard let v = valid else { return }
         slices[v.service, default: [:]][key] = v
         sliceOwner[key] = v.service
         step.dirty.insert(v.service)
-        if let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {
-            out.triggerTimes.append(date)
-        }
     }
 
     private mutating func reloadServiceCIDRs(_ out: inout Changes) {
