@@ -235,13 +235,11 @@ struct ReflectorTests {
             try await h.waitSynced()
             try await eventually { server.openWatchCount() == 1 }
             server.stallWatches()
-            let stalledAt = ContinuousClock.now
             try server.update(service("a", port: 5))
             try server.create(service("b"))
             // The server never closes a stalled watch: converging at all proves the client deadline
-            // (1 s + 0.3 s here); the bound is loose for loaded CI machines.
-            try await h.waitConverged(with: server, timeout: .seconds(15))
-            #expect(ContinuousClock.now - stalledAt < .seconds(15))
+            // (1 s + 0.3 s here). How long it took is the machine's speed; the timeout is a safety net.
+            try await h.waitConverged(with: server, timeout: .seconds(60))
             #expect(h.reflector.statistics.relists == 0)
             #expect(h.reflector.statistics.watchesOpened >= 2)
             await h.stop()
