@@ -75,6 +75,13 @@ public final class LineProcess: @unchecked Sendable {
         }
     }
 
+    /// Whether stdout reached EOF (the process closed it or exited) and every line was read.
+    public var finishedOutput: Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        return eof && buffer.isEmpty
+    }
+
     public func writeLine(_ line: String) {
         stdinPipe.fileHandleForWriting.write(Data((line + "\n").utf8))
     }

@@ -12,6 +12,8 @@ import json, os, socket, sys, threading, time, errno, selectors
 #   serve ADDRS PORTS LIFETIME  - answer every TCP connection / UDP datagram (and SCTP when
 #                                 the kernel has it) with "<local ip> <local port> <peer ip> <peer port>"
 #   probe JSON                  - run a batch of client probes concurrently, print JSON results
+#   stream JSON                 - one probe's attempts in a loop (or several loops) until "stop"
+#                                 on stdin; a line per attempt with its start and end time
 #   session PROTO DST PORT SRC TIMEOUT - keep one TCP connection open; "ping" on stdin sends a
 #                                 line and prints the answer (or the error)
 # Everything is bounded in time: servers exit after LIFETIME seconds or when stdin closes.
@@ -178,6 +180,46 @@ def probe(spec):
         t.join()
     print(json.dumps(results), flush=True)
 
+def stream(spec):
+    # Sequential attempts in `parallel` loops, until "stop" (or EOF) arrives on stdin. One line
+    # per attempt as it completes: "<loop> <start> <end> <result>", times in CLOCK_MONOTONIC
+    # seconds (time.monotonic), the clock the test reads too; then "done" once every loop ended.
+    stop = threading.Event()
+    out = threading.Lock()
+    def watch():
+        try:
+            for line in sys.stdin:
+                if line.strip() == "stop":
+                    break
+        except Exception:
+            pass
+        stop.set()
+    threading.Thread(target=watch, daemon=True).start()
+    # A safety net only: the test stops the stream (or closes stdin) long before.
+    t = threading.Timer(float(spec.get("lifetime", 900)), lambda: os._exit(0))
+    t.daemon = True
+    t.start()
+    p = dict(spec["probe"])
+    p["sport"] = 0   # fresh ephemeral source ports: an unbounded run cannot use a fixed range
+    def run(k):
+        i = 0
+        while not stop.is_set():
+            t0 = time.monotonic()
+            r = attempt(p, i)
+            t1 = time.monotonic()
+            with out:
+                sys.stdout.write("%d %.6f %.6f %s\n" % (k, t0, t1, r))
+                sys.stdout.flush()
+            i += 1
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(int(spec.get("parallel", 1)))]
+    print("started", flush=True)
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    with out:
+        print("done", flush=True)
+
 def session(proto, dst, port, src, timeout):
     t = threading.Timer(600, lambda: os._exit(0))
     t.daemon = True
@@ -209,6 +251,8 @@ if __name__ == "__main__":
         serve(sys.argv[2].split(","), [int(x) for x in sys.argv[3].split(",")], float(sys.argv[4]), sys.argv[5] == "1")
     elif role == "probe":
         probe(json.loads(sys.argv[2]))
+    elif role == "stream":
+        stream(json.loads(sys.argv[2]))
     elif role == "session":
         session(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
     elif role == "sctp-check":

@@ -1,5 +1,8 @@
 import Foundation
 import SluiceIR
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A Kubernetes node in miniature, built from network namespaces, for real-packet tests.
 ///
@@ -246,7 +249,7 @@ public final class ServiceTopology: @unchecked Sendable {
         let p = try LineProcess(["ip", "netns", "exec", endpoints.name, python, helperPath, "serve", addrs, ports,
                                  "900", sctpSupported ? "1" : "0"])
         track(p)
-        guard p.readLine(timeout: 10) == "ready" else {
+        guard p.readLine(timeout: 60) == "ready" else {
             throw TopologyError.helperFailed("endpoint servers did not start: \(p.stderrText)")
         }
     }
@@ -260,7 +263,7 @@ public final class ServiceTopology: @unchecked Sendable {
         let p = try LineProcess(["ip", "netns", "exec", node.name, python, helperPath, "serve",
                                  "\(Self.v4.nodeIP),\(Self.v6.nodeIP)", String(Self.nodeServerPort), "900", "0"])
         track(p)
-        guard p.readLine(timeout: 10) == "ready" else {
+        guard p.readLine(timeout: 60) == "ready" else {
             throw TopologyError.helperFailed("node server did not start: \(p.stderrText)")
         }
     }
@@ -393,7 +396,8 @@ public final class ServiceTopology: @unchecked Sendable {
         }
 
         /// Sends a line over the open connection and returns the endpoint's answer.
-        public func ping(timeout: Double = 3) -> Answer {
+        /// `timeout` is a safety net: every caller expects an answer.
+        public func ping(timeout: Double = 10) -> Answer {
             process.writeLine("ping")
             return process.readLine(timeout: timeout).map(Answer.init) ?? .timeout
         }
@@ -408,6 +412,27 @@ public final class ServiceTopology: @unchecked Sendable {
                                  dst, String(port), src ?? "", String(timeout)])
         track(p)
         return Session(process: p, timeout: timeout)
+    }
+
+    // MARK: Traffic that runs until stopped
+
+    /// Connection attempts of one probe, one after another in `parallel` loops, from the
+    /// moment this returns until `TrafficStream.stop()`. A test that needs traffic *across*
+    /// an event starts the stream, waits until attempts have completed, causes the event,
+    /// waits until attempts that began after the event have completed, and stops the stream:
+    /// however fast or slow the machine, the traffic covers the whole event. `probe.count` is
+    /// ignored; source ports are ephemeral.
+    public func startTraffic(from host: Host, _ probe: Probe, parallel: Int = 1) throws -> TrafficStream {
+        struct Spec: Encodable { var probe: Probe; var parallel: Int }
+        let spec = String(decoding: try JSONEncoder().encode(Spec(probe: probe, parallel: parallel)), as: UTF8.self)
+        let p = try LineProcess(["ip", "netns", "exec", namespace(host).name, python, helperPath, "stream", spec])
+        track(p)
+        let stream = TrafficStream(process: p, probe: probe, loops: parallel)
+        guard p.readLine(timeout: 60) == "started" else {
+            p.terminate()
+            throw TopologyError.helperFailed("traffic stream did not start: \(p.stderrText)")
+        }
+        return stream
     }
 
     // MARK: Node state
@@ -446,6 +471,105 @@ public final class ServiceTopology: @unchecked Sendable {
     }
 
     deinit { close() }
+}
+
+/// Traffic started by `ServiceTopology.startTraffic`: attempts keep going until `stop()`.
+/// Times are `TrafficStream.now()` seconds (CLOCK_MONOTONIC, the clock the helper stamps
+/// attempts with), so a test can place its own events among the attempts.
+public final class TrafficStream: @unchecked Sendable {
+    /// One connection attempt, as it completed.
+    public struct Attempt: Sendable, CustomStringConvertible {
+        /// Which loop made it (`0..<loops`).
+        public var loop: Int
+        public var start: Double
+        public var end: Double
+        public var answer: ServiceTopology.Answer
+
+        /// Whether the attempt was in flight at some moment of `from...to`.
+        public func overlaps(_ from: Double, _ to: Double) -> Bool { start <= to && end >= from }
+
+        public var description: String {
+            "loop \(loop) \(String(format: "%.3f", start))–\(String(format: "%.3f", end)): \(answer)"
+        }
+    }
+
+    public let probe: ServiceTopology.Probe
+    public let loops: Int
+    private let process: LineProcess
+    private var received: [Attempt] = []
+    private var finished = false
+
+    init(process: LineProcess, probe: ServiceTopology.Probe, loops: Int) {
+        self.process = process
+        self.probe = probe
+        self.loops = loops
+    }
+
+    /// Now on the clock attempts are stamped with (CLOCK_MONOTONIC, in seconds).
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// The attempts completed so far.
+    public var attempts: [Attempt] {
+        drain(timeout: 0)
+        return received
+    }
+
+    /// Reads what the helper printed until `timeout` seconds pass without a line; returns
+    /// false once the helper said "done" (or exited).
+    @discardableResult
+    private func drain(timeout: Double) -> Bool {
+        guard !finished else { return false }
+        var wait = timeout
+        while let line = process.readLine(timeout: wait) {
+            wait = 0
+            if line == "done" { finished = true; return false }
+            let f = line.split(separator: " ", maxSplits: 3).map(String.init)
+            guard f.count == 4, let loop = Int(f[0]), let start = Double(f[1]), let end = Double(f[2]) else {
+                received.append(Attempt(loop: -1, start: 0, end: 0, answer: .other("unreadable helper line: \(line)")))
+                continue
+            }
+            received.append(Attempt(loop: loop, start: start, end: end, answer: ServiceTopology.Answer(f[3])))
+        }
+        if process.finishedOutput { finished = true; return false }
+        return true
+    }
+
+    /// Waits until `condition` holds for the attempts completed so far. `timeout` is only a
+    /// safety net (the helper or the datapath is broken): it throws, naming `what`.
+    public func wait(_ what: String, timeout: Double = 120, until condition: ([Attempt]) -> Bool) throws {
+        let deadline = Self.now() + timeout
+        while true {
+            let running = drain(timeout: 0.05)
+            if condition(received) { return }
+            guard running else {
+                throw TopologyError.helperFailed("traffic ended while waiting for \(what): \(process.stderrText)")
+            }
+            if Self.now() > deadline {
+                throw TopologyError.helperFailed("timed out after \(Int(timeout)) s waiting for \(what); \(received.count) attempts so far")
+            }
+        }
+    }
+
+    /// Stops the loops (each finishes its attempt in flight) and returns every attempt.
+    public func stop(timeout: Double = 120) throws -> [Attempt] {
+        if !finished { process.writeLine("stop") }
+        let deadline = Self.now() + timeout
+        while drain(timeout: 0.1) {
+            if Self.now() > deadline {
+                close()
+                throw TopologyError.helperFailed("traffic did not stop within \(Int(timeout)) s")
+            }
+        }
+        close()
+        return received
+    }
+
+    /// Kills the helper (also when a test fails before `stop()`).
+    public func close() { process.terminate() }
 }
 
 public enum TopologyError: Error, CustomStringConvertible {

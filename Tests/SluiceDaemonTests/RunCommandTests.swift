@@ -103,9 +103,13 @@ struct RunCommandTests {
         let p = try start(ns, ["--source", dir.path, "--config", config, "--node-ip", "10.77.0.1", "--logging-format", "json"], log: log)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitUntil("table created", timeout: .seconds(30)) { try hasTable(ns) }
-        // Same content rewritten: nothing changed, keep running.
+        // Same content rewritten: nothing changed, keep running. Waits until the daemon has
+        // read the new file twice: the second read begins only after the first read's
+        // comparison let it carry on (however long its check interval takes on this machine).
         try text.write(toFile: config, atomically: true, encoding: .utf8)
-        try await Task.sleep(for: .seconds(3))
+        let reads = try FileReads(path: config)
+        defer { reads.close() }
+        try await waitUntil("the daemon read the rewritten config twice", timeout: .seconds(60)) { reads.count >= 2 || !p.isRunning }
         #expect(p.isRunning, "exited although the content did not change")
         try (text + "masqueradeAll: true\n").write(toFile: config, atomically: true, encoding: .utf8)
         #expect(waitExit(p, timeout: 20), "sluice run kept running after its --config changed")

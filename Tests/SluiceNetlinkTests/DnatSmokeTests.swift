@@ -33,26 +33,21 @@ extension NetlinkKernelTests {
                 ], elements: ["m": [[.ipv4(ip4("10.96.7.7")), .tcp, .port(80), .integer(0)]: [.ipv4(ip4("10.77.0.2")), .port(8080)]]])
                 try NftablesApplier(namespace: a.name).apply(Ruleset(tables: [table]))
 
-                let server = Process()
-                server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-                server.arguments = ["netns", "exec", b.name, "python3", "-c", """
-                    import socket
+                // The server says "ready" once it listens; the client connects once, after that.
+                let server = try LineProcess(["ip", "netns", "exec", b.name, "python3", "-c", """
+                    import socket, sys
                     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("10.77.0.2", 8080)); s.listen(1); s.settimeout(15)
+                    s.bind(("10.77.0.2", 8080)); s.listen(1); s.settimeout(120)
+                    print("ready", flush=True)
                     c, addr = s.accept(); c.sendall(b"hello from " + addr[0].encode()); c.close()
-                    """]
-                try server.run()
-                defer { if server.isRunning { server.terminate() } }
-                let client = try a.runChecked(["python3", "-c", """
-                    import socket, time
-                    for i in range(50):
-                        try:
-                            c = socket.create_connection(("10.96.7.7", 80), timeout=5); break
-                        except OSError:
-                            time.sleep(0.1)
+                    """])
+                defer { server.terminate() }
+                try #require(server.readLine(timeout: 60) == "ready", "server did not start: \(server.stderrText)")
+                let client = try a.run(["python3", "-c", """
+                    import socket
+                    c = socket.create_connection(("10.96.7.7", 80), timeout=10)
                     print(c.recv(100).decode())
                     """])
-                server.waitUntilExit()
                 #expect(client.stdout.contains("hello from 10.77.0.1"), "client got: \(client.stdout) \(client.stderr)")
             }
         }
