@@ -1,9 +1,11 @@
 /// Validates one EndpointSlice.
 ///
 /// Whole-slice errors: no name, no `kubernetes.io/service-name` label, unknown
-/// `addressType`, bad `sluice.dev/weight`. Entry errors (only that entry is dropped, as
+/// `addressType`. A bad `sluice.dev/weight` is reported and the default weight used, so a
+/// typo never takes a service's endpoints away. Entry errors (only that entry is dropped, as
 /// kube-proxy skips it): a port with a bad number or protocol, an endpoint without a valid
-/// first address or whose address is of the other family. A port without a number ("all
+/// first address, whose address is of the other family, or is loopback, multicast,
+/// unspecified or broadcast. A port without a number ("all
 /// ports") is ignored with a warning, as kube-proxy does. `addressType: FQDN` is ignored.
 public struct EndpointSliceValidator: Sendable {
     public static let minWeight = 0
@@ -62,12 +64,13 @@ struct EndpointSliceValidationRun {
         }
         var weight = EndpointSliceValidator.defaultWeight
         if let text = slice.metadata.annotation(WellKnownKeys.weight) {
-            guard let w = EndpointSliceValidator.parseWeight(text) else {
+            // A typo must not take every endpoint of the slice away: the default weight is used.
+            if let w = EndpointSliceValidator.parseWeight(text) {
+                weight = w
+            } else {
                 error("metadata.annotations[\"\(WellKnownKeys.weight)\"]",
-                      "\"\(text)\" is not an integer \(EndpointSliceValidator.minWeight)-\(EndpointSliceValidator.maxWeight)")
-                return .rejected
+                      "\"\(text)\" is not an integer \(EndpointSliceValidator.minWeight)-\(EndpointSliceValidator.maxWeight); weight \(EndpointSliceValidator.defaultWeight) used")
             }
-            weight = w
         }
         return .valid(ValidatedEndpointSlice(sliceName: name, service: service, file: ctx.file, family: family,
                                              ports: validPorts(), endpoints: validEndpoints(family: family),
@@ -109,6 +112,10 @@ struct EndpointSliceValidationRun {
             }
             guard ip.family == family else {
                 error("endpoints[\(i)].addresses[0]", "\(ip) is not an \(family.rawValue) address (addressType \(family.rawValue)); endpoint ignored")
+                continue
+            }
+            if let reason = ip.specialUseReason {
+                error("endpoints[\(i)].addresses[0]", "\(ip) is \(reason), never a pod or node address; endpoint ignored")
                 continue
             }
             let c = e.conditions

@@ -67,6 +67,25 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible, 
         case .v6(let hi, let lo): return hi == 0 && lo == 0
         }
     }
+
+    /// `224.0.0.0/4` or `ff00::/8`.
+    public var isMulticast: Bool {
+        switch self {
+        case .v4(let v): return v >> 28 == 0xE
+        case .v6(let hi, _): return hi >> 56 == 0xFF
+        }
+    }
+
+    /// Why this address can be no service or endpoint address (loopback, multicast,
+    /// unspecified, broadcast), or nil. DNAT to or from such an address would hijack the
+    /// node's own traffic or never match a unicast flow.
+    public var specialUseReason: String? {
+        if isLoopback { return "a loopback address" }
+        if isMulticast { return "a multicast address" }
+        if isUnspecified { return "the unspecified address" }
+        if case .v4(0xFFFF_FFFF) = self { return "the broadcast address" }
+        return nil
+    }
 }
 
 /// An address prefix, e.g. `10.0.0.0/8` or `fd00::/64`. The address is masked on creation.

@@ -106,6 +106,10 @@ struct ServiceValidationRun {
                 error(field, "\"\(text)\" is not a valid IP address")
                 return nil
             }
+            if let reason = ip.specialUseReason {
+                error(field, "\(ip) is \(reason), never a ClusterIP; the service is not proxied")
+                return nil
+            }
             if ips.contains(where: { $0.family == ip.family }) {
                 error(field, "\(ip): a service has at most one \(ip.family.rawValue) ClusterIP")
                 return nil
@@ -258,6 +262,10 @@ struct ServiceValidationRun {
                 error("spec.externalIPs[\(i)]", "\"\(text)\" is not a valid IP address; entry ignored")
                 continue
             }
+            if let reason = ip.specialUseReason {
+                error("spec.externalIPs[\(i)]", "\(ip) is \(reason); entry ignored")
+                continue
+            }
             if !out.contains(ip) { out.append(ip) }
         }
         return out
@@ -276,6 +284,10 @@ struct ServiceValidationRun {
             }
             guard let ip = IPAddress(text) else {
                 error("status.loadBalancer.ingress[\(i)].ip", "\"\(text)\" is not a valid IP address; entry ignored")
+                continue
+            }
+            if let reason = ip.specialUseReason {
+                error("status.loadBalancer.ingress[\(i)].ip", "\(ip) is \(reason); entry ignored")
                 continue
             }
             if !out.contains(ip) { out.append(ip) }

@@ -245,14 +245,25 @@ import Testing
         #expect(p.clusterEndpoints.totalWeight == 0)
     }
 
-    @Test(arguments: ["abc", "1001", "-1", "1.5", "", "0x10"])
-    func badWeightRejectsTheSlice(_ text: String) {
+    @Test("a bad weight is reported and the default weight used: a typo never drops the slice's endpoints",
+          arguments: ["abc", "1001", "-1", "1.5", "", "0x10"])
+    func badWeightFallsBackToDefault(_ text: String) {
         let r = planYAML(docs(serviceYAML("web"),
             sliceYAML("web-a", service: "web", annotations: ["sluice.dev/weight": text], endpoints: ["{addresses: [10.0.0.1]}"]),
             sliceYAML("web-b", service: "web", endpoints: ["{addresses: [10.0.0.2]}"])))
         #expect(r.descriptions == [
-            "Rulesets/test.yaml: EndpointSlice default/web-a: metadata.annotations[\"sluice.dev/weight\"]: \"\(text)\" is not an integer 0-1000",
+            "Rulesets/test.yaml: EndpointSlice default/web-a: metadata.annotations[\"sluice.dev/weight\"]: \"\(text)\" is not an integer 0-1000; weight 1 used",
         ])
+        #expect(r.port("default/web:http")!.clusterEndpoints.strings == ["10.0.0.1:8080", "10.0.0.2:8080"])
+    }
+
+    @Test("loopback, multicast, unspecified and broadcast endpoints are left out with an error naming the field",
+          arguments: ["127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255"])
+    func specialEndpointAddressesRejected(_ address: String) {
+        let r = planYAML(docs(serviceYAML("web"),
+            sliceYAML("web-a", service: "web", endpoints: ["{addresses: [\"\(address)\"]}", "{addresses: [10.0.0.2]}"])))
+        #expect(r.descriptions.count == 1)
+        #expect(r.descriptions.first?.contains("EndpointSlice default/web-a: endpoints[0].addresses[0]: \(address) is") == true)
         #expect(r.port("default/web:http")!.clusterEndpoints.strings == ["10.0.0.2:8080"])
     }
 

@@ -67,6 +67,17 @@ import Testing
         #expect(r.descriptions == ["Rulesets/bad.yaml: Service default/web: spec.ports[0].protocol: unknown protocol \"ICMP\" (expected TCP, UDP or SCTP)"])
     }
 
+    @Test("loopback, multicast, unspecified and broadcast ClusterIPs reject the service; such external and LB IPs are left out",
+          arguments: [("127.0.0.1", "a loopback address"), ("224.0.0.5", "a multicast address"),
+                      ("0.0.0.0", "the unspecified address"), ("255.255.255.255", "the broadcast address"),
+                      ("::1", "a loopback address"), ("ff02::1", "a multicast address")])
+    func specialUseAddresses(_ ip: String, _ reason: String) {
+        #expect(check(clusterIP: ip).descriptions ==
+            ["Rulesets/bad.yaml: Service default/web: spec.clusterIP: \(ip) is \(reason), never a ClusterIP; the service is not proxied"])
+        let external = check(["externalIPs: [\"\(ip)\", 192.0.2.7]"])
+        #expect(external.descriptions == ["Rulesets/bad.yaml: Service default/web: spec.externalIPs[0]: \(ip) is \(reason); entry ignored"])
+    }
+
     @Test func badClusterIP() {
         #expect(check(clusterIP: "10.96.0.300").descriptions ==
             ["Rulesets/bad.yaml: Service default/web: spec.clusterIP: \"10.96.0.300\" is not a valid IP address"])
