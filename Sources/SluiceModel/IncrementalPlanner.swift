@@ -90,14 +90,21 @@ public struct IncrementalPlanner: Sendable {
         planned.values.flatMap { $0[family] ?? [] }.sorted { $0.name < $1.name }
     }
 
-    /// Applies a batch of changes (in key order).
+    /// Applies a batch of changes (in key order; the keys are sorted, not the objects).
     public mutating func apply(_ changes: ObjectChanges) -> Changes {
-        apply(ordered: changes.sorted { $0.key < $1.key })
+        var keys = Array(changes.keys)
+        keys.sort()
+        return apply(keys.lazy.map { (key: $0, value: changes[$0]!) })
+    }
+
+    /// Applies a batch of changes in the order given.
+    public mutating func apply(ordered changes: [(key: ProxyObjectKey, value: SourcedObject?)]) -> Changes {
+        apply(changes.lazy)
     }
 
     /// Applies a batch of changes; diagnostics come in pipeline order (ServiceCIDRs,
     /// Services in the order given, conflicts, EndpointSlices in the order given, node).
-    public mutating func apply(ordered changes: [(key: ProxyObjectKey, value: SourcedObject?)]) -> Changes {
+    private mutating func apply<S: Sequence<(key: ProxyObjectKey, value: SourcedObject?)>>(_ changes: S) -> Changes {
         var out = Changes()
         var step = Step(contextChanged: nodeContext == nil)
         for (key, new) in changes { record(key, new, &step, &out) }

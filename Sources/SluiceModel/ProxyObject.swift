@@ -8,7 +8,17 @@ public enum ProxyObjectKind: String, Sendable, Hashable, Comparable, CaseIterabl
     case node = "Node"
     case serviceCIDR = "ServiceCIDR"
 
-    public static func < (a: ProxyObjectKind, b: ProxyObjectKind) -> Bool { a.rawValue < b.rawValue }
+    /// Name order (EndpointSlice, Node, Service, ServiceCIDR), without comparing strings.
+    private var rank: Int {
+        switch self {
+        case .endpointSlice: 0
+        case .node: 1
+        case .service: 2
+        case .serviceCIDR: 3
+        }
+    }
+
+    public static func < (a: ProxyObjectKind, b: ProxyObjectKind) -> Bool { a.rank < b.rank }
 }
 
 /// Identity of one object: kind plus `namespace/name` (namespace empty for cluster-scoped kinds).
@@ -25,7 +35,11 @@ public struct ProxyObjectKey: Sendable, Hashable, Comparable, CustomStringConver
 
     public var description: String { namespace.isEmpty ? "\(kind.rawValue) \(name)" : "\(kind.rawValue) \(namespace)/\(name)" }
 
-    public static func < (a: ProxyObjectKey, b: ProxyObjectKey) -> Bool { (a.kind, a.namespace, a.name) < (b.kind, b.namespace, b.name) }
+    public static func < (a: ProxyObjectKey, b: ProxyObjectKey) -> Bool {
+        if a.kind != b.kind { return a.kind < b.kind }
+        if a.namespace != b.namespace { return a.namespace < b.namespace }
+        return a.name < b.name
+    }
 }
 
 /// One decoded object of a supported kind.
