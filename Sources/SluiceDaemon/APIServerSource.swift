@@ -24,6 +24,9 @@ public struct APIServerSource: ObjectSource {
     public var name: String { "apiserver:\(client.configuration.server)" }
 
     public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+        // The engine holds every object the proxy uses; the reflectors keep identities only.
+        var options = options
+        options.cachesContent = false
         let reflectors = ProxyReflectors(client: client, nodeName: nodeName, serviceProxyName: serviceProxyName, options: options)
         let gate = SyncGate(pending: reflectors.serviceCIDRs == nil ? 3 : 4)
         await withTaskGroup(of: Void.self) { group in

@@ -30,6 +30,11 @@ public struct ReflectorOptions: Sendable {
     public var minWatchDuration: Duration = .seconds(1)
     /// Time allowed for each list request's response head.
     public var requestTimeout: Duration = .seconds(60)
+    /// Whether the cache keeps each object whole. Without, it keeps Services and
+    /// EndpointSlices without their content (identity and resourceVersion; a relist compares
+    /// resourceVersions), so a node proxy holds the objects once, in its engine, not twice;
+    /// `.updated(old:)` and relist `.deleted` events then carry that content-free form.
+    public var cachesContent: Bool = true
 
     public init() {}
 }
@@ -237,8 +242,10 @@ public final class Reflector<Object: KubeObject>: Sendable {
     /// Replaces the cache with a list, emitting `.synced` the first time and deltas afterwards.
     private func apply(list: [Object], resourceVersion: String?, first: Bool) {
         var fresh: [ObjectKey: Object] = [:]
+        fresh.reserveCapacity(list.count)
         for o in list { fresh[o.key] = o }
         let sorted = fresh.keys.sorted()
+        let slim = !options.cachesContent
         let out: [ReflectorEvent<Object>] = shared.withLockedValue { s in
             var out: [ReflectorEvent<Object>] = []
             if !s.synced {
@@ -251,13 +258,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 for key in sorted {
                     let new = fresh[key]!
                     if let old = s.cache[key] {
-                        if old != new { out.append(.updated(old: old, new: new)) }
+                        let changed = slim ? (old.resourceVersion != new.resourceVersion || new.resourceVersion == nil) : old != new
+                        if changed { out.append(.updated(old: old, new: new)) }
                     } else {
                         out.append(.added(new))
                     }
                 }
             }
-            s.cache = fresh
+            s.cache = slim ? fresh.mapValues(\.cacheForm) : fresh
             s.stats.lists += 1
             if !first { s.stats.relists += 1 }
             if let rv = resourceVersion {
@@ -376,10 +384,10 @@ public final class Reflector<Object: KubeObject>: Sendable {
                         continuation.yield(.deleted(object))
                     }
                 } else if let old = s.cache[key] {
-                    s.cache[key] = object
+                    s.cache[key] = options.cachesContent ? object : object.cacheForm
                     continuation.yield(.updated(old: old, new: object))
                 } else {
-                    s.cache[key] = object
+                    s.cache[key] = options.cachesContent ? object : object.cacheForm
                     continuation.yield(.added(object))
                 }
             }

@@ -572,3 +572,38 @@ struct ProxyReflectorsTests {
         }
     }
 }
+
+extension ReflectorTests {
+    @Test("without cached content: the cache keeps identities and resourceVersions only, events carry whole objects, a relist emits only real changes")
+    func contentFreeCache() async throws {
+        try await withFake { server in
+            for n in ["a", "b", "c"] { try server.create(service(n)) }
+            let client = try makeClient(server)
+            var options = testOptions(watchTimeout: 1...1, grace: .milliseconds(300))
+            options.cachesContent = false
+            let h = Harness(client: client, resource: .services(), options: options)
+            try await h.waitSynced()
+            try await eventually { server.openWatchCount() == 1 }
+            server.stallWatches(newWatchesToo: true)
+            try server.delete(Service.self, name: "b")
+            try server.update(service("a", port: 8443))
+            try server.create(service("d"))
+            server.compact()
+            server.stopStalling()
+            try await eventually(.seconds(20), "events rebuild the server's objects") {
+                let expected = try server.objects(Service.self, labelSelector: nil, fieldSelector: nil)
+                let rebuilt = h.consumerState.withLockedValue { $0 }.sorted { $0.key < $1.key }.map(\.value)
+                return rebuilt == expected
+            }
+            let cache = h.reflector.snapshot()
+            #expect(Set(cache.keys.map(\.name)) == ["a", "c", "d"])
+            #expect(cache.values.allSatisfy { $0.spec.ports == nil && $0.resourceVersion != nil }, "content-free cache")
+            // The relist after 410 emitted exactly the three changes (c is unchanged: same resourceVersion).
+            let tail = h.eventLog.dropFirst()
+            #expect(tail.count == 3, "\(tail)")
+            #expect(tail.contains { if case .updated(_, let o) = $0 { o.metadata.name == "a" && o.spec.ports?.first?.port == 8443 } else { false } })
+            await h.stop()
+            try await client.shutdown()
+        }
+    }
+}
