@@ -91,10 +91,13 @@ actor SyncLoop {
 
     /// Commits what is pending.
     func sync() async {
-        let changes = inbox.take()
+        var changes = inbox.take()
         if changes.isEmpty && !needFull { return }
         let start = ContinuousClock.now
         let outcome = engine.apply(changes, loadNow: !needFull)
+        // The raw objects are not needed any more (the engine keeps what it uses): free them
+        // before a cold start, whose end hands freed memory back to the OS.
+        changes = [:]
         for d in outcome.diagnostics { log(d) }
         pendingTriggerTimes += outcome.triggerTimes
         metrics.serviceChanges.increment(by: outcome.serviceChanges)
