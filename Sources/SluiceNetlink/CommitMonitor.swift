@@ -25,7 +25,8 @@ public struct CommitEvent: Sendable {
     /// The committing process, when the kernel names it.
     public var pid: UInt32?
     public var processName: String?
-    /// Element messages of this transaction, per family.
+    /// Elements added and deleted by this transaction, per family (an interval such as
+    /// `10.96.0.0/12` counts once, as in nft, although the kernel stores its two ends).
     public var elementsAdded: [Family: Int] = [:]
     public var elementsDeleted: [Family: Int] = [:]
     /// Other object notifications (tables, chains, sets, rules) of this transaction.
@@ -214,7 +215,7 @@ public final class CommitMonitor: @unchecked Sendable {
         var n = 0
         walk(h) { type, attr in
             guard UInt32(type) == NFTA_SET_ELEM_LIST_ELEMENTS.rawValue else { return }
-            nested(attr) { _, _ in n += 1 }
+            nested(attr) { _, elem in if !isIntervalEnd(elem) { n += 1 } }
         }
         return n
     }
@@ -226,7 +227,8 @@ public final class CommitMonitor: @unchecked Sendable {
             switch UInt32(type) {
             case NFTA_SET_ELEM_LIST_TABLE.rawValue: table = String(cString: mnl_attr_get_str(attr))
             case NFTA_SET_ELEM_LIST_SET.rawValue: set = String(cString: mnl_attr_get_str(attr))
-            case NFTA_SET_ELEM_LIST_ELEMENTS.rawValue: Self.nested(attr) { _, elem in found.append(Self.keyAndData(elem)) }
+            case NFTA_SET_ELEM_LIST_ELEMENTS.rawValue:
+                Self.nested(attr) { _, elem in if !Self.isIntervalEnd(elem) { found.append(Self.keyAndData(elem)) } }
             default: break
             }
         }
@@ -236,6 +238,18 @@ public final class CommitMonitor: @unchecked Sendable {
             }
         }
         return found.count
+    }
+
+    /// An interval set's end marker (NFT_SET_ELEM_INTERVAL_END): the kernel's half of an
+    /// element such as `10.96.0.0/12`, which is one element in nft's (and the IR's) terms.
+    private static func isIntervalEnd(_ elem: UnsafePointer<nlattr>) -> Bool {
+        var end = false
+        nested(elem) { type, attr in
+            if UInt32(type) == NFTA_SET_ELEM_FLAGS.rawValue {
+                end = UInt32(bigEndian: mnl_attr_get_u32(attr)) & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0
+            }
+        }
+        return end
     }
 
     /// NFTA_SET_ELEM_KEY / NFTA_SET_ELEM_DATA → their NFTA_DATA_VALUE bytes.
