@@ -40,7 +40,7 @@ public final class DaemonWorker {
             progress("preparing \(source.rawValue) objects", 0, 1)
             let (sink, args) = try prepareSource()
             let expected = expectedElementCount(scale)
-            let monitor = try CommitMonitor()
+            let monitor = try CommitMonitor(receiveBufferBytes: 256 << 20)
             defer { monitor.stop() }
             let daemon = try DaemonProcess(executable: executable, arguments: Self.nodeArguments + args,
                                            logPath: "\(dir)/sluice-run.log", metricsPort: 10249)
@@ -101,9 +101,8 @@ public final class DaemonWorker {
     func prepareSource() throws -> (ChangeSink, [String]) {
         switch source {
         case .api:
-            var config = FakeAPIServer.Configuration()
-            config.historyWindow = 100_000
-            let fixed = config
+            // The default history window (10k events): the server trims it on every write.
+            let fixed = FakeAPIServer.Configuration()
             let server = try blocking { try await FakeAPIServer.start(fixed) }
             self.server = server
             try server.applyJSON(.nodes, DaemonCluster.nodeJSON)
