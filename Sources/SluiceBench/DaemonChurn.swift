@@ -75,7 +75,7 @@ func churn(rate: Double, seconds: Double, maxLag: Double, _ cluster: inout Daemo
     stop.value = true
     while !reader.isFinished { usleep(1000) }
     let end = ledger.lastCommit
-    return DaemonChurn(offeredRate: rate, seconds: seconds, written: k, writeRate: Double(k) / max(lastWrite - t0, 1e-9),
+    return DaemonChurn(offeredRate: rate, seconds: seconds, written: k, writeSeconds: lastWrite - t0, writeRate: Double(k) / max(lastWrite - t0, 1e-9),
                        committedRate: end.map { Double(ledger.committed) / max($0 - t0, 1e-9) } ?? 0,
                        lag: Summary(ledger.lags), commits: ledger.commits,
                        sustained: !stoppedEarly && ledger.drained && (Summary(ledger.lags)?.max ?? .infinity) <= maxLag,

@@ -19,7 +19,7 @@ public enum DaemonReport {
         guard let c else { return "not run" }
         let lag = c.lag.map { "lag p50 \(Report.seconds($0.p50)) / p99 \(Report.seconds($0.p99)) / max \(Report.seconds($0.max))" } ?? "no commit"
         return "\(Report.rate(c.committedRate, "/s")) committed (offered \(Report.rate(c.offeredRate, "/s")), written \(Report.rate(c.writeRate, "/s")) for "
-            + "\(String(format: "%.0f", c.seconds)) s\(c.stoppedEarly ? ", producer stopped: lag > max" : "")); \(lag); \(c.commits) commits; "
+            + "\(String(format: "%.1f", c.writeSeconds)) of \(String(format: "%.0f", c.seconds)) s\(c.stoppedEarly ? ", producer stopped: lag > max" : "")); \(lag); \(c.commits) commits; "
             + (c.sustained ? "sustained" : "**not sustained**")
     }
 

@@ -64,6 +64,8 @@ public struct DaemonChurn: Codable, Sendable {
     public var offeredRate: Double
     public var seconds: Double
     public var written: Int
+    /// Seconds the producer wrote (less than `seconds` when it stopped early).
+    public var writeSeconds: Double
     /// Changes written per second (the fake server's side).
     public var writeRate: Double
     /// Changes committed per second, first write → last commit.
