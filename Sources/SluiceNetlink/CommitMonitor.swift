@@ -22,7 +22,7 @@ public struct CommitEvent: Sendable {
     public var time: Double
     /// The new ruleset generation id.
     public var generation: UInt32
-    /// The committing process, when the kernel names it.
+    /// The committing task (the kernel reports the thread id) and process name, when named.
     public var pid: UInt32?
     public var processName: String?
     /// Elements added and deleted by this transaction, per family (an interval such as
