@@ -125,6 +125,28 @@ public final class NetlinkSocket {
                    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)))
     }
 
+    /// Joins a netlink multicast group (`NETLINK_ADD_MEMBERSHIP`), e.g. `NFNLGRP_NFTABLES`.
+    func joinGroup(_ group: UInt32) throws {
+        var g = Int32(bitPattern: group)
+        try cCheck("setsockopt(NETLINK_ADD_MEMBERSHIP)",
+                   setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, socklen_t(MemoryLayout<Int32>.size)))
+    }
+
+    /// Raises the receive buffer (SO_RCVBUFFORCE ignores `rmem_max`; needs CAP_NET_ADMIN), so
+    /// bursts of notifications fit.
+    func forceReceiveBuffer(_ bytes: Int) throws {
+        var size = Int32(clamping: bytes)
+        try cCheck("setsockopt(SO_RCVBUFFORCE)",
+                   setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)))
+    }
+
+    /// Sets how long a blocking `receive` waits before failing with EAGAIN.
+    func setReceiveTimeout(seconds: Double) throws {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        try cCheck("setsockopt(SO_RCVTIMEO)",
+                   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)))
+    }
+
     /// Sends iovecs as one `sendmsg` to the kernel.
     func send(_ iov: inout [iovec]) throws {
         var addr = sockaddr_nl()

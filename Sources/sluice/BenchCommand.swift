@@ -70,6 +70,29 @@ struct Bench: ParsableCommand {
     @Flag(help: "No progress bar.")
     var noProgress = false
 
+    @Flag(help: "Measure a real `sluice run` child process instead of the engine (first sync, peak RSS, event → kernel, burst, churn; API watch and watched directory).")
+    var daemon = false
+
+    @Option(help: "Daemon scenario sources: api,directory.")
+    var daemonSources: String = "api,directory"
+
+    @Option(help: "Daemon scenario: file edits for the watched-directory source.")
+    var daemonDirSamples: Int = 50
+
+    @Option(help: "Daemon scenario: offered endpoint changes per second for the sustained churn.")
+    var daemonChurnRate: Double = 20_000
+
+    @Option(help: "Daemon scenario: seconds of sustained churn through the watch (0 skips it).")
+    var daemonChurnSeconds: Double = 60
+
+    @Option(help: "Daemon scenario: changes queued back to back for the burst (0 skips it).")
+    var daemonBurst: Int = 2000
+
+    @Flag(help: "Daemon scenario: JSON List manifests instead of multi-document YAML.")
+    var daemonJsonManifests = false
+
+    @Option(help: .hidden) var daemonWorker: String?
+
     @Option(help: .hidden) var worker: String?
     @Option(help: .hidden) var workerNetns: String?
     @Option(help: .hidden) var workerClientNetns: String?
@@ -102,7 +125,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let worker { try runWorker(worker); return }
+        if let daemonWorker { try runDaemonWorker(daemonWorker); return }
         guard getuid() == 0 else { throw ValidationError("sluice bench must run as root (it creates network namespaces)") }
+        if daemon { try runDaemon(); return }
         var bl: [Implementation] = []
         for b in baselines.split(separator: ",") {
             switch b.trimmingCharacters(in: .whitespaces) {
@@ -150,5 +175,50 @@ struct Bench: ParsableCommand {
             FileHandle.standardError.write(Data("@@progress \(label)\t\(done)\t\(total)\n".utf8))
         }
         try JSONEncoder().encode(result).write(to: URL(fileURLWithPath: outPath))
+    }
+}
+
+extension Bench {
+    func daemonOptions() throws -> DaemonBenchOptions {
+        let sources = try daemonSources.split(separator: ",").map { s -> DaemonSource in
+            guard let d = DaemonSource(rawValue: s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("unknown daemon source \(s)") }
+            return d
+        }
+        return DaemonBenchOptions(scales: try scales(), sources: sources, samples: samples, directorySamples: daemonDirSamples,
+                                  churnSeconds: daemonChurnSeconds, churnRate: daemonChurnRate, churnMaxLag: churnMaxLag,
+                                  burst: daemonBurst, timeout: timeout, jsonManifests: daemonJsonManifests, outDir: out)
+    }
+
+    /// `sluice bench --daemon`: a real `sluice run` per scale and source, measured from outside.
+    func runDaemon() throws {
+        let options = try daemonOptions()
+        installCleanupSignalHandlers()
+        defer { cleanupAllNamespaces() }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let info = Report.runInfo(command: "sluice " + CommandLine.arguments.dropFirst().joined(separator: " "))
+        let runner = DaemonBenchRunner(options: options, executable: exe, progress: ProgressReporter(enabled: !noProgress))
+        if let out {
+            runner.onResult = { partial in try? DaemonReport.write(DaemonRunResult(info: info, options: options, scales: partial), to: out) }
+        }
+        let scales = runner.run()
+        print(DaemonReport.table(scales))
+        if let out {
+            try DaemonReport.write(DaemonRunResult(info: info, options: options, scales: scales), to: out)
+            FileHandle.standardError.write(Data("sluice bench: wrote \(out)/daemon-results.json, \(out)/daemon-results.md\n".utf8))
+        }
+    }
+
+    /// The worker of one daemon scenario, already inside the benchmark's namespace.
+    func runDaemonWorker(_ kind: String) throws {
+        guard let source = DaemonSource(rawValue: kind), let optsPath = workerOptions, let outPath = workerOut else {
+            throw ValidationError("--daemon-worker api|directory needs --worker-options and --worker-out")
+        }
+        let options = try JSONDecoder().decode(DaemonBenchOptions.self, from: Data(contentsOf: URL(fileURLWithPath: optsPath)))
+        guard let scale = options.scales.first else { throw ValidationError("worker options without a scale") }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let worker = DaemonWorker(source: source, scale: scale, options: options, executable: exe, progress: { label, done, total in
+            FileHandle.standardError.write(Data("@@progress \(label)\t\(done)\t\(total)\n".utf8))
+        }, onDaemonStart: { pid in FileHandle.standardError.write(Data("@@daemon-pid \(pid)\n".utf8)) })
+        try JSONEncoder().encode(worker.run()).write(to: URL(fileURLWithPath: outPath))
     }
 }

@@ -1,0 +1,72 @@
+import Foundation
+
+/// Markdown and JSON output of `sluice bench --daemon`.
+public enum DaemonReport {
+    static func mb(_ b: Int?) -> String { b.map { String(format: "%.0f MB", Double($0) / 1e6) } ?? "–" }
+
+    static func latency(_ m: Metric?) -> String {
+        guard let m, let s = m.summary else { return m?.note ?? "–" }
+        return "\(Report.seconds(s.p50)) / \(Report.seconds(s.p99)) / \(Report.seconds(s.max)) (n=\(s.n)\(m.note != nil ? "*" : ""))"
+    }
+
+    static func firstSync(_ r: DaemonSourceResult) -> String {
+        guard let f = r.firstSync else { return "–" }
+        guard let s = f.seconds else { return "not seen (\(f.kernelElements) of \(f.expectedElements) elements)" }
+        return "\(Report.seconds(s)) (\(f.commits) commit\(f.commits == 1 ? "" : "s"), \(f.kernelElements) elements\(f.detection == "metrics" ? ", by /metrics" : ""))"
+    }
+
+    static func churn(_ c: DaemonChurn?) -> String {
+        guard let c else { return "not run" }
+        let lag = c.lag.map { "lag p50 \(Report.seconds($0.p50)) / p99 \(Report.seconds($0.p99)) / max \(Report.seconds($0.max))" } ?? "no commit"
+        return "\(Report.rate(c.committedRate, "/s")) committed (offered \(Report.rate(c.offeredRate, "/s")), written \(Report.rate(c.writeRate, "/s")) for "
+            + "\(String(format: "%.1f", c.writeSeconds)) of \(String(format: "%.0f", c.seconds)) s\(c.stoppedEarly ? ", producer stopped: lag > max" : "")); \(lag); \(c.commits) commits; "
+            + (c.sustained ? "sustained" : "**not sustained**")
+    }
+
+    static func burst(_ b: DaemonBurst?) -> String {
+        guard let b else { return "not run" }
+        guard let s = b.seconds else { return "\(b.changes) changes: not all committed within the timeout" }
+        return "\(b.changes) changes in \(Report.seconds(s)), \(b.commits) commits"
+    }
+
+    static func cell(_ r: DaemonSourceResult?, _ row: Int) -> String {
+        guard let r else { return "not run" }
+        if let e = r.error, row == 0 { return "error: " + e.split(separator: "\n").first.map(String.init)! }
+        switch row {
+        case 0: return firstSync(r)
+        case 1: return "\(mb(r.rssAfterFirstSyncBytes)) / \(mb(r.peakRSSBytes))"
+        case 2: return latency(r.eventToKernel) + (r.missedChanges > 0 ? ", \(r.missedChanges) without commit" : "")
+        case 3: return r.commitsPerChange.map { String(format: "%.0f / %.0f", $0.p50, $0.max) } ?? "–"
+        case 4: return r.source == .api ? burst(r.burst) : "n/a"
+        default: return r.source == .api ? churn(r.churn) : "n/a"
+        }
+    }
+
+    static let rows = ["first sync (start → last element committed)", "peak RSS (after first sync / at end)",
+                       "event → kernel p50 / p99 / max", "commits per single change (p50 / max)",
+                       "burst (queued back to back)", "sustained churn through the watch"]
+
+    /// One block per scale: the API watch beside the watched directory.
+    public static func table(_ scales: [DaemonScaleResult]) -> String {
+        var s = ""
+        for r in scales {
+            let api = r.results.first { $0.source == .api }, dir = r.results.first { $0.source == .directory }
+            s += "### `sluice run`, \(r.scale) (\(r.scale.services) services × \(r.scale.endpoints) endpoints)\n\n"
+            s += "| metric | API watch | watched directory (file edit → kernel) |\n|---|---|---|\n"
+            for (i, title) in rows.enumerated() { s += "| \(title) | \(cell(api, i)) | \(cell(dir, i)) |\n" }
+            let notes = r.results.flatMap { res in res.notes.map { "\(res.source.rawValue): \($0)" } }
+                + r.results.compactMap { res in res.monitorOverruns > 0 ? "\(res.source.rawValue): \(res.monitorOverruns) notification overruns (counts incomplete)" : nil }
+            s += notes.isEmpty ? "\n" : "\n" + notes.map { "- " + $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\n") + "\n\n"
+        }
+        return s
+    }
+
+    /// `daemon-results.json` and `daemon-results.md` in `dir`.
+    public static func write(_ run: DaemonRunResult, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(run).write(to: URL(fileURLWithPath: dir + "/daemon-results.json"))
+        try table(run.scales).write(toFile: dir + "/daemon-results.md", atomically: true, encoding: .utf8)
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import SluiceKubeFake
+import SluiceNetlink
+
+/// The daemon scenario of one source at one scale, run by a worker process inside the
+/// benchmark's network namespace (`sluice bench --daemon-worker SOURCE`): the fake API server
+/// (or the manifest directory), a commit monitor, and a `sluice run` child, stopped at the end.
+public final class DaemonWorker {
+    let source: DaemonSource
+    let scale: Scale
+    let options: DaemonBenchOptions
+    let executable: String
+    let progress: ProgressSink
+    /// Called with the daemon's pid right after the spawn (the parent kills it on Ctrl-C).
+    let onDaemonStart: (Int32) -> Void
+    let dir: String
+    var cluster: DaemonCluster
+    var server: FakeAPIServer?
+
+    public init(source: DaemonSource, scale: Scale, options: DaemonBenchOptions, executable: String,
+                progress: @escaping ProgressSink, onDaemonStart: @escaping (Int32) -> Void) {
+        self.source = source
+        self.scale = scale
+        self.options = options
+        self.executable = executable
+        self.progress = progress
+        self.onDaemonStart = onDaemonStart
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-bench-daemon-\(randomTag(8))").path
+        cluster = DaemonCluster(scale: scale)
+    }
+
+    public func run() -> DaemonSourceResult {
+        var result = DaemonSourceResult(source: source)
+        defer {
+            if let server { _ = try? blocking { try await server.shutdown() } }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            progress("preparing \(source.rawValue) objects", 0, 1)
+            let (sink, args) = try prepareSource()
+            let expected = expectedElementCount(scale)
+            let monitor = try CommitMonitor(receiveBufferBytes: 256 << 20)
+            defer { monitor.stop() }
+            let daemon = try DaemonProcess(executable: executable, arguments: Self.nodeArguments + args,
+                                           logPath: "\(dir)/sluice-run.log", metricsPort: 10249)
+            defer { daemon.stop() }
+            try measure(daemon, monitor, sink, expected: expected, into: &result)
+            result.monitorOverruns = monitor.overruns
+            if let f = monitor.failure { result.notes.append("commit monitor: \(f)") }
+        } catch {
+            result.error = "\(error)"
+        }
+        return result
+    }
+
+    /// Node flags of the daemon: the same node context as the engine benchmark's.
+    static let nodeArguments = ["--hostname-override", DaemonCluster.nodeName, "--node-ip", "10.200.1.1",
+                                "--cluster-cidr", "10.244.0.0/16"]
+
+    func measure(_ daemon: DaemonProcess, _ monitor: CommitMonitor, _ sink: ChangeSink, expected: Int,
+                 into result: inout DaemonSourceResult) throws {
+        progress("first sync", 0, 1)
+        try daemon.start(clock: CommitMonitor.now)
+        onDaemonStart(daemon.pid)
+        let first = try waitFirstSync(monitor, daemon, expected: expected, timeout: options.timeout)
+        result.firstSync = first
+        result.rssAfterFirstSyncBytes = daemon.status("VmHWM")
+        guard first.seconds != nil else { throw BenchError("first sync not seen within \(options.timeout) s:\n\(daemon.logTail())") }
+        monitor.captureElements = true
+        let n = source == .api ? options.samples : options.directorySamples
+        let (m, commits, missed) = try singleChanges(n, &cluster, sink, monitor, timeout: min(options.timeout, 60), progress: progress)
+        result.eventToKernel = m
+        result.commitsPerChange = commits
+        result.missedChanges = missed
+        if source == .api { try churnAndBurst(sink, monitor, into: &result) }
+        result.peakRSSBytes = daemon.status("VmHWM")
+        result.rssAtEndBytes = daemon.status("VmRSS")
+        result.daemonMetrics = (daemon.metrics() ?? [:]).filter { k, _ in Self.keptMetrics.contains { k.hasPrefix($0) } }
+        if !daemon.isRunning { result.notes.append("sluice run exited early:\n\(daemon.logTail())") }
+    }
+
+    func churnAndBurst(_ sink: ChangeSink, _ monitor: CommitMonitor, into result: inout DaemonSourceResult) throws {
+        if options.burst > 0 {
+            progress("burst of \(options.burst)", 0, 1)
+            result.burst = try burst(options.burst, &cluster, sink, monitor, timeout: options.timeout)
+        }
+        if options.churnSeconds > 0 {
+            result.churn = try churn(rate: options.churnRate, seconds: options.churnSeconds, maxLag: options.churnMaxLag,
+                                     &cluster, sink, monitor, timeout: options.timeout, progress: progress)
+        }
+    }
+
+    static let keptMetrics = ["sluice_nftables_elements", "sluice_syncs_total", "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
+                              "kubeproxy_sync_proxy_rules_endpoint_changes_total", "kubeproxy_sync_proxy_rules_duration_seconds_sum",
+                              "kubeproxy_sync_proxy_rules_duration_seconds_count", "sluice_commit_duration_seconds_sum",
+                              "sluice_commit_duration_seconds_count"]
+
+    /// Loads the objects into the fake API server (and writes a kubeconfig for it), or writes
+    /// the manifest files; returns where changes go and the daemon's source flags.
+    func prepareSource() throws -> (ChangeSink, [String]) {
+        switch source {
+        case .api:
+            // The default history window (10k events): the server trims it on every write.
+            let fixed = FakeAPIServer.Configuration()
+            let server = try blocking { try await FakeAPIServer.start(fixed) }
+            self.server = server
+            try server.applyJSON(.nodes, DaemonCluster.nodeJSON)
+            try server.applyJSON(.serviceCIDRs, DaemonCluster.serviceCIDRJSON)
+            for i in 0..<scale.services {
+                try server.applyJSON(.services, cluster.serviceJSON(i))
+                try server.applyJSON(.endpointSlices, cluster.sliceJSON(i))
+            }
+            let kubeconfig = "\(dir)/kubeconfig"
+            try Self.kubeconfig(server: server.url).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            return (APISink(server: server), ["--kubeconfig", kubeconfig])
+        case .directory:
+            let files = ManifestFiles(dir: "\(dir)/manifests", json: options.jsonManifests)
+            try files.writeAll(cluster)
+            return (DirectorySink(files: files), ["--source", files.dir])
+        }
+    }
+
+    static func kubeconfig(server: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        current-context: bench
+        contexts:
+        - name: bench
+          context: {cluster: bench, user: bench}
+        clusters:
+        - name: bench
+          cluster:
+            server: \(server)
+        users:
+        - name: bench
+          user:
+            token: bench
+
+        """
+    }
+}
