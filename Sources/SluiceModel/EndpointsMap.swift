@@ -26,25 +26,32 @@ public struct EndpointsMap: Sendable, Hashable {
 
     /// Merges `slices` (other families are skipped) for a node named `nodeName`.
     public init(slices: [ValidatedEndpointSlice], family: IPFamily, nodeName: String) {
-        var sets: [PortKey: [String: Endpoint]] = [:]
+        // `ip:port` identifies an endpoint; its text (the sort key) is built once.
+        struct ID: Hashable { var ip: IPAddress; var port: UInt16 }
+        var sets: [PortKey: [ID: (text: String, endpoint: Endpoint)]] = [:]
         for slice in slices.filter({ $0.family == family }).sorted(by: { $0.sliceName < $1.sliceName }) {
+            // Within a slice kube-proxy visits endpoints sorted by address.
+            let byAddress = slice.endpoints.map { ($0.address.description, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
             for port in slice.ports {
                 let key = PortKey(name: port.name, proto: port.proto)
                 var set = sets[key] ?? [:]
-                // Within a slice kube-proxy visits endpoints sorted by address.
-                for e in slice.endpoints.sorted(by: { $0.address.description < $1.address.description }) {
+                for e in byAddress {
                     let isLocal = !nodeName.isEmpty && e.nodeName == nodeName
+                    let id = ID(ip: e.address, port: port.port)
+                    guard set[id] == nil || isLocal else { continue }
                     let endpoint = Endpoint(ip: e.address, port: port.port, ready: e.ready, serving: e.serving,
                                             terminating: e.terminating, isLocal: isLocal, nodeName: e.nodeName,
                                             zone: e.zone, zoneHints: e.zoneHints, nodeHints: e.nodeHints,
                                             weight: slice.weight)
-                    let id = endpoint.description
-                    if set[id] == nil || isLocal { set[id] = endpoint }
+                    set[id] = (endpoint.description, endpoint)
                 }
                 sets[key] = set
             }
         }
-        endpointsByPort = sets.compactMapValues { $0.isEmpty ? nil : $0.values.sorted() }
+        // Each list sorted by the `ip:port` string (`Endpoint.<`), keys computed once.
+        endpointsByPort = sets.compactMapValues { set in
+            set.isEmpty ? nil : set.values.sorted { $0.text < $1.text }.map(\.endpoint)
+        }
     }
 
     /// The endpoints of a service port (matched by port name and protocol).

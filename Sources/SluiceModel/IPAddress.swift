@@ -36,7 +36,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible, 
     /// Parses an address; returns nil if it is not a valid IPv4 or IPv6 literal.
     public init?(_ text: String) {
         let s = text.trimmingSpaces
-        if s.contains(":") {
+        if s.utf8.contains(UInt8(ascii: ":")) {
             guard let (hi, lo) = parseIPv6(s) else { return nil }
             self = .v6(hi, lo)
         } else {
@@ -165,15 +165,28 @@ extension String {
 
 /// IPv4 with up to three digits per octet; leading zeros are decimal (kube-proxy's
 /// `ParseIPSloppy` semantics), so `010` is 10.
+/// Four dot-separated decimal parts of 1–3 digits, each ≤ 255 (leading zeros allowed).
+/// One pass over the UTF-8 bytes: this runs for every endpoint address.
 func parseIPv4(_ s: String) -> UInt32? {
-    let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 4 else { return nil }
-    var v: UInt32 = 0
-    for p in parts {
-        guard !p.isEmpty, p.count <= 3, p.allSatisfy(\.isASCIIDigit), let n = UInt32(p), n <= 255 else { return nil }
-        v = v << 8 | n
+    var v: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
+    for b in s.utf8 {
+        if b == UInt8(ascii: ".") {
+            guard digits > 0, dots < 3 else { return nil }
+            v = v << 8 | part
+            part = 0
+            digits = 0
+            dots += 1
+        } else if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") {
+            guard digits < 3 else { return nil }
+            part = part * 10 + UInt32(b - UInt8(ascii: "0"))
+            guard part <= 255 else { return nil }
+            digits += 1
+        } else {
+            return nil
+        }
     }
-    return v
+    guard dots == 3, digits > 0 else { return nil }
+    return v << 8 | part
 }
 
 func parseIPv6(_ s: String) -> (UInt64, UInt64)? {
