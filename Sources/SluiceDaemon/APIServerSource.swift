@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import SluiceKube
 import SluiceModel
 
@@ -48,27 +49,30 @@ public struct APIServerSource: ObjectSource {
             switch event {
             case .synced(let objects):
                 for o in objects { let p = wrap(o); delta.upserts[p.key] = SourcedObject(p) }
-                delta.synced = await gate.markSynced()
+                delta.synced = gate.markSynced()
             case .added(let o), .updated(_, let o):
                 let p = wrap(o)
                 delta.upserts[p.key] = SourcedObject(p)
-                delta.synced = await gate.allSynced
+                delta.synced = gate.allSynced
             case .deleted(let o):
                 delta.deletes.insert(wrap(o).key)
-                delta.synced = await gate.allSynced
+                delta.synced = gate.allSynced
             }
             await deliver(delta)
         }
     }
 }
 
-/// Counts reflectors that have not delivered their first list yet.
-actor SyncGate {
-    private var pending: Int
-    init(pending: Int) { self.pending = pending }
-    var allSynced: Bool { pending == 0 }
+/// Counts reflectors that have not delivered their first list yet. A lock, not an actor:
+/// it is read for every watch event, which must not hop executors on its way to the kernel.
+final class SyncGate: Sendable {
+    private let pending: NIOLockedValueBox<Int>
+    init(pending: Int) { self.pending = NIOLockedValueBox(pending) }
+    var allSynced: Bool { pending.withLockedValue { $0 == 0 } }
     func markSynced() -> Bool {
-        pending = max(0, pending - 1)
-        return pending == 0
+        pending.withLockedValue { p in
+            p = max(0, p - 1)
+            return p == 0
+        }
     }
 }
