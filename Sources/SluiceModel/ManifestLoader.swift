@@ -84,35 +84,64 @@ public struct ManifestLoader: Sendable {
         return parse(text: text, file: path)
     }
 
-    /// Parses manifest text. `.json` files are one document; otherwise the text is split
-    /// into YAML documents at `---` lines so that one broken document does not hide the rest.
+    /// Parses manifest text. `.json` files are one JSON document, decoded by `JSONDecoder`;
+    /// otherwise the text is split into YAML documents at `---` lines so that one broken
+    /// document does not hide the rest.
     public func parse(text: String, file: String) -> Result {
-        let isJSON = file.lowercased().hasSuffix(".json")
-        let documents = isJSON ? [YAMLDocumentText(text: text, index: nil, firstLine: 1)] : splitYAMLDocuments(text)
+        if file.lowercased().hasSuffix(".json") { return parseJSON(Data(text.utf8), file: file) }
         var result = Result()
-        for document in documents {
+        for document in splitYAMLDocuments(text) {
             result.append(parse(document: document, file: file))
         }
         return result
     }
 
+    /// Composes one YAML document with Yams (no tag resolution) and decodes it with `NodeDecoder`.
     private func parse(document: YAMLDocumentText, file: String) -> Result {
         let node: Yams.Node?
         do {
-            node = try Yams.compose(yaml: document.text)
+            node = try Yams.compose(yaml: document.text, .basic)
         } catch {
             return Result(diagnostics: [Diagnostic(file: file, document: document.index,
                                                    message: describeParseError(error, lineOffset: document.firstLine - 1))])
         }
         guard let node else { return Result() }  // empty document
-        guard node.mapping != nil else {
-            return Result(diagnostics: [Diagnostic(file: file, document: document.index,
-                                                   message: "document is not a mapping (expected a Kubernetes object)")])
-        }
         var decoder = ObjectDecoder(file: file, document: document.index)
-        decoder.decodeObject(node, inferredKind: nil, path: nil)
+        decoder.decodeDocument(NodeDecoder(node))
         return Result(objects: decoder.objects, diagnostics: decoder.diagnostics)
     }
+
+    /// Decodes one JSON document straight into model types.
+    func parseJSON(_ data: Data, file: String) -> Result {
+        let json = JSONDecoder()
+        json.userInfo[JSONManifest.fileKey] = file
+        do {
+            let decoded = try json.decode(JSONManifest.self, from: data)
+            return Result(objects: decoded.decoder.objects, diagnostics: decoded.decoder.diagnostics)
+        } catch {
+            return Result(diagnostics: [Diagnostic(file: file, message: describeJSONError(error))])
+        }
+    }
+}
+
+/// A JSON manifest decoded by `JSONDecoder`: the document goes through `ObjectDecoder`.
+struct JSONManifest: Decodable {
+    static let fileKey = CodingUserInfoKey(rawValue: "sluice.manifest.file")!
+    var decoder: ObjectDecoder
+
+    init(from decoder: any Decoder) throws {
+        self.decoder = ObjectDecoder(file: decoder.userInfo[Self.fileKey] as? String ?? "", document: nil)
+        self.decoder.decodeDocument(decoder)
+    }
+}
+
+/// One-line text for a JSON syntax error.
+func describeJSONError(_ error: any Error) -> String {
+    if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
+        let text = (underlying as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(underlying)"
+        return "JSON parse error: \(text)"
+    }
+    return "JSON parse error: \(error)"
 }
 
 /// One YAML document cut out of a file.
@@ -180,7 +209,8 @@ func describeParseError(_ error: any Error, lineOffset: Int) -> String {
     }
 }
 
-/// Turns composed YAML nodes into typed objects, collecting diagnostics.
+/// Turns decoded documents (a `NodeDecoder` over YAML, or `JSONDecoder`) into typed objects,
+/// collecting diagnostics: one per bad object, which is left out.
 struct ObjectDecoder {
     let file: String
     let document: Int?
@@ -198,91 +228,124 @@ struct ObjectDecoder {
         "NodeList": "Node", "ServiceCIDRList": "ServiceCIDR",
     ]
 
-    /// `path` names the object inside a list (`items[3]`) for diagnostics.
-    mutating func decodeObject(_ node: Yams.Node, inferredKind: String?, path: String?) {
-        let kind = node["kind"]?.string.flatMap { $0.isEmpty ? nil : $0 } ?? inferredKind
+    /// What is read of any object before it is decoded as its kind.
+    enum HeadKeys: String, CodingKey { case kind, metadata, items }
+
+    /// `metadata.namespace` and `metadata.name`, for diagnostics; anything malformed is nil.
+    struct Identity: Decodable {
+        var namespace: String?
+        var name: String?
+
+        enum CodingKeys: String, CodingKey { case namespace, name }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            namespace = try? c.decodeIfPresent(String.self, forKey: .namespace)
+            name = try? c.decodeIfPresent(String.self, forKey: .name)
+        }
+    }
+
+    /// A whole document: it must be a mapping.
+    mutating func decodeDocument(_ decoder: any Decoder) {
+        guard let head = try? decoder.container(keyedBy: HeadKeys.self) else {
+            diagnostics.append(Diagnostic(file: file, document: document,
+                                          message: "document is not a mapping (expected a Kubernetes object)"))
+            return
+        }
+        decodeObject(decoder, head: head, inferredKind: nil)
+    }
+
+    private mutating func decodeObject(_ decoder: any Decoder, head: KeyedDecodingContainer<HeadKeys>, inferredKind: String?) {
+        let kind = (try? head.decodeIfPresent(String.self, forKey: .kind)).flatMap { $0.isEmpty ? nil : $0 } ?? inferredKind
         guard let kind else {
-            diagnostics.append(diagnostic(node, kind: nil, field: path, message: "object has no kind"))
+            diagnostics.append(diagnostic(head, kind: nil, field: fieldPath(decoder.codingPath), message: "object has no kind"))
             return
         }
         switch kind {
         case "Service":
-            if let o = decode(Service.self, node, kind: kind, path: path) { objects.services.append(o) }
+            if let o = decode(Service.self, decoder, head, kind: kind) { objects.services.append(o) }
         case "EndpointSlice":
-            if let o = decode(EndpointSlice.self, node, kind: kind, path: path) { objects.endpointSlices.append(o) }
+            if let o = decode(EndpointSlice.self, decoder, head, kind: kind) { objects.endpointSlices.append(o) }
         case "Node":
-            if let o = decode(Node.self, node, kind: kind, path: path) { objects.nodes.append(o) }
+            if let o = decode(Node.self, decoder, head, kind: kind) { objects.nodes.append(o) }
         case "ServiceCIDR":
-            if let o = decode(ServiceCIDR.self, node, kind: kind, path: path) { objects.serviceCIDRs.append(o) }
+            if let o = decode(ServiceCIDR.self, decoder, head, kind: kind) { objects.serviceCIDRs.append(o) }
         default:
             guard kind == "List" || kind.hasSuffix("List") else { return }  // unknown kind: ignored
-            decodeList(node, kind: kind, path: path)
+            decodeList(head, kind: kind)
         }
     }
 
-    private mutating func decodeList(_ node: Yams.Node, kind: String, path: String?) {
-        let itemKind = Self.listItemKinds[kind]
-        guard let itemsNode = node["items"], itemsNode.null == nil else { return }
-        guard let items = itemsNode.sequence else {
-            diagnostics.append(diagnostic(node, kind: kind, field: join(path, "items"), message: "items is not a list"))
+    private mutating func decodeList(_ head: KeyedDecodingContainer<HeadKeys>, kind: String) {
+        guard (try? head.decodeNil(forKey: .items)) == false else { return }  // absent or null
+        guard var items = try? head.nestedUnkeyedContainer(forKey: .items) else {
+            diagnostics.append(diagnostic(head, kind: kind, field: fieldPath(head.codingPath + [HeadKeys.items as any CodingKey]),
+                                          message: "items is not a list"))
             return
         }
-        for (i, item) in items.enumerated() {
-            let itemPath = join(path, "items[\(i)]")
-            guard item.mapping != nil else {
-                diagnostics.append(diagnostic(node, kind: kind, field: itemPath, message: "list item is not an object"))
+        while !items.isAtEnd {
+            let path = fieldPath(items.codingPath + [ListIndex(items.currentIndex) as any CodingKey])
+            let isNull = (try? items.decodeNil()) == true
+            guard !isNull, let item = try? items.superDecoder() else {
+                if !isNull { return }
+                diagnostics.append(diagnostic(head, kind: kind, field: path, message: "list item is not an object"))
                 continue
             }
-            decodeObject(item, inferredKind: itemKind, path: itemPath)
+            guard let itemHead = try? item.container(keyedBy: HeadKeys.self) else {
+                diagnostics.append(diagnostic(head, kind: kind, field: path, message: "list item is not an object"))
+                continue
+            }
+            decodeObject(item, head: itemHead, inferredKind: Self.listItemKinds[kind])
         }
     }
 
     private mutating func decode<T: Decodable & Sendable & Hashable>(
-        _ type: T.Type, _ node: Yams.Node, kind: String, path: String?
+        _ type: T.Type, _ decoder: any Decoder, _ head: KeyedDecodingContainer<HeadKeys>, kind: String
     ) -> Sourced<T>? {
         do {
-            return Sourced(try YAMLDecoder().decode(T.self, from: node), file: file)
+            return Sourced(try T(from: decoder), file: file)
         } catch let error as DecodingError {
             let (field, message) = describeDecodingError(error)
-            diagnostics.append(diagnostic(node, kind: kind, field: join(path, field), message: message))
+            diagnostics.append(diagnostic(head, kind: kind, field: field, message: message))
         } catch {
-            diagnostics.append(diagnostic(node, kind: kind, field: path, message: "cannot decode: \(error)"))
+            diagnostics.append(diagnostic(head, kind: kind, field: fieldPath(decoder.codingPath), message: "cannot decode: \(error)"))
         }
         return nil
     }
 
-    private func diagnostic(_ node: Yams.Node, kind: String?, field: String?, message: String) -> Diagnostic {
-        let metadata = node["metadata"]
+    private func diagnostic(_ head: KeyedDecodingContainer<HeadKeys>, kind: String?, field: String?, message: String) -> Diagnostic {
+        let identity = try? head.decodeIfPresent(Identity.self, forKey: .metadata)
         let namespaced = kind == "Service" || kind == "EndpointSlice"
         return Diagnostic(file: file, document: document, kind: kind,
-                          namespace: metadata?["namespace"]?.string ?? (namespaced ? "default" : nil),
-                          name: metadata?["name"]?.string,
-                          field: field, message: message)
+                          namespace: identity?.namespace ?? (namespaced ? "default" : nil),
+                          name: identity?.name, field: field, message: message)
     }
+}
 
-    private func join(_ a: String?, _ b: String?) -> String? {
-        switch (a, b) {
-        case (nil, nil): nil
-        case (let a?, nil): a
-        case (nil, let b?): b
-        case (let a?, let b?): b.isEmpty ? a : "\(a).\(b)"
+/// The coding key of a list element.
+struct ListIndex: CodingKey {
+    var intValue: Int?
+    var stringValue: String { "\(intValue ?? 0)" }
+    init(_ i: Int) { intValue = i }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { self.intValue = intValue }
+}
+
+/// `spec.ports[0].port` for a coding path; nil for the empty path.
+func fieldPath(_ codingPath: [any CodingKey]) -> String? {
+    var out = ""
+    for key in codingPath {
+        if let i = key.intValue {
+            out += "[\(i)]"
+        } else {
+            out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
         }
     }
+    return out.isEmpty ? nil : out
 }
 
 /// `(field path, message)` for a decoding error, e.g. `("spec.ports[0].port", "expected a number")`.
 func describeDecodingError(_ error: DecodingError) -> (String?, String) {
-    func path(_ codingPath: [any CodingKey]) -> String? {
-        var out = ""
-        for key in codingPath {
-            if let i = key.intValue {
-                out += "[\(i)]"
-            } else {
-                out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
-            }
-        }
-        return out.isEmpty ? nil : out
-    }
+    let path = fieldPath
     switch error {
     case let .typeMismatch(type, context):
         return (path(context.codingPath), "expected \(typeName(type))")
