@@ -96,11 +96,11 @@ public struct ManifestLoader: Sendable {
         return result
     }
 
-    /// Composes one YAML document with Yams (no tag resolution) and decodes it with `NodeDecoder`.
+    /// Composes one YAML document (`YAMLComposer`, libyaml's events) and decodes it with `NodeDecoder`.
     private func parse(document: YAMLDocumentText, file: String) -> Result {
         let node: Yams.Node?
         do {
-            node = try Yams.compose(yaml: document.text, .basic)
+            node = try YAMLComposer.compose(document.text)
         } catch {
             return Result(diagnostics: [Diagnostic(file: file, document: document.index,
                                                    message: describeParseError(error, lineOffset: document.firstLine - 1))])
@@ -154,8 +154,58 @@ struct YAMLDocumentText: Sendable {
 }
 
 /// Splits a YAML stream at document markers (`---` at column 0; `...` ends a document).
-/// A leading chunk holding only comments or blank lines is not counted as a document.
+/// A leading chunk holding only comments or blank lines is not counted as a document, nor is
+/// a trailing one after the last `---`. One pass over the bytes; a document's text starts
+/// right after its `---` (so its line 1 is the marker's line). Streams with `...` markers
+/// take the line-by-line path.
 func splitYAMLDocuments(_ text: String) -> [YAMLDocumentText] {
+    var text = text
+    guard let cuts = text.withUTF8({ documentMarkers($0) }) else { return splitYAMLDocumentsByLines(text) }
+    let utf8 = text.utf8
+    func slice(_ from: Int, _ to: Int) -> Substring {
+        Substring(utf8[utf8.index(utf8.startIndex, offsetBy: from)..<utf8.index(utf8.startIndex, offsetBy: to)])
+    }
+    var documents: [YAMLDocumentText] = []
+    let head = slice(0, cuts.first?.lineStart ?? utf8.count)
+    if !isBlankYAML(head) { documents.append(YAMLDocumentText(text: String(head), index: 1, firstLine: 1)) }
+    for (k, cut) in cuts.enumerated() {
+        let end = k + 1 < cuts.count ? cuts[k + 1].lineStart : utf8.count
+        documents.append(YAMLDocumentText(text: String(slice(cut.contentStart, end)), index: documents.count + 1, firstLine: cut.line))
+    }
+    if documents.count > 1, let last = documents.last, isBlankYAML(last.text[...], directives: false) { documents.removeLast() }
+    return documents
+}
+
+/// `---` lines: their line number, where the line starts and where the text after `---`
+/// starts (byte offsets). Nil when the stream has a `...` line.
+private func documentMarkers(_ b: UnsafeBufferPointer<UInt8>) -> [(line: Int, lineStart: Int, contentStart: Int)]? {
+    var cuts: [(line: Int, lineStart: Int, contentStart: Int)] = []
+    var i = 0
+    var line = 1
+    func isMarker(_ c: UInt8) -> Bool {
+        guard i + 2 < b.count, b[i] == c, b[i + 1] == c, b[i + 2] == c else { return false }
+        return i + 3 == b.count || [UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: " "), UInt8(ascii: "\t")].contains(b[i + 3])
+    }
+    while i < b.count {
+        if isMarker(UInt8(ascii: "-")) { cuts.append((line, i, i + 3)) }
+        if isMarker(UInt8(ascii: ".")) { return nil }
+        guard let nl = b[i...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+        i = nl + 1
+        line += 1
+    }
+    return cuts
+}
+
+/// Only blank lines and comments (and, before the first document, directives).
+private func isBlankYAML(_ text: Substring, directives: Bool = true) -> Bool {
+    text.split(separator: "\n").allSatisfy { line in
+        let t = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
+        return t.isEmpty || t.hasPrefix("#") || (directives && t.hasPrefix("%"))
+    }
+}
+
+/// The line-by-line splitter (streams with `...` document-end markers).
+func splitYAMLDocumentsByLines(_ text: String) -> [YAMLDocumentText] {
     var documents: [YAMLDocumentText] = []
     var current: [Substring] = []
     var currentStart = 1
@@ -198,6 +248,9 @@ func splitYAMLDocuments(_ text: String) -> [YAMLDocumentText] {
 
 /// One-line text for a YAML parse error, with the line number in the file.
 func describeParseError(_ error: any Error, lineOffset: Int) -> String {
+    if let e = error as? YAMLComposer.SyntaxError {
+        return "YAML parse error at line \(e.line + lineOffset), column \(e.column): \(e.problem)"
+    }
     guard let yamlError = error as? YamlError else { return "parse error: \(error)" }
     switch yamlError {
     case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
