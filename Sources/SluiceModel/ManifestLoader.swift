@@ -98,7 +98,7 @@ public struct ManifestLoader: Sendable {
 
     /// Composes one YAML document (`YAMLComposer`, libyaml's events) and decodes it with `NodeDecoder`.
     private func parse(document: YAMLDocumentText, file: String) -> Result {
-        let node: Yams.Node?
+        let node: YAMLNode?
         do {
             node = try YAMLComposer.compose(document.text)
         } catch {

@@ -1,11 +1,15 @@
 import Foundation
-import Yams
 
-/// Yams' composed YAML node (not the Kubernetes `Node`).
-typealias YAMLNode = Yams.Node
+/// A composed YAML value (`YAMLComposer`): scalars keep their text and whether they were
+/// plain (unquoted); mapping keys are their scalar text. Anchors and aliases are resolved.
+indirect enum YAMLNode: Sendable {
+    case scalar(String, plain: Bool)
+    case mapping([(key: String, value: YAMLNode)])
+    case sequence([YAMLNode])
+}
 
-/// A lean `Decoder` over a YAML node that Yams composed with `Resolver.basic` (no tag
-/// resolution, so no regular expression per scalar). Scalars are interpreted by the type asked
+/// A lean `Decoder` over a composed YAML value (no tag resolution, so no regular expression
+/// per scalar). Scalars are interpreted by the type asked
 /// for, with YAML 1.1's rules as `YAMLDecoder` applies them: a plain `~`, `null` or empty scalar
 /// is null; numbers and booleans must be plain (a quoted `"80"` is a string); any scalar reads
 /// as a string. Keys are found by a linear scan of the mapping's pairs (objects have few keys),
@@ -26,12 +30,12 @@ struct NodeDecoder: Decoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard case .mapping(let mapping) = node else { throw mismatch(ObjectShape.self, codingPath) }
-        return KeyedDecodingContainer(NodeKeyedContainer<Key>(pairs: Array(mapping), codingPath: codingPath))
+        return KeyedDecodingContainer(NodeKeyedContainer<Key>(pairs: mapping, codingPath: codingPath))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
         guard case .sequence(let sequence) = node else { throw mismatch([Any].self, codingPath) }
-        return NodeUnkeyedContainer(items: Array(sequence), codingPath: codingPath)
+        return NodeUnkeyedContainer(items: sequence, codingPath: codingPath)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
@@ -49,21 +53,21 @@ func mismatch(_ type: Any.Type, _ path: [any CodingKey]) -> DecodingError {
 /// Scalar interpretation shared by the three containers.
 enum NodeScalar {
     static func isNull(_ node: YAMLNode) -> Bool {
-        guard case .scalar(let s) = node, s.style == .plain || s.style == .any else { return false }
-        switch s.string {
+        guard case .scalar(let s, plain: true) = node else { return false }
+        switch s {
         case "", "~", "null", "Null", "NULL": return true
         default: return false
         }
     }
 
     static func string(_ node: YAMLNode, _ path: [any CodingKey]) throws -> String {
-        guard case .scalar(let s) = node else { throw mismatch(String.self, path) }
-        return s.string
+        guard case .scalar(let s, _) = node else { throw mismatch(String.self, path) }
+        return s
     }
 
     static func bool(_ node: YAMLNode, _ path: [any CodingKey]) throws -> Bool {
-        guard case .scalar(let s) = node, s.style == .plain || s.style == .any else { throw mismatch(Bool.self, path) }
-        switch s.string {
+        guard case .scalar(let s, plain: true) = node else { throw mismatch(Bool.self, path) }
+        switch s {
         case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON": return true
         case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF": return false
         default: throw mismatch(Bool.self, path)
@@ -71,7 +75,7 @@ enum NodeScalar {
     }
 
     static func integer<T: FixedWidthInteger>(_ type: T.Type, _ node: YAMLNode, _ path: [any CodingKey]) throws -> T {
-        guard case .scalar(let s) = node, s.style == .plain || s.style == .any, let v = parseInteger(T.self, s.string) else {
+        guard case .scalar(let s, plain: true) = node, let v = parseInteger(T.self, s) else {
             throw mismatch(T.self, path)
         }
         return v
@@ -93,8 +97,8 @@ enum NodeScalar {
     }
 
     static func double(_ node: YAMLNode, _ path: [any CodingKey]) throws -> Double {
-        guard case .scalar(let s) = node, s.style == .plain || s.style == .any,
-              let v = Double(s.string.replacingOccurrences(of: "_", with: "")) else { throw mismatch(Double.self, path) }
+        guard case .scalar(let s, plain: true) = node,
+              let v = Double(s.replacingOccurrences(of: "_", with: "")) else { throw mismatch(Double.self, path) }
         return v
     }
 
@@ -108,21 +112,19 @@ enum NodeScalar {
 }
 
 struct NodeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let pairs: [(key: YAMLNode, value: YAMLNode)]
+    let pairs: [(key: String, value: YAMLNode)]
     let codingPath: [any CodingKey]
 
-    init(pairs: [(key: YAMLNode, value: YAMLNode)], codingPath: [any CodingKey]) {
+    init(pairs: [(key: String, value: YAMLNode)], codingPath: [any CodingKey]) {
         self.pairs = pairs
         self.codingPath = codingPath
     }
 
-    var allKeys: [Key] { pairs.compactMap { $0.key.string.flatMap(Key.init(stringValue:)) } }
+    var allKeys: [Key] { pairs.compactMap { Key(stringValue: $0.key) } }
 
     func value(_ key: Key) -> YAMLNode? {
         let name = key.stringValue
-        for pair in pairs {
-            if case .scalar(let s) = pair.key, s.string == name { return pair.value }
-        }
+        for i in pairs.indices where pairs[i].key == name { return pairs[i].value }
         return nil
     }
 

@@ -1,11 +1,10 @@
 import CYaml
-import Yams
 
-/// Composes one YAML document into Yams nodes straight from libyaml's event API (libyaml as
-/// Yams bundles it, its `CYaml` module). Yams' own composer allocates an event object and a
-/// tag object per node and hashes every mapping's keys through its tag resolver; this one
-/// shares three resolved tags, checks duplicate keys by string, and is about three times
-/// faster. The nodes are ordinary `Yams.Node`s: `NodeDecoder` reads them.
+/// Composes one YAML document into `YAMLNode`s straight from libyaml's event API (libyaml as
+/// Yams bundles it, its `CYaml` module). Yams' own composer allocates an event object, a tag
+/// object, a mark and a weak anchor reference per node and hashes every mapping's keys
+/// through its regular-expression tag resolver; this one keeps only text, plainness and
+/// structure, which is all `NodeDecoder` reads.
 struct YAMLComposer {
     /// A libyaml parse error; `line` and `column` are 1-based within the document text.
     struct SyntaxError: Error, Sendable {
@@ -14,13 +13,8 @@ struct YAMLComposer {
         var column: Int
     }
 
-    /// Tags already resolved (never mutated by Yams), shared by all nodes.
-    nonisolated(unsafe) static let strTag = Tag(.str)
-    nonisolated(unsafe) static let mapTag = Tag(.map)
-    nonisolated(unsafe) static let seqTag = Tag(.seq)
-
     /// The document's root, or nil for an empty document.
-    static func compose(_ text: String) throws -> Yams.Node? {
+    static func compose(_ text: String) throws -> YAMLNode? {
         var text = text
         return try text.withUTF8 { bytes in
             var parser = yaml_parser_t()
@@ -38,16 +32,16 @@ struct YAMLComposer {
         struct Position { var line: Int; var column: Int }
 
         enum Frame {
-            case mapping(pairs: [(Yams.Node, Yams.Node)], key: Yams.Node?, mark: Position, anchor: String?)
-            case sequence(items: [Yams.Node], mark: Position, anchor: String?)
+            case mapping(pairs: [(key: String, value: YAMLNode)], key: String?, mark: Position, anchor: String?)
+            case sequence(items: [YAMLNode], mark: Position, anchor: String?)
         }
 
         var stack: [Frame] = []
-        var anchors: [String: Yams.Node] = [:]
-        var root: Yams.Node?
+        var anchors: [String: YAMLNode] = [:]
+        var root: YAMLNode?
         var documents = 0
 
-        mutating func run(_ parser: inout yaml_parser_t) throws -> Yams.Node? {
+        mutating func run(_ parser: inout yaml_parser_t) throws -> YAMLNode? {
             var event = yaml_event_t()
             while true {
                 guard yaml_parser_parse(&parser, &event) == 1 else { throw error(parser) }
@@ -66,8 +60,7 @@ struct YAMLComposer {
             case YAML_SCALAR_EVENT:
                 let s = event.data.scalar
                 let value = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
-                let style = Yams.Node.Scalar.Style(rawValue: numericCast(s.style.rawValue)) ?? .any
-                try add(.scalar(.init(value, YAMLComposer.strTag, style)), anchor: string(s.anchor))
+                try add(.scalar(value, plain: s.style == YAML_PLAIN_SCALAR_STYLE), anchor: string(s.anchor))
             case YAML_ALIAS_EVENT:
                 let name = string(event.data.alias.anchor) ?? ""
                 guard let node = anchors[name] else {
@@ -90,14 +83,14 @@ struct YAMLComposer {
             switch stack.removeLast() {
             case let .mapping(pairs, _, mark, anchor):
                 try checkDuplicates(pairs, mark)
-                try add(.mapping(.init(pairs, YAMLComposer.mapTag)), anchor: anchor)
+                try add(.mapping(pairs), anchor: anchor)
             case let .sequence(items, _, anchor):
-                try add(.sequence(.init(items, YAMLComposer.seqTag)), anchor: anchor)
+                try add(.sequence(items), anchor: anchor)
             }
         }
 
         /// Adds a finished node to the innermost open collection (as a key or a value), or makes it the root.
-        mutating func add(_ node: Yams.Node, anchor: String?) throws {
+        mutating func add(_ node: YAMLNode, anchor: String?) throws {
             if let anchor { anchors[anchor] = node }
             guard let top = stack.popLast() else {
                 root = node
@@ -105,7 +98,7 @@ struct YAMLComposer {
             }
             switch top {
             case let .mapping(pairs, nil, mark, anchor):
-                stack.append(.mapping(pairs: pairs, key: node, mark: mark, anchor: anchor))
+                stack.append(.mapping(pairs: pairs, key: Self.keyText(node, pairs.count), mark: mark, anchor: anchor))
             case .mapping(var pairs, let key?, let mark, let anchor):
                 pairs.append((key, node))
                 stack.append(.mapping(pairs: pairs, key: nil, mark: mark, anchor: anchor))
@@ -115,16 +108,27 @@ struct YAMLComposer {
             }
         }
 
+        /// A key's text; a collection used as a key (never a field name) gets a unique placeholder.
+        static func keyText(_ node: YAMLNode, _ index: Int) -> String {
+            if case .scalar(let text, _) = node { return text }
+            return "\u{0}key\(index)"
+        }
+
         /// YAML forbids a key twice in one mapping (Yams reports it; so does this).
-        func checkDuplicates(_ pairs: [(Yams.Node, Yams.Node)], _ mark: Position) throws {
+        func checkDuplicates(_ pairs: [(key: String, value: YAMLNode)], _ mark: Position) throws {
             guard pairs.count > 1 else { return }
-            var seen = Set<String>(minimumCapacity: pairs.count)
-            for (key, _) in pairs {
-                guard case .scalar(let s) = key else { continue }
-                if !seen.insert(s.string).inserted {
-                    throw SyntaxError(problem: "duplicated mapping key \"\(s.string)\"", line: mark.line, column: mark.column)
-                }
+            if pairs.count > 16 {  // large mappings: a set; small ones: no allocation
+                var seen = Set<String>(minimumCapacity: pairs.count)
+                for (key, _) in pairs where !seen.insert(key).inserted { throw duplicate(key, mark) }
+                return
             }
+            for i in 1..<pairs.count {
+                for j in 0..<i where pairs[j].key == pairs[i].key { throw duplicate(pairs[i].key, mark) }
+            }
+        }
+
+        func duplicate(_ key: String, _ mark: Position) -> SyntaxError {
+            SyntaxError(problem: "duplicated mapping key \"\(key)\"", line: mark.line, column: mark.column)
         }
 
         func error(_ parser: yaml_parser_t) -> SyntaxError {

@@ -159,3 +159,21 @@ import Testing
         #expect(broken.diagnostics.first?.description.hasPrefix("b.json: JSON parse error") == true)
     }
 }
+
+@Suite struct YAMLComposerTests {
+    @Test func anchorsAliasesAndDuplicateKeys() throws {
+        let yaml = """
+            kind: Service
+            metadata: {name: a}
+            spec:
+              clusterIP: &ip 10.96.0.1
+              externalIPs: [*ip]
+            ---
+            kind: Service
+            metadata: {name: b, name: c}
+            """
+        let r = loadYAML(yaml, file: "m.yaml")
+        #expect(r.objects.services.first?.object.spec.externalIPs == ["10.96.0.1"])
+        #expect(r.diagnostics.map(\.description) == ["m.yaml (document 2): YAML parse error at line 8, column 11: duplicated mapping key \"name\""])
+    }
+}
