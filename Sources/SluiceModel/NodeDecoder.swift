@@ -102,11 +102,24 @@ enum NodeScalar {
         return v
     }
 
+    /// A list of strings (addresses, CIDRs, IPs) without a container per element.
+    static func strings(_ node: YAMLNode, _ path: [any CodingKey]) throws -> [String] {
+        guard case .sequence(let items) = node else { throw mismatch([Any].self, path) }
+        var out: [String] = []
+        out.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            if isNull(item) { throw DecodingError.valueNotFound(String.self, .init(codingPath: path + [ListIndex(i)], debugDescription: "null")) }
+            out.append(try string(item, path + [ListIndex(i)]))
+        }
+        return out
+    }
+
     /// Decodes any `Decodable` from `node`, taking the scalar types directly.
     static func decode<T: Decodable>(_ type: T.Type, _ node: YAMLNode, _ path: [any CodingKey]) throws -> T {
         if T.self == String.self { return try string(node, path) as! T }
         if T.self == Int.self { return try integer(Int.self, node, path) as! T }
         if T.self == Bool.self { return try bool(node, path) as! T }
+        if T.self == [String].self { return try strings(node, path) as! T }
         return try T(from: NodeDecoder(node, codingPath: path))
     }
 }

@@ -177,3 +177,20 @@ import Testing
         #expect(r.diagnostics.map(\.description) == ["m.yaml (document 2): YAML parse error at line 8, column 11: duplicated mapping key \"name\""])
     }
 }
+
+@Suite struct StringListTests {
+    @Test func stringListsKeepTheirErrorsPerElement() {
+        let yaml = """
+            kind: EndpointSlice
+            metadata: {name: s, labels: {kubernetes.io/service-name: a}}
+            endpoints:
+            - addresses: [10.0.0.1, "10.0.0.2"]
+            - addresses: [10.0.0.3, [nested]]
+            """
+        let r = loadYAML(yaml, file: "e.yaml")
+        #expect(r.objects.endpointSlices.isEmpty)
+        #expect(r.diagnostics.map(\.description) == ["e.yaml (document 1): EndpointSlice default/s: endpoints[1].addresses[1]: expected a string"])
+        let ok = loadYAML("kind: EndpointSlice\nmetadata: {name: s}\nendpoints: [{addresses: [10.0.0.1, \"10.0.0.2\"]}]\n")
+        #expect(ok.objects.endpointSlices.first?.object.endpoints?.first?.addresses == ["10.0.0.1", "10.0.0.2"])
+    }
+}
