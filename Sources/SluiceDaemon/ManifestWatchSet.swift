@@ -5,8 +5,8 @@ import SluiceModel
 
 /// The directories the manifest source watches with inotify, and what an event in each means.
 ///
-/// - Every source directory and its non-hidden subdirectories, recursively (symlinks to
-///   directories followed) are *tree* directories: an event names a manifest file in place,
+/// - Every source directory and its non-hidden subdirectories, recursively, are *tree*
+///   directories: an event names a manifest file in place,
 ///   and only that file is read again.
 /// - The directory of a file's symlink target (a ConfigMap volume's `..2026_…` directory
 ///   behind `..data`), and the parent of a source that is a single file, are *target*
@@ -99,7 +99,7 @@ struct ManifestWatchSet {
         return .file(path)
     }
 
-    /// `root` and its non-hidden subdirectories (symlinks followed, each directory once).
+    /// `root` and its non-hidden subdirectories (each directory once).
     private func treeDirectories(_ root: String) -> [String] {
         var out: [String] = []
         var seen: Set<String> = []
@@ -110,7 +110,9 @@ struct ManifestWatchSet {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             for name in entries where !name.hasPrefix(".") {
                 let child = dir.hasSuffix("/") ? dir + name : dir + "/" + name
-                if isDirectory(child) { stack.append(child) }
+                // Symlinked subdirectories are not walked (the loader's listing does not
+                // descend into them either).
+                if isDirectory(child) && !isSymlink(child) { stack.append(child) }
             }
         }
         return out
