@@ -83,7 +83,7 @@ struct YAMLComposer {
             switch stack.removeLast() {
             case let .mapping(pairs, _, mark, anchor):
                 try checkDuplicates(pairs, mark)
-                try add(.mapping(pairs), anchor: anchor)
+                try add(.mapping(Self.merged(pairs)), anchor: anchor)
             case let .sequence(items, _, anchor):
                 try add(.sequence(items), anchor: anchor)
             }
@@ -106,6 +106,22 @@ struct YAMLComposer {
                 items.append(node)
                 stack.append(.sequence(items: items, mark: mark, anchor: anchor))
             }
+        }
+
+        /// Applies YAML merge keys (`<<: *base` or `<<: [*a, *b]`): the merged mappings'
+        /// entries are added unless the mapping sets them itself (or an earlier merge did).
+        static func merged(_ pairs: [(key: String, value: YAMLNode)]) -> [(key: String, value: YAMLNode)] {
+            guard pairs.contains(where: { $0.key == "<<" }) else { return pairs }
+            var out = pairs.filter { $0.key != "<<" }
+            var keys = Set(out.map(\.key))
+            for (key, value) in pairs where key == "<<" {
+                let sources: [YAMLNode]
+                if case .sequence(let items) = value { sources = items } else { sources = [value] }
+                for case .mapping(let inherited) in sources {
+                    for entry in inherited where keys.insert(entry.key).inserted { out.append(entry) }
+                }
+            }
+            return out
         }
 
         /// A key's text; a collection used as a key (never a field name) gets a unique placeholder.

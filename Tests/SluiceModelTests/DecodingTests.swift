@@ -174,6 +174,17 @@ import Testing
             """
         let r = loadYAML(yaml, file: "m.yaml")
         #expect(r.objects.services.first?.object.spec.externalIPs == ["10.96.0.1"])
+        let merged = loadYAML("""
+            base: &base {type: NodePort, clusterIP: 10.96.0.9}
+            kind: Service
+            metadata: {name: m}
+            spec:
+              <<: *base
+              clusterIP: 10.96.0.2
+            """)
+        #expect(merged.diagnostics.isEmpty)
+        #expect(merged.objects.services.first?.object.spec.type == "NodePort")
+        #expect(merged.objects.services.first?.object.spec.clusterIP == "10.96.0.2")
         #expect(r.diagnostics.map(\.description) == ["m.yaml (document 2): YAML parse error at line 8, column 11: duplicated mapping key \"name\""])
     }
 }
