@@ -24,10 +24,6 @@ struct NodeDecoder: Decoder {
         self.codingPath = codingPath
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from node: YAMLNode) throws -> T {
-        try T(from: NodeDecoder(node))
-    }
-
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard case .mapping(let mapping) = node else { throw mismatch(ObjectShape.self, codingPath) }
         return KeyedDecodingContainer(NodeKeyedContainer<Key>(pairs: mapping, codingPath: codingPath))
