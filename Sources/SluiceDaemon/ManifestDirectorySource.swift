@@ -6,113 +6,89 @@ import Darwin
 import Foundation
 import SluiceModel
 
-/// Watches manifest files and directories (`--source`, repeatable) by polling: every
-/// `interval` (default 200 ms) it lists the manifest files (as `ManifestLoader` does:
-/// recursive, `.yaml`/`.yml`/`.json`, hidden entries such as a ConfigMap mount's `..data`
-/// skipped) and `stat`s them; only files whose device, inode, size or modification time
-/// changed are parsed again. Symlinks are followed, so a ConfigMap volume's atomic
-/// `..data` swap is seen as a change of every file.
+/// Watches manifest files and directories (`--source`, repeatable) and delivers every change
+/// as a delta. The files are those `ManifestLoader` reads: recursive, `.yaml`/`.yml`/`.json`,
+/// hidden entries such as a ConfigMap mount's `..data` skipped. Symlinks are followed.
 ///
-/// Each change is delivered as a delta against the previous state. An object defined in
-/// two files is taken from the first file in path order (a warning names both). A file
-/// that cannot be parsed contributes the documents that did parse; its errors are
-/// reported once per change of the file.
+/// With inotify (Linux), the directories are watched recursively, along with the directories
+/// of symlink targets; see `ManifestWatchSet`. A written, renamed or deleted file is read
+/// again alone, at once. A ConfigMap volume's atomic `..data` swap, a new or removed
+/// directory, or a lost event triggers a rescan: every file is `stat`ed and only files whose
+/// device, inode, size or times changed are parsed again. If inotify is unavailable or a
+/// watch cannot be added, the source polls that way every `interval` (default 200 ms).
+///
+/// An object defined in two files is taken from the first file in path order (a warning names
+/// both). A file that cannot be parsed contributes the documents that did parse; its errors
+/// are reported once per change of the file.
 public struct ManifestDirectorySource: ObjectSource {
     public var paths: [String]
+    /// The polling interval, used only when inotify cannot watch the sources.
     public var interval: Duration
+    /// Use inotify when it works (false: always poll; tests of the fallback).
+    public var useInotify: Bool
 
-    public init(paths: [String], interval: Duration = .milliseconds(200)) {
+    public init(paths: [String], interval: Duration = .milliseconds(200), useInotify: Bool = true) {
         self.paths = paths
         self.interval = interval
+        self.useInotify = useInotify
     }
 
     public var name: String { "manifests:" + paths.joined(separator: ",") }
 
-    /// What identifies a version of a file without reading it.
-    struct Stamp: Hashable {
-        var dev: UInt64, ino: UInt64, size: Int64, mtimeSec: Int, mtimeNsec: Int, ctimeSec: Int, ctimeNsec: Int
-    }
-
-    struct FileState {
-        var stamp: Stamp
-        var objects: [SourcedObject]
-    }
-
-    /// The poller's state; `poll()` is one step (public for tests that drive it by hand).
-    public struct Watcher: Sendable {
-        public var paths: [String]
-        fileprivate var files: [String: FileStateBox] = [:]
-        /// What was delivered last.
-        public private(set) var current: [ProxyObjectKey: SourcedObject] = [:]
-        private var reportedDuplicates: Set<String> = []
-
-        public init(paths: [String]) { self.paths = paths }
-
-        /// Re-reads changed files; returns the delta (possibly empty) and whether anything
-        /// on disk changed.
-        public mutating func poll() -> (delta: SourceDelta, changed: Bool) {
-            var diagnostics: [Diagnostic] = []
-            var list: [String] = []
-            let loader = ManifestLoader()
-            for path in paths {
-                var isDir: ObjCBool = false
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-                    list += isDir.boolValue ? loader.manifestFiles(under: path) : [path]
-                }
-            }
-            var changed = false
-            var seen = Set<String>()
-            for file in list where seen.insert(file).inserted {
-                guard let stamp = ManifestDirectorySource.stamp(file) else { continue }
-                if files[file]?.state.stamp == stamp { continue }
-                changed = true
-                let result = loader.loadFile(file)
-                diagnostics += result.diagnostics
-                files[file] = FileStateBox(state: FileState(stamp: stamp, objects: result.objects.sourcedObjects))
-            }
-            for file in files.keys where !seen.contains(file) {
-                files[file] = nil
-                changed = true
-            }
-            guard changed else { return (SourceDelta(), false) }
-            var merged: [ProxyObjectKey: SourcedObject] = [:]
-            for file in list where files[file] != nil {
-                for (i, object) in files[file]!.state.objects.enumerated() {
-                    var key = object.object.key
-                    // Objects without a name stay distinct so that validation reports each.
-                    if key.name.isEmpty { key.name = "<unnamed \(file)#\(i)>" }
-                    if let first = merged[key] {
-                        let text = "\(key) \(file)"
-                        if reportedDuplicates.insert(text).inserted {
-                            diagnostics.append(Diagnostic(severity: .warning, file: file, kind: key.kind.rawValue,
-                                                          namespace: key.namespace.isEmpty ? nil : key.namespace, name: key.name,
-                                                          message: "duplicate object (first one in \(first.file ?? "?") is used); ignored"))
-                        }
-                        continue
-                    }
-                    merged[key] = object
-                }
-            }
-            var delta = SourceDelta(diagnostics: diagnostics, synced: true)
-            for (k, v) in merged where current[k] != v { delta.upserts[k] = v }
-            for k in current.keys where merged[k] == nil { delta.deletes.insert(k) }
-            current = merged
-            return (delta, true)
-        }
-    }
-
     public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
         var watcher = Watcher(paths: paths)
-        var first = true
+        var delivered = false
+        #if canImport(Glibc)
+        if useInotify, let inotify = try? Inotify() {
+            defer { inotify.close() }
+            if try await follow(inotify, &watcher, &delivered, deliver: deliver) { return }
+        }
+        #endif
+        try await poll(&watcher, delivered: delivered, deliver: deliver)
+    }
+
+    /// Polls every `interval` until cancelled.
+    private func poll(_ watcher: inout Watcher, delivered: Bool,
+                      deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+        var first = !delivered
         while !Task.isCancelled {
             let (delta, _) = watcher.poll()
-            if first || !delta.isEmpty || !delta.diagnostics.isEmpty {
-                await deliver(delta)
-            }
+            if first || !delta.isEmpty || !delta.diagnostics.isEmpty { await deliver(delta) }
             first = false
             try await Task.sleep(for: interval)
         }
     }
+
+    #if canImport(Glibc)
+    /// Follows inotify events until cancelled (true), or returns false once a watch cannot be
+    /// set up, for the caller to poll instead.
+    private func follow(_ inotify: Inotify, _ watcher: inout Watcher, _ delivered: inout Bool,
+                        deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws -> Bool {
+        var watches = ManifestWatchSet(roots: paths)
+        // Watch before the first scan, so that nothing written meanwhile is missed.
+        guard watches.sync(inotify, files: []) else { return false }
+        let (initial, _) = watcher.poll()
+        guard watches.sync(inotify, files: watcher.files.keys) else { return false }
+        await deliver(initial)
+        delivered = true
+        for await events in inotify.events {
+            let action = watches.action(for: events)
+            if action.isEmpty { continue }
+            let delta: SourceDelta
+            if action.rescan {
+                // Watch new directories before listing them, then the new files' link targets.
+                guard watches.sync(inotify, files: watcher.files.keys) else { return false }
+                delta = watcher.poll().delta
+                guard watches.sync(inotify, files: watcher.files.keys) else { return false }
+            } else {
+                delta = watcher.refresh(files: action.files).delta
+            }
+            if !delta.isEmpty || !delta.diagnostics.isEmpty { await deliver(delta) }
+        }
+        try Task.checkCancellation()
+        return false  // the reader stopped on its own: poll from here on
+    }
+    #endif
 
     static func stamp(_ path: String) -> Stamp? {
         var st = stat()
@@ -123,10 +99,141 @@ public struct ManifestDirectorySource: ObjectSource {
     }
 }
 
-/// Boxes a file's state so the watcher stays `Sendable` (values only).
-struct FileStateBox: Sendable {
-    var state: ManifestDirectorySource.FileState
-}
+extension ManifestDirectorySource {
+    /// What identifies a version of a file without reading it.
+    struct Stamp: Hashable, Sendable {
+        var dev: UInt64, ino: UInt64, size: Int64, mtimeSec: Int, mtimeNsec: Int, ctimeSec: Int, ctimeNsec: Int
+    }
 
-extension ManifestDirectorySource.FileState: Sendable {}
-extension ManifestDirectorySource.Stamp: Sendable {}
+    /// One file's version and objects (first of each key; `<unnamed file#i>` for objects
+    /// without a name, so that validation reports each).
+    struct FileState: Sendable {
+        var stamp: Stamp
+        /// Position in path order: the index of the source path, then the file path.
+        var rank: Rank
+        var objects: [ProxyObjectKey: SourcedObject]
+    }
+
+    struct Rank: Comparable, Sendable {
+        var root: Int
+        var path: String
+        static func < (a: Rank, b: Rank) -> Bool { (a.root, a.path) < (b.root, b.path) }
+    }
+
+    /// The files' state and what was delivered. `poll()` rescans; `refresh(files:)` reads the
+    /// named files only. Both cost O(changed files + their objects).
+    public struct Watcher: Sendable {
+        public var paths: [String]
+        var files: [String: FileState] = [:]
+        /// The files defining each key, in path order (the first one wins).
+        private var definers: [ProxyObjectKey: [Rank]] = [:]
+        /// What was delivered last.
+        public private(set) var current: [ProxyObjectKey: SourcedObject] = [:]
+        private var reportedDuplicates: Set<String> = []
+
+        public init(paths: [String]) { self.paths = paths }
+
+        /// Lists the manifest files, reads the changed ones, forgets the vanished ones;
+        /// returns the delta (possibly empty) and whether anything on disk changed.
+        public mutating func poll() -> (delta: SourceDelta, changed: Bool) {
+            var listed: [String: Rank] = [:]
+            for (i, path) in paths.enumerated() {
+                for file in Self.manifestFiles(path) where listed[file] == nil { listed[file] = Rank(root: i, path: file) }
+            }
+            var changes = Changes()
+            for (file, rank) in listed { update(file, rank: rank, &changes) }
+            for file in files.keys where listed[file] == nil { remove(file, &changes) }
+            return (resolve(changes), changes.changed)
+        }
+
+        /// Reads the named files again (a file that is gone is forgotten).
+        public mutating func refresh(files changed: Set<String>) -> (delta: SourceDelta, changed: Bool) {
+            var changes = Changes()
+            for file in changed {
+                guard let rank = files[file]?.rank ?? rank(of: file) else { continue }
+                update(file, rank: rank, &changes)
+            }
+            return (resolve(changes), changes.changed)
+        }
+
+        /// Keys touched and problems found while reading.
+        private struct Changes {
+            var keys: Set<ProxyObjectKey> = []
+            var diagnostics: [Diagnostic] = []
+            var changed = false
+        }
+
+        static func manifestFiles(_ path: String) -> [String] {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [] }
+            return isDir.boolValue ? ManifestLoader().manifestFiles(under: path) : [path]
+        }
+
+        /// The rank of a file under one of the source paths (named by an event).
+        private func rank(of file: String) -> Rank? {
+            for (i, path) in paths.enumerated() {
+                let dir = path.hasSuffix("/") ? path : path + "/"
+                if file == path || file.hasPrefix(dir) { return Rank(root: i, path: file) }
+            }
+            return nil
+        }
+
+        private mutating func update(_ file: String, rank: Rank, _ changes: inout Changes) {
+            guard let stamp = ManifestDirectorySource.stamp(file) else { return remove(file, &changes) }
+            if files[file]?.stamp == stamp { return }
+            changes.changed = true
+            let result = ManifestLoader().loadFile(file)
+            changes.diagnostics += result.diagnostics
+            var objects: [ProxyObjectKey: SourcedObject] = [:]
+            for (i, object) in result.objects.sourcedObjects.enumerated() {
+                var key = object.object.key
+                if key.name.isEmpty { key.name = "<unnamed \(file)#\(i)>" }
+                if let first = objects[key] {
+                    changes.diagnostics.append(duplicate(key, file: file, first: first.file))
+                    continue
+                }
+                objects[key] = object
+            }
+            remove(file, &changes)
+            files[file] = FileState(stamp: stamp, rank: rank, objects: objects)
+            for key in objects.keys {
+                definers[key, default: []].append(rank)
+                definers[key]!.sort()
+                changes.keys.insert(key)
+            }
+        }
+
+        private mutating func remove(_ file: String, _ changes: inout Changes) {
+            guard let old = files.removeValue(forKey: file) else { return }
+            changes.changed = true
+            for key in old.objects.keys {
+                definers[key]?.removeAll { $0 == old.rank }
+                if definers[key]?.isEmpty == true { definers[key] = nil }
+                changes.keys.insert(key)
+            }
+        }
+
+        /// The delta for the touched keys: each one's winner now against what was delivered.
+        private mutating func resolve(_ changes: Changes) -> SourceDelta {
+            guard changes.changed || !changes.keys.isEmpty else { return SourceDelta(diagnostics: changes.diagnostics) }
+            var delta = SourceDelta(diagnostics: changes.diagnostics, synced: true)
+            for key in changes.keys {
+                let ranks = definers[key] ?? []
+                for loser in ranks.dropFirst() where reportedDuplicates.insert("\(key) \(loser.path)").inserted {
+                    delta.diagnostics.append(duplicate(key, file: loser.path, first: ranks[0].path))
+                }
+                let winner = ranks.first.flatMap { files[$0.path]?.objects[key] }
+                if winner == current[key] { continue }
+                if let winner { delta.upserts[key] = winner } else { delta.deletes.insert(key) }
+                current[key] = winner
+            }
+            return delta
+        }
+
+        private func duplicate(_ key: ProxyObjectKey, file: String, first: String?) -> Diagnostic {
+            Diagnostic(severity: .warning, file: file, kind: key.kind.rawValue,
+                       namespace: key.namespace.isEmpty ? nil : key.namespace, name: key.name,
+                       message: "duplicate object (first one in \(first ?? "?") is used); ignored")
+        }
+    }
+}

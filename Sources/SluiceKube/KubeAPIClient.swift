@@ -140,12 +140,17 @@ public final class KubeAPIClient: Sendable {
             throw KubeAPIError.transport("reading list body: \(error)")
         }
         do {
-            let decoded = try JSONDecoder().decode(ListBody<Object>.self, from: Data(body.readableBytesView))
-            return ListPage(items: (decoded.items ?? []).map { $0.withTypeMeta() },
-                            metadata: decoded.metadata ?? ListMeta())
+            return try Self.decodeListPage(Object.self, from: Data(body.readableBytesView))
         } catch {
             throw KubeAPIError.decoding("list \(resource.path): \(error)")
         }
+    }
+
+    /// Decodes one page of a list body straight into model objects (kind and apiVersion filled in).
+    public static func decodeListPage<Object: KubeObject>(_ type: Object.Type, from data: Data) throws -> ListPage<Object> {
+        let decoded = try JSONDecoder().decode(ListBody<Object>.self, from: data)
+        return ListPage(items: (decoded.items ?? []).map { $0.withTypeMeta() },
+                        metadata: decoded.metadata ?? ListMeta())
     }
 
     /// Opens `GET path?allowWatchBookmarks=true&…&resourceVersion=RV&timeoutSeconds=T&watch=true`.

@@ -44,7 +44,37 @@ public struct ObjectKey: Sendable, Hashable, Comparable, CustomStringConvertible
 
     public var description: String { namespace.map { "\($0)/\(name)" } ?? name }
 
-    public static func < (a: ObjectKey, b: ObjectKey) -> Bool { a.description < b.description }
+    /// The order of `description` (`namespace/name`), compared byte by byte without building it.
+    public static func < (a: ObjectKey, b: ObjectKey) -> Bool {
+        a.descriptionBytes.lexicographicallyPrecedes(b.descriptionBytes)
+    }
+
+    /// The UTF-8 bytes of `description`.
+    private var descriptionBytes: DescriptionBytes { DescriptionBytes(namespace: namespace?.utf8, name: name.utf8) }
+
+    private struct DescriptionBytes: Sequence, IteratorProtocol {
+        var namespace: String.UTF8View.Iterator?
+        var slash: Bool
+        var name: String.UTF8View.Iterator
+
+        init(namespace: String.UTF8View?, name: String.UTF8View) {
+            self.namespace = namespace?.makeIterator()
+            self.slash = namespace != nil
+            self.name = name.makeIterator()
+        }
+
+        mutating func next() -> UInt8? {
+            if namespace != nil {
+                if let b = namespace!.next() { return b }
+                namespace = nil
+            }
+            if slash {
+                slash = false
+                return UInt8(ascii: "/")
+            }
+            return name.next()
+        }
+    }
 }
 
 extension KubeObject {

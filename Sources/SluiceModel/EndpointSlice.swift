@@ -34,12 +34,11 @@ public struct EndpointSlice: Sendable, Hashable, Codable {
         return ServiceName(namespace: metadata.namespace ?? "default", name: svc)
     }
 
-    /// `endpoints[]`.
+    /// `endpoints[]`. `targetRef`, `hostname` and `deprecatedTopology` are not read.
     public struct Endpoint: Sendable, Hashable, Codable {
         /// 1…100 addresses; kube-proxy uses only the first.
         public var addresses: [String]?
         public var conditions: Conditions?
-        public var hostname: String?
         public var nodeName: String?
         public var zone: String?
         public var hints: Hints?
@@ -96,7 +95,6 @@ public struct EndpointSlice: Sendable, Hashable, Codable {
         public var name: String?
         public var `protocol`: String?
         public var port: Int?
-        public var appProtocol: String?
 
         public init(name: String? = nil, protocol: String? = nil, port: Int?) {
             self.name = name

@@ -84,35 +84,64 @@ public struct ManifestLoader: Sendable {
         return parse(text: text, file: path)
     }
 
-    /// Parses manifest text. `.json` files are one document; otherwise the text is split
-    /// into YAML documents at `---` lines so that one broken document does not hide the rest.
+    /// Parses manifest text. `.json` files are one JSON document, decoded by `JSONDecoder`;
+    /// otherwise the text is split into YAML documents at `---` lines so that one broken
+    /// document does not hide the rest.
     public func parse(text: String, file: String) -> Result {
-        let isJSON = file.lowercased().hasSuffix(".json")
-        let documents = isJSON ? [YAMLDocumentText(text: text, index: nil, firstLine: 1)] : splitYAMLDocuments(text)
+        if file.lowercased().hasSuffix(".json") { return parseJSON(Data(text.utf8), file: file) }
         var result = Result()
-        for document in documents {
+        for document in splitYAMLDocuments(text) {
             result.append(parse(document: document, file: file))
         }
         return result
     }
 
+    /// Composes one YAML document (`YAMLComposer`, libyaml's events) and decodes it with `NodeDecoder`.
     private func parse(document: YAMLDocumentText, file: String) -> Result {
-        let node: Yams.Node?
+        let node: YAMLNode?
         do {
-            node = try Yams.compose(yaml: document.text)
+            node = try YAMLComposer.compose(document.text)
         } catch {
             return Result(diagnostics: [Diagnostic(file: file, document: document.index,
                                                    message: describeParseError(error, lineOffset: document.firstLine - 1))])
         }
         guard let node else { return Result() }  // empty document
-        guard node.mapping != nil else {
-            return Result(diagnostics: [Diagnostic(file: file, document: document.index,
-                                                   message: "document is not a mapping (expected a Kubernetes object)")])
-        }
         var decoder = ObjectDecoder(file: file, document: document.index)
-        decoder.decodeObject(node, inferredKind: nil, path: nil)
+        decoder.decodeDocument(NodeDecoder(node))
         return Result(objects: decoder.objects, diagnostics: decoder.diagnostics)
     }
+
+    /// Decodes one JSON document straight into model types.
+    func parseJSON(_ data: Data, file: String) -> Result {
+        let json = JSONDecoder()
+        json.userInfo[JSONManifest.fileKey] = file
+        do {
+            let decoded = try json.decode(JSONManifest.self, from: data)
+            return Result(objects: decoded.decoder.objects, diagnostics: decoded.decoder.diagnostics)
+        } catch {
+            return Result(diagnostics: [Diagnostic(file: file, message: describeJSONError(error))])
+        }
+    }
+}
+
+/// A JSON manifest decoded by `JSONDecoder`: the document goes through `ObjectDecoder`.
+struct JSONManifest: Decodable {
+    static let fileKey = CodingUserInfoKey(rawValue: "sluice.manifest.file")!
+    var decoder: ObjectDecoder
+
+    init(from decoder: any Decoder) throws {
+        self.decoder = ObjectDecoder(file: decoder.userInfo[Self.fileKey] as? String ?? "", document: nil)
+        self.decoder.decodeDocument(decoder)
+    }
+}
+
+/// One-line text for a JSON syntax error.
+func describeJSONError(_ error: any Error) -> String {
+    if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
+        let text = (underlying as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(underlying)"
+        return "JSON parse error: \(text)"
+    }
+    return "JSON parse error: \(error)"
 }
 
 /// One YAML document cut out of a file.
@@ -125,8 +154,58 @@ struct YAMLDocumentText: Sendable {
 }
 
 /// Splits a YAML stream at document markers (`---` at column 0; `...` ends a document).
-/// A leading chunk holding only comments or blank lines is not counted as a document.
+/// A leading chunk holding only comments or blank lines is not counted as a document, nor is
+/// a trailing one after the last `---`. One pass over the bytes; a document's text starts
+/// right after its `---` (so its line 1 is the marker's line). Streams with `...` markers
+/// take the line-by-line path.
 func splitYAMLDocuments(_ text: String) -> [YAMLDocumentText] {
+    var text = text
+    guard let cuts = text.withUTF8({ documentMarkers($0) }) else { return splitYAMLDocumentsByLines(text) }
+    let utf8 = text.utf8
+    func slice(_ from: Int, _ to: Int) -> Substring {
+        Substring(utf8[utf8.index(utf8.startIndex, offsetBy: from)..<utf8.index(utf8.startIndex, offsetBy: to)])
+    }
+    var documents: [YAMLDocumentText] = []
+    let head = slice(0, cuts.first?.lineStart ?? utf8.count)
+    if !isBlankYAML(head) { documents.append(YAMLDocumentText(text: String(head), index: 1, firstLine: 1)) }
+    for (k, cut) in cuts.enumerated() {
+        let end = k + 1 < cuts.count ? cuts[k + 1].lineStart : utf8.count
+        documents.append(YAMLDocumentText(text: String(slice(cut.contentStart, end)), index: documents.count + 1, firstLine: cut.line))
+    }
+    if documents.count > 1, let last = documents.last, isBlankYAML(last.text[...], directives: false) { documents.removeLast() }
+    return documents
+}
+
+/// `---` lines: their line number, where the line starts and where the text after `---`
+/// starts (byte offsets). Nil when the stream has a `...` line.
+private func documentMarkers(_ b: UnsafeBufferPointer<UInt8>) -> [(line: Int, lineStart: Int, contentStart: Int)]? {
+    var cuts: [(line: Int, lineStart: Int, contentStart: Int)] = []
+    var i = 0
+    var line = 1
+    func isMarker(_ c: UInt8) -> Bool {
+        guard i + 2 < b.count, b[i] == c, b[i + 1] == c, b[i + 2] == c else { return false }
+        return i + 3 == b.count || [UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: " "), UInt8(ascii: "\t")].contains(b[i + 3])
+    }
+    while i < b.count {
+        if isMarker(UInt8(ascii: "-")) { cuts.append((line, i, i + 3)) }
+        if isMarker(UInt8(ascii: ".")) { return nil }
+        guard let nl = b[i...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+        i = nl + 1
+        line += 1
+    }
+    return cuts
+}
+
+/// Only blank lines and comments (and, before the first document, directives).
+private func isBlankYAML(_ text: Substring, directives: Bool = true) -> Bool {
+    text.split(separator: "\n").allSatisfy { line in
+        let t = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
+        return t.isEmpty || t.hasPrefix("#") || (directives && t.hasPrefix("%"))
+    }
+}
+
+/// The line-by-line splitter (streams with `...` document-end markers).
+func splitYAMLDocumentsByLines(_ text: String) -> [YAMLDocumentText] {
     var documents: [YAMLDocumentText] = []
     var current: [Substring] = []
     var currentStart = 1
@@ -169,6 +248,9 @@ func splitYAMLDocuments(_ text: String) -> [YAMLDocumentText] {
 
 /// One-line text for a YAML parse error, with the line number in the file.
 func describeParseError(_ error: any Error, lineOffset: Int) -> String {
+    if let e = error as? YAMLComposer.SyntaxError {
+        return "YAML parse error at line \(e.line + lineOffset), column \(e.column): \(e.problem)"
+    }
     guard let yamlError = error as? YamlError else { return "parse error: \(error)" }
     switch yamlError {
     case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
@@ -180,7 +262,8 @@ func describeParseError(_ error: any Error, lineOffset: Int) -> String {
     }
 }
 
-/// Turns composed YAML nodes into typed objects, collecting diagnostics.
+/// Turns decoded documents (a `NodeDecoder` over YAML, or `JSONDecoder`) into typed objects,
+/// collecting diagnostics: one per bad object, which is left out.
 struct ObjectDecoder {
     let file: String
     let document: Int?
@@ -198,91 +281,124 @@ struct ObjectDecoder {
         "NodeList": "Node", "ServiceCIDRList": "ServiceCIDR",
     ]
 
-    /// `path` names the object inside a list (`items[3]`) for diagnostics.
-    mutating func decodeObject(_ node: Yams.Node, inferredKind: String?, path: String?) {
-        let kind = node["kind"]?.string.flatMap { $0.isEmpty ? nil : $0 } ?? inferredKind
+    /// What is read of any object before it is decoded as its kind.
+    enum HeadKeys: String, CodingKey { case kind, metadata, items }
+
+    /// `metadata.namespace` and `metadata.name`, for diagnostics; anything malformed is nil.
+    struct Identity: Decodable {
+        var namespace: String?
+        var name: String?
+
+        enum CodingKeys: String, CodingKey { case namespace, name }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            namespace = try? c.decodeIfPresent(String.self, forKey: .namespace)
+            name = try? c.decodeIfPresent(String.self, forKey: .name)
+        }
+    }
+
+    /// A whole document: it must be a mapping.
+    mutating func decodeDocument(_ decoder: any Decoder) {
+        guard let head = try? decoder.container(keyedBy: HeadKeys.self) else {
+            diagnostics.append(Diagnostic(file: file, document: document,
+                                          message: "document is not a mapping (expected a Kubernetes object)"))
+            return
+        }
+        decodeObject(decoder, head: head, inferredKind: nil)
+    }
+
+    private mutating func decodeObject(_ decoder: any Decoder, head: KeyedDecodingContainer<HeadKeys>, inferredKind: String?) {
+        let kind = (try? head.decodeIfPresent(String.self, forKey: .kind)).flatMap { $0.isEmpty ? nil : $0 } ?? inferredKind
         guard let kind else {
-            diagnostics.append(diagnostic(node, kind: nil, field: path, message: "object has no kind"))
+            diagnostics.append(diagnostic(head, kind: nil, field: fieldPath(decoder.codingPath), message: "object has no kind"))
             return
         }
         switch kind {
         case "Service":
-            if let o = decode(Service.self, node, kind: kind, path: path) { objects.services.append(o) }
+            if let o = decode(Service.self, decoder, head, kind: kind) { objects.services.append(o) }
         case "EndpointSlice":
-            if let o = decode(EndpointSlice.self, node, kind: kind, path: path) { objects.endpointSlices.append(o) }
+            if let o = decode(EndpointSlice.self, decoder, head, kind: kind) { objects.endpointSlices.append(o) }
         case "Node":
-            if let o = decode(Node.self, node, kind: kind, path: path) { objects.nodes.append(o) }
+            if let o = decode(Node.self, decoder, head, kind: kind) { objects.nodes.append(o) }
         case "ServiceCIDR":
-            if let o = decode(ServiceCIDR.self, node, kind: kind, path: path) { objects.serviceCIDRs.append(o) }
+            if let o = decode(ServiceCIDR.self, decoder, head, kind: kind) { objects.serviceCIDRs.append(o) }
         default:
             guard kind == "List" || kind.hasSuffix("List") else { return }  // unknown kind: ignored
-            decodeList(node, kind: kind, path: path)
+            decodeList(head, kind: kind)
         }
     }
 
-    private mutating func decodeList(_ node: Yams.Node, kind: String, path: String?) {
-        let itemKind = Self.listItemKinds[kind]
-        guard let itemsNode = node["items"], itemsNode.null == nil else { return }
-        guard let items = itemsNode.sequence else {
-            diagnostics.append(diagnostic(node, kind: kind, field: join(path, "items"), message: "items is not a list"))
+    private mutating func decodeList(_ head: KeyedDecodingContainer<HeadKeys>, kind: String) {
+        guard (try? head.decodeNil(forKey: .items)) == false else { return }  // absent or null
+        guard var items = try? head.nestedUnkeyedContainer(forKey: .items) else {
+            diagnostics.append(diagnostic(head, kind: kind, field: fieldPath(head.codingPath + [HeadKeys.items as any CodingKey]),
+                                          message: "items is not a list"))
             return
         }
-        for (i, item) in items.enumerated() {
-            let itemPath = join(path, "items[\(i)]")
-            guard item.mapping != nil else {
-                diagnostics.append(diagnostic(node, kind: kind, field: itemPath, message: "list item is not an object"))
+        while !items.isAtEnd {
+            let path = fieldPath(items.codingPath + [ListIndex(items.currentIndex) as any CodingKey])
+            let isNull = (try? items.decodeNil()) == true
+            guard !isNull, let item = try? items.superDecoder() else {
+                if !isNull { return }
+                diagnostics.append(diagnostic(head, kind: kind, field: path, message: "list item is not an object"))
                 continue
             }
-            decodeObject(item, inferredKind: itemKind, path: itemPath)
+            guard let itemHead = try? item.container(keyedBy: HeadKeys.self) else {
+                diagnostics.append(diagnostic(head, kind: kind, field: path, message: "list item is not an object"))
+                continue
+            }
+            decodeObject(item, head: itemHead, inferredKind: Self.listItemKinds[kind])
         }
     }
 
     private mutating func decode<T: Decodable & Sendable & Hashable>(
-        _ type: T.Type, _ node: Yams.Node, kind: String, path: String?
+        _ type: T.Type, _ decoder: any Decoder, _ head: KeyedDecodingContainer<HeadKeys>, kind: String
     ) -> Sourced<T>? {
         do {
-            return Sourced(try YAMLDecoder().decode(T.self, from: node), file: file)
+            return Sourced(try T(from: decoder), file: file)
         } catch let error as DecodingError {
             let (field, message) = describeDecodingError(error)
-            diagnostics.append(diagnostic(node, kind: kind, field: join(path, field), message: message))
+            diagnostics.append(diagnostic(head, kind: kind, field: field, message: message))
         } catch {
-            diagnostics.append(diagnostic(node, kind: kind, field: path, message: "cannot decode: \(error)"))
+            diagnostics.append(diagnostic(head, kind: kind, field: fieldPath(decoder.codingPath), message: "cannot decode: \(error)"))
         }
         return nil
     }
 
-    private func diagnostic(_ node: Yams.Node, kind: String?, field: String?, message: String) -> Diagnostic {
-        let metadata = node["metadata"]
+    private func diagnostic(_ head: KeyedDecodingContainer<HeadKeys>, kind: String?, field: String?, message: String) -> Diagnostic {
+        let identity = try? head.decodeIfPresent(Identity.self, forKey: .metadata)
         let namespaced = kind == "Service" || kind == "EndpointSlice"
         return Diagnostic(file: file, document: document, kind: kind,
-                          namespace: metadata?["namespace"]?.string ?? (namespaced ? "default" : nil),
-                          name: metadata?["name"]?.string,
-                          field: field, message: message)
+                          namespace: identity?.namespace ?? (namespaced ? "default" : nil),
+                          name: identity?.name, field: field, message: message)
     }
+}
 
-    private func join(_ a: String?, _ b: String?) -> String? {
-        switch (a, b) {
-        case (nil, nil): nil
-        case (let a?, nil): a
-        case (nil, let b?): b
-        case (let a?, let b?): b.isEmpty ? a : "\(a).\(b)"
+/// The coding key of a list element.
+struct ListIndex: CodingKey {
+    var intValue: Int?
+    var stringValue: String { "\(intValue ?? 0)" }
+    init(_ i: Int) { intValue = i }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { self.intValue = intValue }
+}
+
+/// `spec.ports[0].port` for a coding path; nil for the empty path.
+func fieldPath(_ codingPath: [any CodingKey]) -> String? {
+    var out = ""
+    for key in codingPath {
+        if let i = key.intValue {
+            out += "[\(i)]"
+        } else {
+            out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
         }
     }
+    return out.isEmpty ? nil : out
 }
 
 /// `(field path, message)` for a decoding error, e.g. `("spec.ports[0].port", "expected a number")`.
 func describeDecodingError(_ error: DecodingError) -> (String?, String) {
-    func path(_ codingPath: [any CodingKey]) -> String? {
-        var out = ""
-        for key in codingPath {
-            if let i = key.intValue {
-                out += "[\(i)]"
-            } else {
-                out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
-            }
-        }
-        return out.isEmpty ? nil : out
-    }
+    let path = fieldPath
     switch error {
     case let .typeMismatch(type, context):
         return (path(context.codingPath), "expected \(typeName(type))")

@@ -37,8 +37,6 @@ public struct Node: Sendable, Hashable, Codable {
     public struct Spec: Sendable, Hashable, Codable {
         public var podCIDR: String?
         public var podCIDRs: [String]?
-        public var providerID: String?
-        public var unschedulable: Bool?
         public var taints: [Taint]?
 
         public init(podCIDR: String? = nil, podCIDRs: [String]? = nil, taints: [Taint]? = nil) {

@@ -1,17 +1,19 @@
 /// Kubernetes vocabulary: `metadata` and the pieces of the API machinery shared by all kinds.
 
-/// `metadata` of any object. Unknown fields (`managedFields`, `ownerReferences`, …) are ignored.
+/// `metadata` of any object, reduced to what the proxy reads. Everything else (`managedFields`,
+/// `ownerReferences`, `uid`, …) is skipped while decoding, and so are labels and annotations the
+/// proxy does not read (`WellKnownKeys.labels`, `WellKnownKeys.annotations`): a cached object
+/// holds no `kubectl.kubernetes.io/last-applied-configuration` copy of itself, and a change of
+/// a foreign label is no change.
 public struct ObjectMeta: Sendable, Hashable, Codable {
     public var name: String?
-    public var generateName: String?
     public var namespace: String?
-    public var uid: String?
     public var resourceVersion: String?
-    public var generation: Int?
-    public var creationTimestamp: String?
     /// Set when the object is being deleted (RFC 3339 text, kept as is).
     public var deletionTimestamp: String?
+    /// The labels among `WellKnownKeys.labels`; nil when none.
     public var labels: [String: String]?
+    /// The annotations among `WellKnownKeys.annotations`; nil when none.
     public var annotations: [String: String]?
 
     public init(name: String? = nil, namespace: String? = nil, labels: [String: String]? = nil,
@@ -23,8 +25,47 @@ public struct ObjectMeta: Sendable, Hashable, Codable {
         self.resourceVersion = resourceVersion
     }
 
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        namespace = try c.decodeIfPresent(String.self, forKey: .namespace)
+        resourceVersion = try c.decodeIfPresent(String.self, forKey: .resourceVersion)
+        deletionTimestamp = try c.decodeIfPresent(String.self, forKey: .deletionTimestamp)
+        labels = try c.decodeIfPresent(KeptEntries<KeptLabel>.self, forKey: .labels)?.entries
+        annotations = try c.decodeIfPresent(KeptEntries<KeptAnnotation>.self, forKey: .annotations)?.entries
+    }
+
     public func label(_ key: String) -> String? { labels?[key] }
     public func annotation(_ key: String) -> String? { annotations?[key] }
+}
+
+/// The labels the proxy reads (`WellKnownKeys.labels`).
+enum KeptLabel: String, CodingKey, CaseIterable {
+    case serviceName = "kubernetes.io/service-name"
+    case topologyZone = "topology.kubernetes.io/zone"
+    case serviceProxyName = "service.kubernetes.io/service-proxy-name"
+    case headless = "service.kubernetes.io/headless"
+}
+
+/// The annotations the proxy reads (`WellKnownKeys.annotations`).
+enum KeptAnnotation: String, CodingKey, CaseIterable {
+    case weight = "sluice.dev/weight"
+    case lastChangeTriggerTime = "endpoints.kubernetes.io/last-change-trigger-time"
+}
+
+/// A string map of which only the keys `Key` names are decoded; other entries are skipped
+/// unread (their values may even be malformed). Empty gives nil.
+struct KeptEntries<Key: CodingKey & RawRepresentable<String>>: Decodable {
+    var entries: [String: String]?
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        var out: [String: String] = [:]
+        for key in c.allKeys {
+            if let value = try c.decodeIfPresent(String.self, forKey: key) { out[key.rawValue] = value }
+        }
+        entries = out.isEmpty ? nil : out
+    }
 }
 
 /// Well-known label and annotation keys.
@@ -41,6 +82,11 @@ public enum WellKnownKeys {
     public static let serviceProxyName = "service.kubernetes.io/service-proxy-name"
     /// Label the EndpointSlice controller sets on slices of headless Services.
     public static let headless = "service.kubernetes.io/headless"
+
+    /// The labels decoding keeps; any other label is dropped.
+    public static let labels: Set<String> = Set(KeptLabel.allCases.map(\.rawValue))
+    /// The annotations decoding keeps; any other annotation is dropped.
+    public static let annotations: Set<String> = Set(KeptAnnotation.allCases.map(\.rawValue))
 }
 
 /// `apiVersion` + `kind`, read first to decide how to decode a document.

@@ -1,6 +1,7 @@
 /// Kubernetes vocabulary: a v1 `Service` as the API server serves it (or as a manifest
-/// writes it). Decoding is lenient: unknown fields are ignored and every field may be absent.
-/// Values are kept as written; `ServiceValidator` checks and parses them.
+/// writes it), reduced to the fields a node proxy reads: anything else (`selector`,
+/// `loadBalancerIP`, `appProtocol`, …) is skipped while decoding. Decoding is lenient: unknown
+/// fields are ignored and every field may be absent. Values are kept as written; `ServiceValidator` checks and parses them.
 public struct Service: Sendable, Hashable, Codable {
     public var apiVersion: String?
     public var kind: String?
@@ -37,14 +38,9 @@ public struct Service: Sendable, Hashable, Codable {
         public var clusterIP: String?
         public var clusterIPs: [String]?
         public var ipFamilies: [String]?
-        public var ipFamilyPolicy: String?
         public var ports: [Port]?
-        public var selector: [String: String]?
         public var externalIPs: [String]?
-        public var loadBalancerIP: String?
         public var loadBalancerSourceRanges: [String]?
-        public var loadBalancerClass: String?
-        public var allocateLoadBalancerNodePorts: Bool?
         /// `None` (default) or `ClientIP`.
         public var sessionAffinity: String?
         public var sessionAffinityConfig: SessionAffinityConfig?
@@ -54,7 +50,6 @@ public struct Service: Sendable, Hashable, Codable {
         public var internalTrafficPolicy: String?
         public var healthCheckNodePort: Int?
         public var externalName: String?
-        public var publishNotReadyAddresses: Bool?
         /// `PreferClose`, `PreferSameZone`, `PreferSameNode` (consumed via EndpointSlice hints).
         public var trafficDistribution: String?
 
@@ -86,7 +81,6 @@ public struct Service: Sendable, Hashable, Codable {
         public var name: String?
         /// `TCP` (default), `UDP`, `SCTP`.
         public var `protocol`: String?
-        public var appProtocol: String?
         public var port: Int?
         public var targetPort: IntOrString?
         public var nodePort: Int?

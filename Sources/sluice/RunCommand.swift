@@ -95,7 +95,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("netns"), help: ArgumentHelp("Program this named network namespace (testing).", visibility: .hidden))
     var netns: String?
 
-    @Option(name: .customLong("poll-interval"), help: ArgumentHelp("Manifest polling interval in ms.", visibility: .hidden))
+    @Option(name: .customLong("poll-interval"), help: ArgumentHelp("Manifest polling interval in ms, used only when inotify is unavailable.", visibility: .hidden))
     var pollIntervalMilliseconds: Int = 200
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("kube-proxy flags without meaning here.", visibility: .hidden))
