@@ -78,7 +78,7 @@ let package = Package(
         ]),
         .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"]),
         .testTarget(name: "SluiceKubeTests", dependencies: [
-            "SluiceKube", "SluiceKubeFake", "SluiceModel",
+            "SluiceKube", "SluiceKubeFake", "SluiceModel", "SluiceTestSupport",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "SluiceCompilerTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceTestSupport"], resources: []),

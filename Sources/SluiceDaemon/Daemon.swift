@@ -145,19 +145,15 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         let c = configuration
         var out: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let health = self.health, metrics = self.metrics, runtime = self.runtime
-        if let text = c.healthzBindAddress, !text.isEmpty {
-            guard let (host, port) = parseBindAddress(text) else { throw DaemonError("--healthz-bind-address \(text): expected HOST:PORT") }
-            out.append(.init(service: HTTPEndpointService(what: "/healthz and /livez", host: host, port: port, logger: logger,
-                                                          bound: { p in runtime.withLockedValue { $0.healthzPort = p } },
-                                                          handler: { _, path in Self.healthReply(path: path, health: health, metrics: metrics) }),
-                             serviceName: "healthz"))
+        if let s = try httpService(c.healthzBindAddress, flag: "--healthz-bind-address", what: "/healthz and /livez",
+                                   bound: { p in runtime.withLockedValue { $0.healthzPort = p } },
+                                   handler: { _, path in Self.healthReply(path: path, health: health, metrics: metrics) }) {
+            out.append(.init(service: s, serviceName: "healthz"))
         }
-        if let text = c.metricsBindAddress, !text.isEmpty {
-            guard let (host, port) = parseBindAddress(text) else { throw DaemonError("--metrics-bind-address \(text): expected HOST:PORT") }
-            out.append(.init(service: HTTPEndpointService(what: "/metrics", host: host, port: port, logger: logger,
-                                                          bound: { p in runtime.withLockedValue { $0.metricsPort = p } },
-                                                          handler: { _, path in Self.metricsReply(path: path, health: health, metrics: metrics) }),
-                             serviceName: "metrics"))
+        if let s = try httpService(c.metricsBindAddress, flag: "--metrics-bind-address", what: "/metrics",
+                                   bound: { p in runtime.withLockedValue { $0.metricsPort = p } },
+                                   handler: { _, path in Self.metricsReply(path: path, health: health, metrics: metrics) }) {
+            out.append(.init(service: s, serviceName: "metrics"))
         }
         out.append(.init(service: SyncLoopService(loop: loop, healthChecks: healthChecks), serviceName: "sync-loop"))
         out.append(.init(service: DriftCheckService(loop: loop, period: c.syncPeriod), serviceName: "drift-check"))
@@ -171,6 +167,14 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
                              successTerminationBehavior: .ignore, serviceName: "source-\(i)"))
         }
         return out
+    }
+
+    /// An HTTP endpoint bound to `HOST:PORT` from a bind-address flag (nil or empty: off).
+    private func httpService(_ text: String?, flag: String, what: String, bound: @escaping @Sendable (Int) -> Void,
+                             handler: @escaping @Sendable (String, String) -> HTTPReply) throws -> HTTPEndpointService? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let (host, port) = parseBindAddress(text) else { throw DaemonError("\(flag) \(text): expected HOST:PORT") }
+        return HTTPEndpointService(what: what, host: host, port: port, logger: logger, bound: bound, handler: handler)
     }
 
     /// After a graceful stop: delete the tables with `cleanupOnExit`, else leave them.

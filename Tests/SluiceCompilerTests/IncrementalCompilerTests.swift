@@ -1,3 +1,4 @@
+import SluiceTestSupport
 import Testing
 import SluiceCompiler
 import SluiceIR
@@ -7,17 +8,7 @@ import SluiceModel
 /// exactly what a batch compile of the same plans produces.
 struct IncrementalCompilerTests {
     /// Deterministic pseudo-random numbers (SplitMix64).
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
+    typealias Rng = SeededGenerator
 
     func randomPlan(_ i: Int, _ rng: inout Rng) -> ServicePortPlan {
         let n = rng.int(5)

@@ -3,6 +3,7 @@ import SluiceCompiler
 import SluiceDaemon
 import SluiceIR
 import SluiceModel
+import SluiceTestSupport
 import Testing
 
 @Suite("Proxy engine (no kernel)")
@@ -138,23 +139,12 @@ struct ManifestWatcherTests {
     }
 }
 
-/// A small deterministic generator (SplitMix64).
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random versions of a small universe of objects: services that may share ClusterIPs and
 /// NodePorts (conflicts), slices of 0–4 endpoints on this node or another, this node's Node
 /// (zone, pod CIDR) and a ServiceCIDR that may leave services outside it.
 struct ObjectUniverse {
-    var rng: SeededRandom
+    var rng: SeededGenerator
 
     mutating func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &rng)] }
     mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
@@ -225,7 +215,7 @@ struct ProxyEnginePropertyTests {
     @Test("random histories of Services, EndpointSlices, the Node and ServiceCIDRs: every transaction reaches the full compile",
           arguments: [1, 2, 3, 4])
     func randomHistories(seed: UInt64) throws {
-        var universe = ObjectUniverse(rng: SeededRandom(state: seed))
+        var universe = ObjectUniverse(rng: SeededGenerator(state: seed))
         var engine = ProxyEngine(options: testOptions())
         var current: [Int: String] = [:]
         var kernel = Ruleset()
