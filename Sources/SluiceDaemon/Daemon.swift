@@ -42,6 +42,9 @@ public struct DaemonConfiguration: Sendable {
     public var dataplane: (@Sendable () throws -> any Dataplane)?
     /// Elements per transaction of a streamed cold start (each holds whole services).
     public var coldStartChunk = 50_000
+    /// Repair someone else's write as soon as the kernel announces its commit
+    /// (`NFNLGRP_NFTABLES`), not only at the next sync period.
+    public var watchCommits = true
 
     public init(options: NodeOptions, sources: [any ObjectSource], netns: String? = nil,
                 healthzBindAddress: String? = "0.0.0.0:10256", metricsBindAddress: String? = "127.0.0.1:10249",
@@ -79,6 +82,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         var healthChecks: HealthCheckServers?
         var healthzPort: Int?
         var metricsPort: Int?
+        var watchingCommits = false
     }
     private let runtime = NIOLockedValueBox(Runtime())
 
@@ -92,6 +96,8 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
     /// Bound ports (after `run` started the servers; useful with port 0).
     public var healthzPort: Int? { runtime.withLockedValue { $0.healthzPort } }
     public var metricsPort: Int? { runtime.withLockedValue { $0.metricsPort } }
+    /// True once the daemon listens to nf_tables commit notifications (after the first sync).
+    public var watchingCommits: Bool { runtime.withLockedValue { $0.watchingCommits } }
 
     /// Number of commits so far (0 until every source synced and the first commit is in).
     public func commits() async -> Int {
@@ -157,6 +163,11 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         }
         out.append(.init(service: SyncLoopService(loop: loop, healthChecks: healthChecks), serviceName: "sync-loop"))
         out.append(.init(service: DriftCheckService(loop: loop, period: c.syncPeriod), serviceName: "drift-check"))
+        if c.watchCommits {
+            out.append(.init(service: CommitWatchService(loop: loop, netns: c.netns, logger: logger,
+                                                         listening: { runtime.withLockedValue { $0.watchingCommits = true } }),
+                             successTerminationBehavior: .ignore, serviceName: "commit-watch"))
+        }
         if let (path, contents) = c.configFile {
             out.append(.init(service: ConfigWatcherService(path: path, contents: contents, interval: c.configCheckInterval, logger: logger),
                              successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup,

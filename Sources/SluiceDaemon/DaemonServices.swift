@@ -1,7 +1,9 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import SluiceModel
+import SluiceNetlink
 
 /// One HTTP endpoint (`/healthz`, `/metrics`): serves until graceful shutdown, then closes.
 struct HTTPEndpointService: ServiceLifecycle.Service {
@@ -90,5 +92,64 @@ struct ConfigWatcherService: ServiceLifecycle.Service {
         logger.error("the configuration file changed; exiting so that the new configuration is read on restart (kube-proxy does the same)",
                      metadata: ["config": "\(path)"])
         throw DaemonError("content of the configuration file \(path) was updated")
+    }
+}
+
+/// Repairs someone else's write at once instead of at the next sync period: listens to
+/// nf_tables commit notifications (`NFNLGRP_NFTABLES`) in the daemon's namespace from the
+/// first sync on, and runs a drift check after any commit. For the daemon's own commits the
+/// check is one generation-id read (the generation is the one it expects); a foreign one
+/// (`nft flush ruleset`, a firewall reload) is reconciled right away. Lost notifications
+/// (a full receive buffer) also trigger a check. Listening starts only after the first sync,
+/// so the cold start's element notifications are never built.
+struct CommitWatchService: ServiceLifecycle.Service {
+    let loop: SyncLoop
+    let netns: String?
+    let logger: Logger
+    /// Called once the notifications are subscribed.
+    let listening: @Sendable () -> Void
+
+    func run() async {
+        // The first sync is the loop's business (and its element notifications would be many).
+        let started = (try? await cancelWhenGracefulShutdown { [loop] in
+            while await !loop.initialized { try await Task.sleep(for: .milliseconds(100)) }
+            return true
+        }) ?? false
+        guard started else { return }
+        let monitor: CommitMonitor
+        do {
+            monitor = try CommitMonitor(namespace: netns, receiveBufferBytes: 4 << 20)
+        } catch {
+            logger.warning("no nf_tables commit notifications; drift is found by the periodic check only", metadata: ["error": "\(error)"])
+            return
+        }
+        listening()
+        let (commits, commit) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let stopped = NIOLockedValueBox(false)
+        let reader = Thread {
+            var lost = 0
+            while !stopped.withLockedValue({ $0 }) {
+                let event = monitor.next(timeout: 0.5)
+                let overruns = monitor.overruns
+                if event != nil || overruns != lost { commit.yield() }
+                lost = overruns
+            }
+            commit.finish()
+        }
+        reader.name = "sluice-commit-watch"
+        reader.start()
+        @Sendable func stop() {
+            stopped.withLockedValue { $0 = true }
+        }
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                for await _ in commits { await loop.checkDrift() }
+            } onCancel: {
+                stop()
+            }
+        } onGracefulShutdown: {
+            stop()
+        }
+        monitor.stop()
     }
 }

@@ -75,6 +75,28 @@ struct DaemonKernelTests {
         #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10"))
     }
 
+    @Test("drift: a foreign commit is repaired as soon as the kernel announces it, long before the sync period")
+    func repairsDriftOnCommitNotification() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "cwatch")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
+        // A sync period of an hour: only the commit notification can trigger the repair.
+        try await withDaemon(config(dir, ns, syncPeriod: .seconds(3600))) { daemon in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            // The watch subscribes after the first sync.
+            try await waitUntil("commit watch listening") { daemon.watchingCommits }
+            let before = metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, "sluice_drift_repairs_total") ?? 0
+            try ns.runChecked(["nft", "flush", "ruleset"])
+            try await waitUntil("repaired", timeout: .seconds(60)) { try kernelMatches(ns.name, dir.path) }
+            let after = metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, "sluice_drift_repairs_total") ?? 0
+            #expect(after > before)
+        }
+    }
+
     @Test("drift: tables deleted or edited with nft are repaired within the sync period")
     func repairsDrift() async throws {
         try requireKernelTestEnvironment()

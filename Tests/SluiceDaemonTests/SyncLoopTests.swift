@@ -75,6 +75,7 @@ struct SyncLoopTests {
         var c = DaemonConfiguration(options: testOptions(), sources: [source], healthzBindAddress: "127.0.0.1:0",
                                     metricsBindAddress: "127.0.0.1:0", healthCheckBindHost: "127.0.0.1")
         c.dataplane = { fake }
+        c.watchCommits = false  // no kernel here: nothing to listen to
         if let chunk { c.coldStartChunk = chunk }
         return c
     }
