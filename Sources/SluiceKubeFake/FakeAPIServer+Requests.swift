@@ -338,20 +338,40 @@ extension FakeAPIServer {
                     listRV = s.rv
                 }
             }
-            var keys = snapshot.keys.sorted().filter { k in
+            // The snapshot at `listRV` is fixed, so its sorted keys are too.
+            let sorted: [String]
+            if let cached = s.sortedKeys[r.plural], cached.rv == listRV, cached.keys.count == snapshot.count {
+                sorted = cached.keys
+            } else {
+                sorted = snapshot.keys.sorted()
+                s.sortedKeys[r.plural] = (listRV, sorted)
+            }
+            func matches(_ k: String) -> Bool {
                 let o = snapshot[k]!
                 if let ns = route.namespace, o.namespace != ns { return false }
                 if let label, !label.matches(o.labels) { return false }
                 if let field, !field.matches(name: o.name, namespace: o.namespace) { return false }
                 return true
             }
-            if let start = startAfter { keys = keys.filter { $0 > start } }
+            // First key after the continue token's (binary search), then matches up to the limit.
+            var lo = 0, hi = sorted.count
+            if let start = startAfter {
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if sorted[mid] <= start { lo = mid + 1 } else { hi = mid }
+                }
+            }
+            var keys: [String] = []
+            var i = lo
+            while i < sorted.count, keys.count < (effectiveLimit ?? Int.max) {
+                if matches(sorted[i]) { keys.append(sorted[i]) }
+                i += 1
+            }
             var meta: [String: JSONValue] = ["resourceVersion": .string(String(listRV))]
-            if let lim = effectiveLimit, keys.count > lim {
-                let remaining = keys.count - lim
-                keys = Array(keys.prefix(lim))
+            if effectiveLimit != nil, let more = sorted[i...].firstIndex(where: matches) {
                 meta["continue"] = .string(makeContinue(rv: listRV, after: keys.last!, epoch: s.continueEpoch))
-                if label == nil && field == nil { meta["remainingItemCount"] = .int(Int64(remaining)) }
+                if label == nil && field == nil && route.namespace == nil { meta["remainingItemCount"] = .int(Int64(sorted.count - more)) }
+                else if label == nil && field == nil { meta["remainingItemCount"] = .int(Int64(sorted[more...].filter(matches).count)) }
             }
             let items = keys.map { snapshot[$0]! }
             let body = JSONValue.object(["kind": .string(r.listKind), "apiVersion": .string(r.apiVersion),

@@ -109,6 +109,9 @@ public final class FakeAPIServer: Sendable {
         var serveServiceCIDRs: Bool
         var batchDepth = 0
         var batched: [Int: [String]] = [:]
+        /// Sorted keys of one resource's objects as of one resourceVersion: the pages of a
+        /// paged list are cut from it instead of sorting every object for every page.
+        var sortedKeys: [String: (rv: Int, keys: [String])] = [:]
         var channels: [ObjectIdentifier: Channel] = [:]
         var stallNewWatches = false
     }
