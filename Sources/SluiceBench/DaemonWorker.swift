@@ -33,7 +33,12 @@ public final class DaemonWorker {
         var result = DaemonSourceResult(source: source)
         defer {
             if let server { _ = try? blocking { try await server.shutdown() } }
-            try? FileManager.default.removeItem(atPath: dir)
+            // SLUICE_BENCH_KEEP=1 keeps the daemon's log and manifests for a look afterwards.
+            if ProcessInfo.processInfo.environment["SLUICE_BENCH_KEEP"] == nil {
+                try? FileManager.default.removeItem(atPath: dir)
+            } else {
+                FileHandle.standardError.write(Data("sluice bench: kept \(dir)\n".utf8))
+            }
         }
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

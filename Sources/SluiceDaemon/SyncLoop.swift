@@ -95,6 +95,7 @@ actor SyncLoop {
         if changes.isEmpty && !needFull { return }
         let start = ContinuousClock.now
         let outcome = engine.apply(changes, loadNow: !needFull)
+        let planned = ContinuousClock.now
         // The raw objects are not needed any more (the engine keeps what it uses): free them
         // before a cold start, whose end hands freed memory back to the OS.
         changes = [:]
@@ -114,6 +115,7 @@ actor SyncLoop {
                 logger.info("first sync applied", metadata: [
                     "batches": "\(report.batches.count)", "services": "\(engine.accepted.count)",
                     "elements": "\(families.map { engine.elementCount($0) }.reduce(0, +))",
+                    "planSeconds": "\(seconds(planned - start))", "commitSeconds": "\(seconds(ContinuousClock.now - planned))",
                 ])
             }
             initialized = true
@@ -311,6 +313,8 @@ actor SyncLoop {
         }
     }
 }
+
+func seconds(_ d: Duration) -> String { String(format: "%.3f", Double(nanoseconds(d)) / 1e9) }
 
 func nanoseconds(_ d: Duration) -> Int64 {
     d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
