@@ -9,8 +9,9 @@ import SluiceModel
 /// from the previous state to the new one, in time and memory proportional to the change:
 /// no table-sized copy is made (`IncrementalCompiler.storageIdentity` lets tests check it).
 /// When the node context changes every plan is new: the compilers are reloaded and the
-/// caller applies `desiredRuleset` as a diff; on the first sync it can instead stream the
-/// table into an empty kernel with `loadStreamed`.
+/// caller reconciles each table with its compiler (`skeleton`, `serviceElements`); on the
+/// first sync it can instead stream the table into an empty kernel with `loadStreamed`.
+/// `desiredRuleset` materializes the whole table (tests, review).
 ///
 /// Pure: the kernel is the caller's business (`SluiceDaemon`'s sync loop, the CLI, the bench).
 public struct ProxyEngine: Sendable {
@@ -23,23 +24,20 @@ public struct ProxyEngine: Sendable {
         planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses)
     }
 
-    /// What one `apply` produced.
+    /// What one `apply` produced: the planner's changes (`full`, counts, diagnostics with the
+    /// compilers' conflicts added, trigger times, conntrack targets, read through as members)
+    /// and the transaction.
+    @dynamicMemberLookup
     public struct Outcome: Sendable {
-        /// True when the node context changed: apply `desiredRuleset` as a full diff (or
-        /// stream it, `loadStreamed`).
-        public var full = false
-        /// The O(change) transaction (both families), when `full` is false.
+        public var planned: IncrementalPlanner.Changes
+        /// The O(change) transaction (both families), when `full` is false. When `full` is
+        /// true (the node context changed) the caller reconciles every table instead, or
+        /// streams it into an empty kernel (`loadStreamed`).
         public var transaction = Transaction([])
-        public var diagnostics: [Diagnostic] = []
-        public var serviceChanges = 0
-        public var endpointSliceChanges = 0
-        /// Services re-planned.
-        public var replanned: Set<ServiceName> = []
-        public var triggerTimes: [Date] = []
-        public var conntrackTargets: [ConntrackTarget] = []
+
+        public subscript<T>(dynamicMember member: KeyPath<IncrementalPlanner.Changes, T>) -> T { planned[keyPath: member] }
     }
 
-    public var options: NodeOptions { planner.options }
     public var accepted: [ServiceName: ValidatedService] { planner.accepted }
     public var nodeContext: NodeContext? { planner.nodeContext }
     public var healthChecks: [ServiceName: HealthCheckTarget] { planner.healthChecks }
@@ -49,21 +47,17 @@ public struct ProxyEngine: Sendable {
     /// Applies a batch of object changes. With `loadNow: false` a context change leaves the
     /// compilers empty (`needsLoad`) for the caller to `load` or `loadStreamed`.
     public mutating func apply(_ changes: ObjectChanges, loadNow: Bool = true) -> Outcome {
-        let planned = planner.apply(changes)
-        var out = Outcome(diagnostics: planned.diagnostics, serviceChanges: planned.serviceChanges,
-                          endpointSliceChanges: planned.endpointSliceChanges, replanned: planned.replanned,
-                          triggerTimes: planned.triggerTimes, conntrackTargets: planned.conntrackTargets)
-        if planned.full {
+        var out = Outcome(planned: planner.apply(changes))
+        if out.full {
             resetCompilers()
-            if loadNow { out.diagnostics += load() }
-            out.full = true
+            if loadNow { out.planned.diagnostics += load() }
             return out
         }
         var ops: [SluiceIR.Operation] = []
-        for family in planned.ports.keys.sorted() where compilers[family] != nil {
+        for family in out.ports.keys.sorted() where compilers[family] != nil {
             // In place: a copy of the compiler would copy its whole store on write.
-            let tx = compilers[family]!.update(planChanges: planned.ports[family]!)
-            out.diagnostics += conflictDiagnostics(family)
+            let tx = compilers[family]!.update(planChanges: out.ports[family]!)
+            out.planned.diagnostics += conflictDiagnostics(family)
             ops += tx.operations
         }
         out.transaction = Transaction(ops)
@@ -111,15 +105,10 @@ public struct ProxyEngine: Sendable {
         (compilers[family]?.lastConflicts ?? []).map { Diagnostic(severity: .warning, message: $0) }
     }
 
-    /// The whole desired ruleset (O(table)): for context changes and drift repair.
+    /// The whole desired ruleset (O(table)): a reference for tests and review.
     public var desiredRuleset: Ruleset {
         precondition(!needsLoad, "ProxyEngine: load() before desiredRuleset")
         return Ruleset(tables: compilers.keys.sorted().map { compilers[$0]!.table })
-    }
-
-    /// The desired tables without elements (what a streamed apply keeps as committed state).
-    public var desiredSkeletons: Ruleset {
-        Ruleset(tables: compilers.keys.sorted().map { compilers[$0]!.skeleton })
     }
 
     /// Elements of one family's table (node context's and services').

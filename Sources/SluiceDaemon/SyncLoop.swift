@@ -18,7 +18,7 @@ import SluiceNetlink
 ///   of whole services, elements held once, in the engine); with a table (a restart) it
 ///   reconciles by diff, so a restart never flushes.
 /// - Routine commits are O(change): `ProxyEngine.apply` → `Dataplane.apply(transaction:)`.
-///   Context changes, failures and drift use the full diff.
+///   Context changes, failures and drift reconcile each table set by set.
 actor SyncLoop {
     let dataplane: any Dataplane
     var engine: ProxyEngine
@@ -160,7 +160,7 @@ actor SyncLoop {
             let compiler = engine.compilers[family]!
             reports.append(try dataplane.reconcile(compiler.skeleton, elements: compiler.serviceElements))
         }
-        let inUse = Set(engine.compilers.keys.map(Self.nftFamily))
+        let inUse = Set(engine.compilers.keys.map { Layout($0).family })
         let unused = ownTables.filter { !inUse.contains($0.0) && dataplane.committed.table($0.0, $0.1) != nil }
         if !unused.isEmpty {
             _ = try dataplane.deleteTablesIgnoringMissing(unused)
@@ -171,7 +171,7 @@ actor SyncLoop {
 
     /// Streams every family's table into a kernel that has none.
     private func coldStart() throws -> ApplyReport {
-        let tables = (engine.nodeContext?.families ?? []).map { (Self.nftFamily($0.family), Layout.tableName) }
+        let tables = (engine.nodeContext?.families ?? []).map { (Layout($0.family).family, Layout.tableName) }
         var diagnostics: [Diagnostic] = []
         let report = try dataplane.applyStreamed(depth: 1, tables: tables) { send in
             diagnostics = try engine.loadStreamed(maxElementsPerTransaction: coldStartChunk) { _, tx in try send(tx) }
@@ -212,8 +212,6 @@ actor SyncLoop {
         health.setNodeEligible(engine.nodeEligible)
     }
 
-    static func nftFamily(_ f: IPFamily) -> Family { f == .ipv4 ? .ip : .ip6 }
-
     /// Checks cheaply (generation id) whether anyone touched the tables; if so re-reads them
     /// and repairs the difference. Returns the number of repair operations (0: nothing to do).
     @discardableResult
@@ -247,7 +245,7 @@ actor SyncLoop {
             let mine = targets.filter { $0.family == family }
             do {
                 var deleted = 0
-                for flow in try dataplane.conntrackFlows(family: family == .ipv4 ? .ip : .ip6, proto: 17) {
+                for flow in try dataplane.conntrackFlows(family: Layout(family).family, proto: 17) {
                     guard let dst = IPAddress(addressText(flow.origDst)), let src = IPAddress(addressText(flow.replySrc)) else { continue }
                     let origDst = EndpointAddress(ip: dst, port: flow.origDstPort)
                     let replySrc = EndpointAddress(ip: src, port: flow.replySrcPort)

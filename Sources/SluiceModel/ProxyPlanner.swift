@@ -54,7 +54,7 @@ public struct ProxyPlanner: Sendable {
         let slices = dedupe(objects.endpointSlices, kind: "EndpointSlice",
                             key: { ServiceName(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name ?? "") },
                             &diagnostics)
-        _ = findNode(objects.nodes, &diagnostics)
+        diagnostics += missingNodeWarning(objects.nodes)
         var changes: [(key: ProxyObjectKey, value: SourcedObject?)] = []
         var seen = Set<ProxyObjectKey>()
         func add(_ o: ProxyObject, _ file: String?) {
@@ -86,14 +86,12 @@ public struct ProxyPlanner: Sendable {
         }
     }
 
-    private func findNode(_ nodes: [Sourced<Node>], _ diagnostics: inout [Diagnostic]) -> Sourced<Node>? {
-        if let node = nodes.first(where: { $0.object.metadata.name?.lowercased() == options.nodeName }) { return node }
-        if !nodes.isEmpty {
-            let names = nodes.compactMap(\.object.metadata.name).joined(separator: ", ")
-            diagnostics.append(Diagnostic(severity: .warning, kind: "Node", name: options.nodeName,
-                                          message: "not among the given Nodes (\(names)); node IPs, pod CIDRs and zone are unknown"))
-        }
-        return nil
+    /// A warning when Nodes are given but none is this node (the planner then has no Node).
+    private func missingNodeWarning(_ nodes: [Sourced<Node>]) -> [Diagnostic] {
+        guard !nodes.isEmpty, !nodes.contains(where: { $0.object.metadata.name?.lowercased() == options.nodeName }) else { return [] }
+        let names = nodes.compactMap(\.object.metadata.name).joined(separator: ", ")
+        return [Diagnostic(severity: .warning, kind: "Node", name: options.nodeName,
+                           message: "not among the given Nodes (\(names)); node IPs, pod CIDRs and zone are unknown")]
     }
 
     /// Keeps the first object per key; later ones get a warning naming where the first came from.

@@ -34,7 +34,7 @@ extension NftablesApplier {
         }
         let tx = Transaction(ops)
         let desired = Ruleset(tables: [skeleton.withoutElements])
-        let batches = try commitChunked(tx, known: [Ruleset(tables: [current]), desired], desired: desired, table: (f, name))
+        let batches = try commitChunked(tx, known: [Ruleset(tables: [current]), desired], desired: desired, tables: [(f, name)])
         committed = committed.replacing(tracksElements ? Self.materialize(skeleton, elements, chunk: maxElementsPerBatch)
                                                         : skeleton.withoutElements)
         let r = ApplyReport(transaction: tx.objectCount <= maxElementsPerBatch ? tx : Transaction(structure.operations), batches: batches)
@@ -67,9 +67,10 @@ extension NftablesApplier {
         return ops
     }
 
-    /// Commits a transaction, split as `chunked` does when it is large; re-reads the table
-    /// if a later chunk fails after an earlier one went in.
-    func commitChunked(_ tx: Transaction, known: [Ruleset], desired: Ruleset, table: (Family, String)) throws -> [BatchStats] {
+    /// Commits a transaction, split as `chunked` does when it is large; re-reads `tables`
+    /// if a later chunk fails after an earlier one went in (the in-memory state no longer
+    /// matches).
+    func commitChunked(_ tx: Transaction, known: [Ruleset], desired: Ruleset, tables: [(Family, String)]) throws -> [BatchStats] {
         if tx.isEmpty { return [] }
         let chunks = tx.objectCount > maxElementsPerBatch ? chunked(tx, desired: desired) : [tx.operations]
         var batches: [BatchStats] = []
@@ -80,7 +81,7 @@ extension NftablesApplier {
                 batches.append(stats)
             }
         } catch {
-            if !batches.isEmpty { _ = try? adopt(tables: [table]) }
+            if !batches.isEmpty { _ = try? adopt(tables: tables) }
             throw error
         }
         return batches

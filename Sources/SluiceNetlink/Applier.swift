@@ -103,21 +103,8 @@ public final class NftablesApplier {
             return r
         }
         if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
-        var batches: [BatchStats] = []
-        let chunks = tx.objectCount > maxElementsPerBatch ? chunked(tx, desired: desired) : [tx.operations]
-        do {
-            for ops in chunks where !ops.isEmpty {
-                let stats = try socket.commit(ops, known: [base, desired], generation: expectedGeneration)
-                if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
-                batches.append(stats)
-            }
-        } catch {
-            if !batches.isEmpty {
-                // Part of a chunked apply is in; the in-memory state no longer matches.
-                _ = try? adopt(tables: desired.tables.map { ($0.family, $0.name) })
-            }
-            throw error
-        }
+        let batches = try commitChunked(tx, known: [base, desired], desired: desired,
+                                        tables: desired.tables.map { ($0.family, $0.name) })
         committed = tracksElements ? desired : desired.withoutElements
         let r = ApplyReport(transaction: tx, batches: batches)
         lastReport = r
@@ -221,15 +208,7 @@ public final class NftablesApplier {
     @discardableResult
     public func create(_ skeleton: Table, elements: some ElementSource) throws -> ApplyReport {
         if committed.table(skeleton.family, skeleton.name) != nil {
-            var full = skeleton
-            for name in elements.setNames {
-                var m = full.elements[name] ?? [:]
-                elements.forEachChunk(of: name, maxCount: maxElementsPerBatch) { chunk in
-                    for e in chunk { m[e.key] = e.data ?? [] }
-                }
-                full.elements[name] = m
-            }
-            return try apply(Ruleset(tables: committed.tables.filter { $0.family != skeleton.family || $0.name != skeleton.name } + [full]))
+            return try apply(committed.replacing(Self.materialize(skeleton, elements, chunk: maxElementsPerBatch)))
         }
         let f = skeleton.family, t = skeleton.name
         let first = SluiceIR.create(skeleton)

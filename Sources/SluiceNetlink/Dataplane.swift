@@ -17,9 +17,6 @@ public protocol Dataplane: AnyObject {
     /// foreign content the IR cannot express.
     @discardableResult
     func adopt(tables: [(Family, String)], desired: Ruleset?) throws -> [String]
-    /// Commits `diff(kernel, desired)`.
-    @discardableResult
-    func apply(_ desired: Ruleset) throws -> ApplyReport
     /// Takes one table from whatever the kernel holds to `skeleton` plus `elements`,
     /// committing only the difference, without holding the whole table in memory
     /// (`NftablesApplier.reconcile`).

@@ -60,16 +60,6 @@ public final class FakeDataplane: Dataplane, @unchecked Sendable {
     }
 
     @discardableResult
-    public func apply(_ desired: Ruleset) throws -> ApplyReport {
-        let tx = locked {
-            let names = Set(desired.tables.map { "\($0.family) \($0.name)" } + believed.tables.map { "\($0.family) \($0.name)" })
-            let current = Ruleset(tables: kernel.tables.filter { names.contains("\($0.family) \($0.name)") }.map(Self.withoutDynamic))
-            return diff(current, desired)
-        }
-        return try apply(transaction: tx)
-    }
-
-    @discardableResult
     public func reconcile(_ skeleton: Table, elements: some ElementSource) throws -> ApplyReport {
         let full = NftablesApplier.materialize(skeleton, elements, chunk: 50_000)
         let tx = locked {

@@ -75,18 +75,27 @@ struct DaemonKernelTests {
         #expect(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("10.96.0.10"))
     }
 
-    @Test("drift: a foreign commit is repaired as soon as the kernel announces it, long before the sync period")
-    func repairsDriftOnCommitNotification() async throws {
+    /// A daemon on a fresh namespace and manifests directory holding one service (`web`, two
+    /// endpoints), after its first sync.
+    func withWebService(label: String, syncPeriod: Duration,
+                        _ body: (Daemon, NetworkNamespace, ManifestDir) async throws -> Void) async throws {
         try requireKernelTestEnvironment()
-        let ns = try NetworkNamespace(label: "cwatch")
+        let ns = try NetworkNamespace(label: label)
         defer { ns.close() }
         let dir = try ManifestDir()
         defer { dir.close() }
         try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
                       + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
-        // A sync period of an hour: only the commit notification can trigger the repair.
-        try await withDaemon(config(dir, ns, syncPeriod: .seconds(3600))) { daemon in
+        try await withDaemon(config(dir, ns, syncPeriod: syncPeriod)) { daemon in
             try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+            try await body(daemon, ns, dir)
+        }
+    }
+
+    @Test("drift: a foreign commit is repaired as soon as the kernel announces it, long before the sync period")
+    func repairsDriftOnCommitNotification() async throws {
+        // A sync period of an hour: only the commit notification can trigger the repair.
+        try await withWebService(label: "cwatch", syncPeriod: .seconds(3600)) { daemon, ns, dir in
             // The watch subscribes after the first sync.
             try await waitUntil("commit watch listening") { daemon.watchingCommits }
             let before = metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, "sluice_drift_repairs_total") ?? 0
@@ -99,15 +108,7 @@ struct DaemonKernelTests {
 
     @Test("drift: tables deleted or edited with nft are repaired within the sync period")
     func repairsDrift() async throws {
-        try requireKernelTestEnvironment()
-        let ns = try NetworkNamespace(label: "drift")
-        defer { ns.close() }
-        let dir = try ManifestDir()
-        defer { dir.close() }
-        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
-                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
-        try await withDaemon(config(dir, ns, syncPeriod: .milliseconds(500))) { daemon in
-            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+        try await withWebService(label: "drift", syncPeriod: .milliseconds(500)) { daemon, ns, dir in
             // Someone deletes the whole table.
             // (Not checked as missing afterwards: a daemon may repair it before the test looks.)
             try ns.runChecked(["nft", "delete", "table", "ip", "sluice"])

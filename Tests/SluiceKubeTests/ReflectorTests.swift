@@ -137,13 +137,7 @@ struct ReflectorTests {
             let syncedRV = try #require(h.reflector.lastSyncResourceVersion)
             try await eventually { server.openWatchCount() == 1 }
 
-            // The client misses these (its watch is stalled), then history is compacted.
-            server.stallWatches(newWatchesToo: true)
-            try server.delete(Service.self, name: "b")
-            try server.update(service("a", port: 8443))
-            try server.create(service("d"))
-            server.compact()
-            server.stopStalling()
+            try changeBehindStalledWatch(server)
             try await h.waitConverged(with: server)
 
             let reqs = server.requests
@@ -574,6 +568,17 @@ struct ProxyReflectorsTests {
 }
 
 extension ReflectorTests {
+    /// The client misses these (its watch is stalled), then history is compacted: `b`
+    /// deleted, `a` changed, `d` created, next to an unchanged `c`.
+    func changeBehindStalledWatch(_ server: FakeAPIServer) throws {
+        server.stallWatches(newWatchesToo: true)
+        try server.delete(Service.self, name: "b")
+        try server.update(service("a", port: 8443))
+        try server.create(service("d"))
+        server.compact()
+        server.stopStalling()
+    }
+
     @Test("without cached content: the cache keeps identities and resourceVersions only, events carry whole objects, a relist emits only real changes")
     func contentFreeCache() async throws {
         try await withFake { server in
@@ -584,12 +589,7 @@ extension ReflectorTests {
             let h = Harness(client: client, resource: .services(), options: options)
             try await h.waitSynced()
             try await eventually { server.openWatchCount() == 1 }
-            server.stallWatches(newWatchesToo: true)
-            try server.delete(Service.self, name: "b")
-            try server.update(service("a", port: 8443))
-            try server.create(service("d"))
-            server.compact()
-            server.stopStalling()
+            try changeBehindStalledWatch(server)
             try await eventually(.seconds(20), "events rebuild the server's objects") {
                 let expected = try server.objects(Service.self, labelSelector: nil, fieldSelector: nil)
                 let rebuilt = h.consumerState.withLockedValue { $0 }.sorted { $0.key < $1.key }.map(\.value)
