@@ -11,6 +11,8 @@ final class DaemonProcess: @unchecked Sendable {
     let metricsPort: Int
     /// CommitMonitor clock just before the spawn.
     private(set) var startTime = 0.0
+    /// Wall clock (Unix seconds) at the same moment, to compare with the daemon's timestamps.
+    private(set) var startWallTime = 0.0
 
     init(executable: String, arguments: [String], logPath: String, metricsPort: Int) throws {
         self.logPath = logPath
@@ -27,6 +29,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     func start(clock: () -> Double) throws {
         startTime = clock()
+        startWallTime = Date().timeIntervalSince1970
         try process.run()
         ChildRegistry.shared.add(pid)
     }

@@ -12,7 +12,8 @@ public enum DaemonReport {
     static func firstSync(_ r: DaemonSourceResult) -> String {
         guard let f = r.firstSync else { return "–" }
         guard let s = f.seconds else { return "not seen (\(f.kernelElements) of \(f.expectedElements) elements)" }
-        return "\(Report.seconds(s)) (\(f.commits) commit\(f.commits == 1 ? "" : "s"), \(f.kernelElements) elements\(f.detection == "metrics" ? ", by /metrics" : ""))"
+        if f.detection == "metrics" { return "\(Report.seconds(s)) (\(f.kernelElements) elements, by /metrics)" }
+        return "\(Report.seconds(s)) (\(f.commits) commit\(f.commits == 1 ? "" : "s"), \(f.kernelElements) elements)"
     }
 
     static func churn(_ c: DaemonChurn?) -> String {

@@ -27,6 +27,10 @@ public struct DaemonBenchOptions: Codable, Sendable {
     public var timeout: Double
     /// Manifest files as JSON `List`s instead of multi-document YAML.
     public var jsonManifests: Bool
+    /// Time the first sync by counting the kernel's element notifications, with the commit
+    /// monitor listening from the start (which makes the kernel build one per element);
+    /// by default the daemon's /metrics time it and the monitor joins afterwards.
+    public var firstSyncFromKernel: Bool = false
     public var outDir: String?
 
     public init(scales: [Scale] = [Scale(services: 1000, endpoints: 10)], sources: [DaemonSource] = DaemonSource.allCases,
@@ -49,9 +53,12 @@ public struct DaemonBenchOptions: Codable, Sendable {
 /// First sync: process start → the commit after which the kernel held every expected element.
 public struct FirstSync: Codable, Sendable {
     public var seconds: Double?
-    /// `elementCount` (the IPv4 element count announced by the kernel reached the expected
-    /// total) or `metrics` (the daemon's /metrics reported its first sync and the same count).
+    /// `metrics` (the default: the daemon's /metrics reported its first full sync with the
+    /// expected IPv4 element count; the time is its own stamp of that sync's end) or
+    /// `elementCount` (`firstSyncFromKernel`: the IPv4 element count announced by the kernel
+    /// reached the expected total).
     public var detection: String
+    /// Kernel commits seen (`elementCount`), or full syncs (`metrics`).
     public var commits: Int
     public var expectedElements: Int
     public var kernelElements: Int

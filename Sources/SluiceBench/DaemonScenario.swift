@@ -35,11 +35,12 @@ struct APISink: ChangeSink {
     }
 
     /// The clock starts when the fake server has stored the change and queued its watch
-    /// event: its own JSON parsing and storing (≈ 0.6 ms here) is no part of the proxy's
-    /// latency.
+    /// event (its own stamp, taken under its lock: a clock read after the write returns
+    /// can come after the commit on 2 busy cores): its JSON parsing and storing (≈ 0.6 ms
+    /// here) is no part of the proxy's latency.
     func writeTimed(service i: Int, _ cluster: DaemonCluster) throws -> Double {
         try write(service: i, cluster)
-        return CommitMonitor.now()
+        return server.lastEventQueuedAt
     }
 
     /// The writes' watch events go out together when the batch ends, as a burst of queued
@@ -48,8 +49,8 @@ struct APISink: ChangeSink {
         var queued = 0.0
         try server.batch {
             for i in services { try write(service: i, cluster) }
-            queued = CommitMonitor.now()
         }
+        queued = server.lastEventQueuedAt
         return queued
     }
 }
@@ -132,6 +133,29 @@ func waitFirstSync(_ monitor: CommitMonitor, _ daemon: DaemonProcess, expected: 
             sync.detection = "elementCount"
             return sync
         }
+    }
+    return sync
+}
+
+/// Process start → the end of the daemon's first full sync, read from its /metrics (polled
+/// every 50 ms; the time is the daemon's `kubeproxy_sync_proxy_rules_last_timestamp_seconds`,
+/// stamped after the kernel acknowledged the last batch, not the poll's), once it reports
+/// `expected` IPv4 elements.
+func waitFirstSyncMetrics(_ daemon: DaemonProcess, expected: Int, timeout: Double) throws -> FirstSync {
+    var sync = FirstSync(seconds: nil, detection: "timeout", commits: 0, expectedElements: expected, kernelElements: 0)
+    let deadline = daemon.startTime + timeout
+    while CommitMonitor.now() < deadline {
+        guard daemon.isRunning else { throw BenchError("sluice run exited (status \(daemon.process.terminationStatus)):\n\(daemon.logTail())") }
+        if let m = daemon.metrics(), (m["sluice_syncs_total{kind=\"full\"}"] ?? 0) >= 1,
+           let elements = m["sluice_nftables_elements{ip_family=\"IPv4\"}"], Int(elements) == expected,
+           let end = m["kubeproxy_sync_proxy_rules_last_timestamp_seconds"] {
+            sync.seconds = end - daemon.startWallTime
+            sync.detection = "metrics"
+            sync.commits = Int(m["sluice_syncs_total{kind=\"full\"}"] ?? 0)
+            sync.kernelElements = Int(elements)
+            return sync
+        }
+        usleep(50_000)
     }
     return sync
 }

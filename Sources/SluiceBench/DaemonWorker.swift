@@ -45,12 +45,12 @@ public final class DaemonWorker {
             progress("preparing \(source.rawValue) objects", 0, 1)
             let (sink, args) = try prepareSource()
             let expected = expectedElementCount(scale)
-            let monitor = try CommitMonitor(receiveBufferBytes: 256 << 20)
-            defer { monitor.stop() }
             let daemon = try DaemonProcess(executable: executable, arguments: Self.nodeArguments + args,
                                            logPath: "\(dir)/sluice-run.log", metricsPort: 10249)
             defer { daemon.stop() }
-            try measure(daemon, monitor, sink, expected: expected, into: &result)
+            let monitor = try measureFirstSync(daemon, expected: expected, into: &result)
+            defer { monitor.stop() }
+            try measure(daemon, monitor, sink, into: &result)
             result.monitorOverruns = monitor.overruns
             if let f = monitor.failure { result.notes.append("commit monitor: \(f)") }
         } catch {
@@ -63,15 +63,29 @@ public final class DaemonWorker {
     static let nodeArguments = ["--hostname-override", DaemonCluster.nodeName, "--node-ip", "10.200.1.1",
                                 "--cluster-cidr", "10.244.0.0/16"]
 
-    func measure(_ daemon: DaemonProcess, _ monitor: CommitMonitor, _ sink: ChangeSink, expected: Int,
-                 into result: inout DaemonSourceResult) throws {
+    /// Starts the daemon and waits for its first sync. By default the commit monitor joins
+    /// NFNLGRP_NFTABLES only afterwards: while anyone listens, the kernel builds a
+    /// notification for every element committed, which a daemon on a node does not pay
+    /// (`options.firstSyncFromKernel` keeps the listener on and counts the elements instead).
+    func measureFirstSync(_ daemon: DaemonProcess, expected: Int, into result: inout DaemonSourceResult) throws -> CommitMonitor {
         progress("first sync", 0, 1)
+        var monitor: CommitMonitor? = options.firstSyncFromKernel ? try CommitMonitor(receiveBufferBytes: 256 << 20) : nil
         try daemon.start(clock: CommitMonitor.now)
         onDaemonStart(daemon.pid)
-        let first = try waitFirstSync(monitor, daemon, expected: expected, timeout: options.timeout)
+        let first = try monitor.map { try waitFirstSync($0, daemon, expected: expected, timeout: options.timeout) }
+            ?? waitFirstSyncMetrics(daemon, expected: expected, timeout: options.timeout)
         result.firstSync = first
         result.rssAfterFirstSyncBytes = daemon.status("VmHWM")
-        guard first.seconds != nil else { throw BenchError("first sync not seen within \(options.timeout) s:\n\(daemon.logTail())") }
+        guard first.seconds != nil else {
+            monitor?.stop()
+            throw BenchError("first sync not seen within \(options.timeout) s:\n\(daemon.logTail())")
+        }
+        if monitor == nil { monitor = try CommitMonitor(receiveBufferBytes: 256 << 20) }
+        return monitor!
+    }
+
+    func measure(_ daemon: DaemonProcess, _ monitor: CommitMonitor, _ sink: ChangeSink,
+                 into result: inout DaemonSourceResult) throws {
         monitor.captureElements = true
         let n = source == .api ? options.samples : options.directorySamples
         let (m, commits, missed) = try singleChanges(n, &cluster, sink, monitor, timeout: min(options.timeout, 60), progress: progress)
@@ -107,7 +121,9 @@ public final class DaemonWorker {
         switch source {
         case .api:
             // The default history window (10k events): the server trims it on every write.
-            let fixed = FakeAPIServer.Configuration()
+            var configuration = FakeAPIServer.Configuration()
+            configuration.watchList = true   // 1.34+: the daemon lists by watch (KUBE_FEATURE_WatchListClient=false: paged lists)
+            let fixed = configuration
             let server = try blocking { try await FakeAPIServer.start(fixed) }
             self.server = server
             try server.applyJSON(.nodes, DaemonCluster.nodeJSON)

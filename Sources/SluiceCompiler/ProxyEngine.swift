@@ -64,6 +64,12 @@ public struct ProxyEngine: Sendable {
         return out
     }
 
+    /// Records a batch of changes for the next `apply` to plan and compile
+    /// (`IncrementalPlanner.stage`): validation, conflicts and counts now, no transaction.
+    public mutating func stage(_ changes: ObjectChanges) -> IncrementalPlanner.Changes {
+        planner.stage(changes)
+    }
+
     /// Empty compilers for the families of the current context.
     private mutating func resetCompilers() {
         compilers = [:]

@@ -4,7 +4,8 @@ import SluiceModel
 
 /// The Kubernetes API server as a source: `SluiceKube.ProxyReflectors` (list+watch of
 /// Services and EndpointSlices with kube-proxy's label selector, this Node, ServiceCIDRs).
-/// Each reflector event becomes a one-object delta; the source reports `synced` once every
+/// Each reflector event becomes a one-object delta; a streamed first list (watch-list)
+/// arrives in parts, each one delta. The source reports `synced` once every
 /// reflector has delivered its first complete list (kube-proxy's
 /// `OnServiceSynced`/`OnEndpointSlicesSynced`/node sync). Relists arrive from the reflectors
 /// as ordinary adds, updates and deletes.
@@ -24,42 +25,42 @@ public struct APIServerSource: ObjectSource {
 
     public var name: String { "apiserver:\(client.configuration.server)" }
 
-    public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+    public func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
         // The engine holds every object the proxy uses; the reflectors keep identities only.
         var options = options
         options.cachesContent = false
-        let reflectors = ProxyReflectors(client: client, nodeName: nodeName, serviceProxyName: serviceProxyName, options: options)
-        let gate = SyncGate(pending: reflectors.serviceCIDRs == nil ? 3 : 4)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await reflectors.run() }
-            group.addTask { await Self.forward(reflectors.services.events, gate: gate, deliver: deliver) { .service($0) } }
-            group.addTask { await Self.forward(reflectors.endpointSlices.events, gate: gate, deliver: deliver) { .endpointSlice($0) } }
-            group.addTask { await Self.forward(reflectors.node.events, gate: gate, deliver: deliver) { .node($0) } }
-            if let cidrs = reflectors.serviceCIDRs {
-                group.addTask { await Self.forward(cidrs.events, gate: gate, deliver: deliver) { .serviceCIDR($0) } }
-            }
-        }
+        let gate = SyncGate(pending: 0)
+        // Each event goes to the sync loop's inbox on the thread that decoded it.
+        let handlers = ProxyReflectors.Handlers(
+            services: { Self.forward($0, gate: gate, deliver: deliver) { .service($0) } },
+            endpointSlices: { Self.forward($0, gate: gate, deliver: deliver) { .endpointSlice($0) } },
+            node: { Self.forward($0, gate: gate, deliver: deliver) { .node($0) } },
+            serviceCIDRs: { Self.forward($0, gate: gate, deliver: deliver) { .serviceCIDR($0) } })
+        let reflectors = ProxyReflectors(client: client, nodeName: nodeName, serviceProxyName: serviceProxyName,
+                                         options: options, handlers: handlers)
+        gate.reset(pending: reflectors.serviceCIDRs == nil ? 3 : 4)
+        await reflectors.run()
     }
 
-    private static func forward<O: KubeObject>(_ events: AsyncStream<ReflectorEvent<O>>, gate: SyncGate,
-                                               deliver: @Sendable (SourceDelta) async -> Void,
-                                               wrap: @Sendable (O) -> ProxyObject) async {
-        for await event in events {
-            var delta = SourceDelta(synced: false)
-            switch event {
-            case .synced(let objects):
-                for o in objects { let p = wrap(o); delta.upserts[p.key] = SourcedObject(p) }
-                delta.synced = gate.markSynced()
-            case .added(let o), .updated(_, let o):
-                let p = wrap(o)
-                delta.upserts[p.key] = SourcedObject(p)
-                delta.synced = gate.allSynced
-            case .deleted(let o):
-                delta.deletes.insert(wrap(o).key)
-                delta.synced = gate.allSynced
-            }
-            await deliver(delta)
+    private static func forward<O: KubeObject>(_ event: ReflectorEvent<O>, gate: SyncGate,
+                                               deliver: @Sendable (SourceDelta) -> Void,
+                                               wrap: (O) -> ProxyObject) {
+        var delta = SourceDelta(synced: false)
+        switch event {
+        case .listed(let objects):
+            for o in objects { let p = wrap(o); delta.upserts[p.key] = SourcedObject(p) }
+        case .synced(let objects):
+            for o in objects { let p = wrap(o); delta.upserts[p.key] = SourcedObject(p) }
+            delta.synced = gate.markSynced()
+        case .added(let o), .updated(_, let o):
+            let p = wrap(o)
+            delta.upserts[p.key] = SourcedObject(p)
+            delta.synced = gate.allSynced
+        case .deleted(let o):
+            delta.deletes.insert(wrap(o).key)
+            delta.synced = gate.allSynced
         }
+        deliver(delta)
     }
 }
 
@@ -68,6 +69,7 @@ public struct APIServerSource: ObjectSource {
 final class SyncGate: Sendable {
     private let pending: NIOLockedValueBox<Int>
     init(pending: Int) { self.pending = NIOLockedValueBox(pending) }
+    func reset(pending count: Int) { pending.withLockedValue { $0 = count } }
     var allSynced: Bool { pending.withLockedValue { $0 == 0 } }
     func markSynced() -> Bool {
         pending.withLockedValue { p in

@@ -35,7 +35,7 @@ public struct ManifestDirectorySource: ObjectSource {
 
     public var name: String { "manifests:" + paths.joined(separator: ",") }
 
-    public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+    public func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
         var watcher = Watcher(paths: paths)
         var delivered = false
         #if canImport(Glibc)
@@ -49,11 +49,11 @@ public struct ManifestDirectorySource: ObjectSource {
 
     /// Polls every `interval` until cancelled.
     private func poll(_ watcher: inout Watcher, delivered: Bool,
-                      deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+                      deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
         var first = !delivered
         while !Task.isCancelled {
             let (delta, _) = watcher.poll()
-            if first || !delta.isEmpty || !delta.diagnostics.isEmpty { await deliver(delta) }
+            if first || !delta.isEmpty || !delta.diagnostics.isEmpty { deliver(delta) }
             first = false
             try await Task.sleep(for: interval)
         }
@@ -63,13 +63,13 @@ public struct ManifestDirectorySource: ObjectSource {
     /// Follows inotify events until cancelled (true), or returns false once a watch cannot be
     /// set up, for the caller to poll instead.
     private func follow(_ inotify: Inotify, _ watcher: inout Watcher, _ delivered: inout Bool,
-                        deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws -> Bool {
+                        deliver: @escaping @Sendable (SourceDelta) -> Void) async throws -> Bool {
         var watches = ManifestWatchSet(roots: paths)
         // Watch before the first scan, so that nothing written meanwhile is missed.
         guard watches.sync(inotify, files: []) else { return false }
         let (initial, _) = watcher.poll()
         guard watches.sync(inotify, files: watcher.files.keys) else { return false }
-        await deliver(initial)
+        deliver(initial)
         delivered = true
         for await events in inotify.events {
             let action = watches.action(for: events)
@@ -83,7 +83,7 @@ public struct ManifestDirectorySource: ObjectSource {
             } else {
                 delta = watcher.refresh(files: action.files).delta
             }
-            if !delta.isEmpty || !delta.diagnostics.isEmpty { await deliver(delta) }
+            if !delta.isEmpty || !delta.diagnostics.isEmpty { deliver(delta) }
         }
         try Task.checkCancellation()
         return false  // the reader stopped on its own: poll from here on

@@ -2,7 +2,8 @@ import SluiceModel
 
 /// A source of Kubernetes objects (a manifests directory now; the API server's list/watch
 /// reflector via `SluiceKube` later). `run` delivers deltas until its task is cancelled;
-/// `deliver` may suspend (back-pressure) while the sync loop is busy.
+/// `deliver` never waits (the sync loop's inbox merges what arrives while it commits), so a
+/// source may call it from any thread, even under its own locks.
 ///
 /// Contract: the first delivered delta (or a later one) carries `synced: true` once the
 /// initial state is complete; deltas are relative to what the source delivered before, and
@@ -11,7 +12,7 @@ import SluiceModel
 public protocol ObjectSource: Sendable {
     /// For logs, e.g. `manifests:/etc/sluice/manifests`.
     var name: String { get }
-    func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws
+    func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws
 }
 
 /// A fixed set of objects, delivered once (tests, `--source` of a one-shot file).
@@ -24,10 +25,10 @@ public struct StaticSource: ObjectSource {
         self.objects = objects
     }
 
-    public func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+    public func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
         var upserts: [ProxyObjectKey: SourcedObject] = [:]
         for o in objects where upserts[o.object.key] == nil { upserts[o.object.key] = o }
-        await deliver(SourceDelta(upserts: upserts, synced: true))
+        deliver(SourceDelta(upserts: upserts, synced: true))
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
     }
 }

@@ -44,6 +44,8 @@ actor SyncLoop {
     /// Commits done (tests wait on it).
     private(set) var commits = 0
     private(set) var lastError: String?
+    /// Time spent staging before the first sync (logged with it).
+    private var stagedTime = Duration.zero
 
     init(dataplane: any Dataplane, options: NodeOptions, hostAddresses: [IPAddress]?, sources: Int, logger: Logger,
          metrics: DaemonMetrics, health: ProxyHealth, healthChecks: HealthCheckServers,
@@ -66,7 +68,7 @@ actor SyncLoop {
     nonisolated func receive(source index: Int, _ delta: SourceDelta) {
         for d in delta.diagnostics { log(d) }
         if inbox.merge(source: index, delta) {
-            logger.info("source synced", metadata: ["source": "\(index)"])
+            logger.info("source synced", metadata: ["source": "\(index)", "rssMB": "\(processMemoryMB("VmRSS"))", "peakRSSMB": "\(processMemoryMB("VmHWM"))"])
         }
         if !delta.isEmpty {
             metrics.markQueued()
@@ -79,7 +81,10 @@ actor SyncLoop {
     func run() async {
         for await _ in wakeStream {
             if Task.isCancelled { break }
-            guard inbox.allSynced else { continue }
+            guard inbox.allSynced else {
+                stage()
+                continue
+            }
             if let last = lastCommit, minSyncPeriod > .zero {
                 let due = last + minSyncPeriod
                 if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
@@ -87,6 +92,24 @@ actor SyncLoop {
             }
             await sync()
         }
+    }
+
+    /// Before the first sync: hands what arrived so far to the planner (validated and
+    /// stored, planned at the first sync), so the first lists are never held whole as
+    /// decoded objects, and validation runs while the sources still receive.
+    func stage() {
+        let changes = inbox.take()
+        guard !changes.isEmpty else { return }
+        let start = ContinuousClock.now
+        account(engine.stage(changes))
+        stagedTime += ContinuousClock.now - start
+    }
+
+    private func account(_ planned: IncrementalPlanner.Changes) {
+        for d in planned.diagnostics { log(d) }
+        pendingTriggerTimes += planned.triggerTimes
+        metrics.serviceChanges.increment(by: planned.serviceChanges)
+        metrics.endpointChanges.increment(by: planned.endpointSliceChanges)
     }
 
     /// Commits what is pending.
@@ -99,10 +122,7 @@ actor SyncLoop {
         // The raw objects are not needed any more (the engine keeps what it uses): free them
         // before a cold start, whose end hands freed memory back to the OS.
         changes = [:]
-        for d in outcome.diagnostics { log(d) }
-        pendingTriggerTimes += outcome.triggerTimes
-        metrics.serviceChanges.increment(by: outcome.serviceChanges)
-        metrics.endpointChanges.increment(by: outcome.endpointSliceChanges)
+        account(outcome.planned)
         let families = engine.nodeContext?.families.map(\.family) ?? []
         inbox.families = families.isEmpty ? [.ipv4] : families
         do {
@@ -115,7 +135,8 @@ actor SyncLoop {
                 logger.info("first sync applied", metadata: [
                     "batches": "\(report.batches.count)", "services": "\(engine.accepted.count)",
                     "elements": "\(families.map { engine.elementCount($0) }.reduce(0, +))",
-                    "planSeconds": "\(seconds(planned - start))", "commitSeconds": "\(seconds(ContinuousClock.now - planned))",
+                    "stageSeconds": "\(seconds(stagedTime))", "planSeconds": "\(seconds(planned - start))", "commitSeconds": "\(seconds(ContinuousClock.now - planned))",
+                    "rssMB": "\(processMemoryMB("VmRSS"))", "peakRSSMB": "\(processMemoryMB("VmHWM"))",
                 ])
             }
             initialized = true
@@ -310,6 +331,16 @@ actor SyncLoop {
             logger.warning("\(d.description)")
         }
     }
+}
+
+/// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in MB; -1 if unreadable.
+func processMemoryMB(_ field: String) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+    for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
+        let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
+        return kb.map { $0 / 1024 } ?? -1
+    }
+    return -1
 }
 
 func seconds(_ d: Duration) -> String { String(format: "%.3f", Double(nanoseconds(d)) / 1e9) }

@@ -153,14 +153,20 @@ public final class KubeAPIClient: Sendable {
                         metadata: decoded.metadata ?? ListMeta())
     }
 
-    /// Opens `GET path?allowWatchBookmarks=true&…&resourceVersion=RV&timeoutSeconds=T&watch=true`.
+    /// Opens `GET path?allowWatchBookmarks=true&…&resourceVersion=RV&timeoutSeconds=T&watch=true`;
+    /// with `sendInitialEvents`, a watch-list (`resourceVersionMatch=NotOlderThan&sendInitialEvents=true`).
     public func openWatch<Object: KubeObject>(_ resource: KubeResource<Object>, resourceVersion: String,
-                                              timeoutSeconds: Int, allowBookmarks: Bool = true) async throws -> HTTPClientResponse {
+                                              timeoutSeconds: Int, allowBookmarks: Bool = true,
+                                              sendInitialEvents: Bool = false) async throws -> HTTPClientResponse {
         var query: [(String, String)] = []
-        if allowBookmarks { query.append(("allowWatchBookmarks", "true")) }
+        if allowBookmarks || sendInitialEvents { query.append(("allowWatchBookmarks", "true")) }
         if let f = resource.fieldSelector { query.append(("fieldSelector", f)) }
         if let l = resource.labelSelector { query.append(("labelSelector", l)) }
         query.append(("resourceVersion", resourceVersion))
+        if sendInitialEvents {
+            query.append(("resourceVersionMatch", "NotOlderThan"))
+            query.append(("sendInitialEvents", "true"))
+        }
         query.append(("timeoutSeconds", String(timeoutSeconds)))
         query.append(("watch", "true"))
         return try await get(path: resource.path, query: query)

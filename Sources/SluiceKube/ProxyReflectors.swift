@@ -20,12 +20,34 @@ public struct ProxyReflectors: Sendable {
     public let node: Reflector<Node>
     public let serviceCIDRs: Reflector<ServiceCIDR>?
 
+    /// Synchronous consumers, one per resource (`Reflector`'s `onEvent`); without, each
+    /// reflector's `events` stream carries its changes.
+    public struct Handlers: Sendable {
+        public var services: @Sendable (ReflectorEvent<Service>) -> Void
+        public var endpointSlices: @Sendable (ReflectorEvent<EndpointSlice>) -> Void
+        public var node: @Sendable (ReflectorEvent<Node>) -> Void
+        public var serviceCIDRs: @Sendable (ReflectorEvent<ServiceCIDR>) -> Void
+
+        public init(services: @escaping @Sendable (ReflectorEvent<Service>) -> Void,
+                    endpointSlices: @escaping @Sendable (ReflectorEvent<EndpointSlice>) -> Void,
+                    node: @escaping @Sendable (ReflectorEvent<Node>) -> Void,
+                    serviceCIDRs: @escaping @Sendable (ReflectorEvent<ServiceCIDR>) -> Void) {
+            self.services = services
+            self.endpointSlices = endpointSlices
+            self.node = node
+            self.serviceCIDRs = serviceCIDRs
+        }
+    }
+
     public init(client: KubeAPIClient, nodeName: String, serviceProxyName: String? = nil,
-                watchServiceCIDRs: Bool = true, options: ReflectorOptions = ReflectorOptions()) {
-        services = Reflector(client: client, resource: .services(serviceProxyName: serviceProxyName), options: options)
-        endpointSlices = Reflector(client: client, resource: .endpointSlices(serviceProxyName: serviceProxyName), options: options)
-        node = Reflector(client: client, resource: .node(named: nodeName), options: options)
-        serviceCIDRs = watchServiceCIDRs ? Reflector(client: client, resource: .serviceCIDRs(), options: options) : nil
+                watchServiceCIDRs: Bool = true, options: ReflectorOptions = ReflectorOptions(), handlers: Handlers? = nil) {
+        services = Reflector(client: client, resource: .services(serviceProxyName: serviceProxyName), options: options,
+                             onEvent: handlers?.services)
+        endpointSlices = Reflector(client: client, resource: .endpointSlices(serviceProxyName: serviceProxyName), options: options,
+                                   onEvent: handlers?.endpointSlices)
+        node = Reflector(client: client, resource: .node(named: nodeName), options: options, onEvent: handlers?.node)
+        serviceCIDRs = watchServiceCIDRs
+            ? Reflector(client: client, resource: .serviceCIDRs(), options: options, onEvent: handlers?.serviceCIDRs) : nil
     }
 
     /// All reflectors have applied their first list.

@@ -7,7 +7,11 @@ import SluiceModel
 
 /// A change delivered by a `Reflector`.
 public enum ReflectorEvent<Object: KubeObject>: Sendable {
-    /// The first complete list, sorted by key; sent once. Every later change is a delta.
+    /// Part of the first list, while it streams in (watch-list only): the first list is
+    /// every `.listed` part and then `.synced`.
+    case listed([Object])
+    /// The first complete list, sorted by key, or its last part after `.listed` parts;
+    /// sent once. Every later change is a delta.
     case synced([Object])
     case added(Object)
     case updated(old: Object, new: Object)
@@ -35,6 +39,13 @@ public struct ReflectorOptions: Sendable {
     /// resourceVersions), so a node proxy holds the objects once, in its engine, not twice;
     /// `.updated(old:)` and relist `.deleted` events then carry that content-free form.
     public var cachesContent: Bool = true
+    /// List by watch (client-go's `WatchListClient`, KEP-3157): one watch with
+    /// `sendInitialEvents=true` streams the list as ADDED events, ends it with a bookmark
+    /// annotated `k8s.io/initial-events-end`, and goes on as the watch. The first list is
+    /// delivered in parts of `pageSize` objects (`.listed`) as it arrives. A server that
+    /// refuses it (the WatchList gate off: 422) gets paged lists from then on; any other
+    /// failure falls back to one paged list, as client-go does.
+    public var useWatchList: Bool = false
 
     public init() {}
 }
@@ -55,6 +66,9 @@ public struct ReflectorStatistics: Sendable, Hashable {
     public var resourceVersion: String?
     /// Whether the next list asks for `resourceVersion=""` (the last RV is gone).
     public var resourceVersionUnavailable = false
+    /// Lists served as a watch (`useWatchList`), and whether the server refused them.
+    public var watchLists = 0
+    public var watchListRefused = false
     public var lastError: String?
 }
 
@@ -64,13 +78,16 @@ public struct ReflectorStatistics: Sendable, Hashable {
 /// `Retry-After`. The local cache is replaced after every relist and the differences are emitted.
 ///
 /// Run it with `await reflector.run()` in a task (it returns when the task is cancelled and
-/// then finishes `events`), and consume `events` from one task.
+/// then finishes `events`), and consume `events` from one task; or give `onEvent`, which
+/// gets every event synchronously, in order, on the thread that decoded it (no task hop
+/// between the wire and the consumer; it must not block), and `events` stays empty.
 public final class Reflector<Object: KubeObject>: Sendable {
     public let resource: KubeResource<Object>
     public let options: ReflectorOptions
-    /// The changes, in order. Single consumer.
+    /// The changes, in order (unless `onEvent` takes them). Single consumer.
     public let events: AsyncStream<ReflectorEvent<Object>>
     private let continuation: AsyncStream<ReflectorEvent<Object>>.Continuation
+    private let onEvent: (@Sendable (ReflectorEvent<Object>) -> Void)?
     private let client: KubeAPIClient
     private let logger: Logger
 
@@ -82,14 +99,21 @@ public final class Reflector<Object: KubeObject>: Sendable {
     private let shared = NIOLockedValueBox(Shared())
 
     public init(client: KubeAPIClient, resource: KubeResource<Object>, options: ReflectorOptions = ReflectorOptions(),
-                logger: Logger? = nil) {
+                logger: Logger? = nil, onEvent: (@Sendable (ReflectorEvent<Object>) -> Void)? = nil) {
         self.client = client
+        self.onEvent = onEvent
         self.resource = resource
         self.options = options
         var l = logger ?? client.logger
         l[metadataKey: "resource"] = "\(resource.path)"
         self.logger = l
         (events, continuation) = AsyncStream<ReflectorEvent<Object>>.makeStream()
+    }
+
+    /// Hands one event to `onEvent` or `events` (called under `shared`'s lock, so that
+    /// events leave in cache order).
+    private func emit(_ event: ReflectorEvent<Object>) {
+        if let onEvent { onEvent(event) } else { continuation.yield(event) }
     }
 
     /// True once the first list has been applied (kube-proxy's `HasSynced`).
@@ -113,27 +137,34 @@ public final class Reflector<Object: KubeObject>: Sendable {
     public func run() async {
         defer { continuation.finish() }
         var backoff = Backoff(options.backoff)
+        var fallBackToList = false
         relist: while !Task.isCancelled {
-            // LIST
-            do {
-                let found = try await listAndReplace()
-                if !found {
-                    try await Task.sleep(for: options.notFoundRecheckInterval)
+            // LIST, unless the first watch below streams it.
+            var listByWatch = options.useWatchList && !fallBackToList && !statistics.watchListRefused
+            fallBackToList = false
+            if !listByWatch {
+                do {
+                    let found = try await listAndReplace()
+                    if !found {
+                        try await Task.sleep(for: options.notFoundRecheckInterval)
+                        continue relist
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    let e = recordFailure(error, list: true)
+                    guard await sleep(delay(for: e, &backoff)) else { return }
                     continue relist
                 }
-            } catch is CancellationError {
-                return
-            } catch {
-                let e = recordFailure(error, list: true)
-                guard await sleep(delay(for: e, &backoff)) else { return }
-                continue relist
             }
 
             // WATCH
             while !Task.isCancelled {
                 let started = ContinuousClock.now
                 do {
-                    switch try await watchOnce() {
+                    let outcome = try await watchOnce(listing: listByWatch)
+                    listByWatch = false
+                    switch outcome {
                     case .ended(let count):
                         if count == 0 && ContinuousClock.now - started < options.minWatchDuration {
                             logger.info("very short watch; relisting after backoff")
@@ -149,6 +180,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 } catch is CancellationError {
                     return
                 } catch {
+                    if listByWatch {
+                        // client-go: "making progress is better than deadlocking": a paged list.
+                        let e = recordFailure(error, list: true)
+                        if e.refusesWatchList { shared.withLockedValue { $0.stats.watchListRefused = true } }
+                        logger.info("watch-list failed; falling back to a paged list", metadata: ["error": "\(e)"])
+                        fallBackToList = true
+                        continue relist
+                    }
                     let e = recordFailure(error, list: false)
                     if e.isExpired {
                         guard await sleep(backoff.next()) else { return }
@@ -273,7 +312,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 s.stats.resourceVersionUnavailable = false
             }
             // Yield under the lock so that events stay in cache order.
-            for e in out { continuation.yield(e) }
+            for e in out { emit(e) }
             return out
         }
         logger.debug("listed", metadata: ["items": "\(list.count)", "changes": "\(out.count)", "rv": "\(resourceVersion ?? "")"])
@@ -286,31 +325,65 @@ public final class Reflector<Object: KubeObject>: Sendable {
         var object: Object?
         var status: APIStatus?
         var bookmarkRV: String?
+        /// A bookmark annotated `k8s.io/initial-events-end: "true"` (the end of a watch-list's list).
+        var endsInitialEvents = false
 
         enum CodingKeys: String, CodingKey { case type, object }
-        struct Bookmark: Decodable { var metadata: ObjectMeta? }
+        struct Bookmark: Decodable {
+            struct Meta: Decodable {
+                var resourceVersion: String?
+                var annotations: [String: String]?
+            }
+            var metadata: Meta?
+        }
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             type = try c.decode(String.self, forKey: .type)
             switch type {
             case "ERROR": status = try c.decode(APIStatus.self, forKey: .object)
-            case "BOOKMARK": bookmarkRV = try c.decode(Bookmark.self, forKey: .object).metadata?.resourceVersion
+            case "BOOKMARK":
+                let meta = try c.decode(Bookmark.self, forKey: .object).metadata
+                bookmarkRV = meta?.resourceVersion
+                endsInitialEvents = meta?.annotations?["k8s.io/initial-events-end"] == "true"
             default: object = try c.decode(Object.self, forKey: .object)
             }
         }
     }
 
-    private func watchOnce() async throws -> WatchOutcome {
-        guard let rv = lastSyncResourceVersion else { return .expired(APIStatus(message: "no resource version", code: 410)) }
+    /// The list part of a watch-list, until its closing bookmark.
+    private struct InitialEvents: Sendable {
+        /// The reflector's first list: streamed out in parts (`.listed`).
+        let first: Bool
+        /// First list: received, not yet handed out.
+        var part: [Object] = []
+        /// A relist: the whole list, compared with the cache at the end.
+        var items: [ObjectKey: Object] = [:]
+    }
+
+    /// One watch; with `listing`, a watch-list whose initial events are the list.
+    private func watchOnce(listing: Bool) async throws -> WatchOutcome {
+        let rv: String
+        var initial: InitialEvents? = nil
+        if listing {
+            // client-go's watch-list asks for "at least the last RV seen" ("" the first time: most recent).
+            let (unavailable, lastRV, lists) = shared.withLockedValue { ($0.stats.resourceVersionUnavailable, $0.stats.resourceVersion, $0.stats.lists) }
+            rv = unavailable ? "" : (lastRV ?? "")
+            initial = InitialEvents(first: lists == 0)
+        } else {
+            guard let last = lastSyncResourceVersion else { return .expired(APIStatus(message: "no resource version", code: 410)) }
+            rv = last
+        }
         let timeout = Int.random(in: options.watchTimeoutSeconds)
-        let response = try await client.openWatch(resource, resourceVersion: rv, timeoutSeconds: timeout)
+        let listsBefore = statistics.watchLists
+        let response = try await client.openWatch(resource, resourceVersion: rv, timeoutSeconds: timeout, sendInitialEvents: listing)
         shared.withLockedValue { $0.stats.watchesOpened += 1 }
         let deadline = ContinuousClock.now + .seconds(timeout) + options.watchDeadlineGrace
         let body = response.body
+        let listPart = initial
         return try await withThrowingTaskGroup(of: WatchOutcome?.self) { group in
             group.addTask {
-                try await self.consume(body)
+                try await self.consume(body, initial: listPart)
             }
             group.addTask {
                 try await Task.sleep(until: deadline, clock: .continuous)
@@ -320,6 +393,9 @@ public final class Reflector<Object: KubeObject>: Sendable {
             while let result = try await group.next() {
                 if let outcome = result { return outcome }
                 // The deadline passed: the server neither sent nor closed (stalled). Re-watch.
+                if listing && self.statistics.watchLists == listsBefore {
+                    throw KubeAPIError.transport("watch-list stalled before its list ended")
+                }
                 logger.info("watch exceeded its timeout without the server closing it; re-watching")
                 return .ended(events: 1)
             }
@@ -327,9 +403,10 @@ public final class Reflector<Object: KubeObject>: Sendable {
         }
     }
 
-    private func consume(_ body: HTTPClientResponse.Body) async throws -> WatchOutcome {
+    private func consume(_ body: HTTPClientResponse.Body, initial start: InitialEvents?) async throws -> WatchOutcome {
         var splitter = JSONStreamSplitter()
         var count = 0
+        var initial = start
         let decoder = JSONDecoder()
         do {
             for try await buffer in body {
@@ -341,7 +418,11 @@ public final class Reflector<Object: KubeObject>: Sendable {
                         throw KubeAPIError.decoding("watch event: \(error)")
                     }
                     count += 1
-                    if let outcome = try handle(event) { return outcome }
+                    if initial != nil {
+                        if let outcome = try handleInitial(event, &initial) { return outcome }
+                    } else if let outcome = try handle(event) {
+                        return outcome
+                    }
                 }
             }
         } catch let e as KubeAPIError {
@@ -350,11 +431,75 @@ public final class Reflector<Object: KubeObject>: Sendable {
             throw KubeAPIError.decoding("watch stream: \(e)")
         } catch {
             if Task.isCancelled { throw CancellationError() }
+            if initial != nil { throw KubeAPIError.transport("watch-list stream: \(error)") }
             // A dropped connection ends the watch like a normal close (client-go treats
             // probable EOFs so); the next watch resumes from the last RV.
             logger.info("watch stream ended with an error; re-watching", metadata: ["error": "\(error)"])
         }
+        if initial != nil { throw KubeAPIError.transport("watch-list ended before its initial-events-end bookmark") }
         return .ended(events: count)
+    }
+
+    /// One event of a watch-list's list part; at the closing bookmark the list is applied
+    /// and `initial` becomes nil (the watch goes on).
+    private func handleInitial(_ event: Envelope, _ initial: inout InitialEvents?) throws -> WatchOutcome? {
+        guard var list = initial else { return try handle(event) }
+        switch event.type {
+        case "ADDED", "MODIFIED", "DELETED":
+            guard let raw = event.object else { return nil }
+            let object = raw.withTypeMeta()
+            shared.withLockedValue { $0.stats.watchEvents += 1 }
+            if !list.first {
+                list.items[object.key] = event.type == "DELETED" ? nil : object
+            } else if event.type == "DELETED" {
+                handOut(&list.part, synced: false)
+                _ = try handle(event)
+            } else {
+                list.part.append(object)
+                if list.part.count >= max(1, options.pageSize) { handOut(&list.part, synced: false) }
+            }
+            initial = list
+            return nil
+        case "BOOKMARK" where event.endsInitialEvents:
+            let rv = event.bookmarkRV ?? ""
+            shared.withLockedValue { s in
+                s.stats.watchEvents += 1
+                s.stats.bookmarks += 1
+                s.stats.watchLists += 1
+            }
+            if list.first {
+                handOut(&list.part, synced: true, resourceVersion: rv)
+            } else {
+                apply(list: Array(list.items.values), resourceVersion: rv, first: false)
+            }
+            initial = nil
+            return nil
+        default:
+            return try handle(event)
+        }
+    }
+
+    /// Hands out a part of the first list (`.listed`, or `.synced` for the last one, which
+    /// completes the first list) and caches it.
+    private func handOut(_ part: inout [Object], synced: Bool, resourceVersion: String? = nil) {
+        guard !part.isEmpty || synced else { return }
+        part.sort { $0.key < $1.key }
+        let objects = part
+        part = []
+        shared.withLockedValue { s in
+            for o in objects { s.cache[o.key] = options.cachesContent ? o : o.cacheForm }
+            if synced {
+                s.synced = true
+                s.stats.lists += 1
+                if let rv = resourceVersion, !rv.isEmpty {
+                    s.stats.resourceVersion = rv
+                    s.stats.resourceVersionUnavailable = false
+                }
+                emit(.synced(objects))
+            } else {
+                emit(.listed(objects))
+            }
+        }
     }
 
     /// Applies one event; returns an outcome when the watch must end.
@@ -381,14 +526,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 if let rv = object.resourceVersion, !rv.isEmpty { s.stats.resourceVersion = rv }
                 if event.type == "DELETED" {
                     if s.cache.removeValue(forKey: key) != nil {
-                        continuation.yield(.deleted(object))
+                        emit(.deleted(object))
                     }
                 } else if let old = s.cache[key] {
                     s.cache[key] = options.cachesContent ? object : object.cacheForm
-                    continuation.yield(.updated(old: old, new: object))
+                    emit(.updated(old: old, new: object))
                 } else {
                     s.cache[key] = options.cachesContent ? object : object.cacheForm
-                    continuation.yield(.added(object))
+                    emit(.added(object))
                 }
             }
             return nil

@@ -82,6 +82,13 @@ public enum KubeAPIError: Error, Sendable, CustomStringConvertible {
         httpCode == 410 || (apiStatus?.isExpired ?? false)
     }
 
+    /// The server does not serve lists by watch (`sendInitialEvents`): 422 Invalid while
+    /// its WatchList gate is off, 400 from servers that predate it.
+    public var refusesWatchList: Bool {
+        if case .status(let code, _, _) = self { return code == 422 || code == 400 }
+        return false
+    }
+
     public var isTooLargeResourceVersion: Bool {
         apiStatus?.isTooLargeResourceVersion ?? false
     }

@@ -196,7 +196,12 @@ extension FakeAPIServer {
         }
 
         if query["watch"] == "true" || query["watch"] == "1" {
-            if query["sendInitialEvents"] != nil || query["resourceVersionMatch"] != nil {
+            if let refusal = watchListRefusal(query) {
+                finish(422, Self.status(422, reason: "Invalid", message: refusal,
+                                        details: .object(["kind": .string("ListOptions"), "group": .string("meta.k8s.io")])))
+                return
+            }
+            if !configuration.watchList && (query["sendInitialEvents"] != nil || query["resourceVersionMatch"] != nil) {
                 finish(422, Self.status(422, reason: "Invalid",
                                         message: "ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch, sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled]",
                                         details: .object(["kind": .string("ListOptions"), "group": .string("meta.k8s.io")])))
@@ -382,12 +387,27 @@ extension FakeAPIServer {
 
     // MARK: - Watch
 
+    /// kube-apiserver's validation of a watch-list request (with the WatchList gate on).
+    func watchListRefusal(_ query: [String: String]) -> String? {
+        guard configuration.watchList, query["sendInitialEvents"] == "true" else { return nil }
+        if query["resourceVersionMatch"] != "NotOlderThan" {
+            return "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+        }
+        if query["allowWatchBookmarks"] != "true" {
+            return "ListOptions.meta.k8s.io \"\" is invalid: allowWatchBookmarks: Forbidden: sendInitialEvents requires allowWatchBookmarks=true"
+        }
+        return nil
+    }
+
     func startWatch(route: Route, label: LabelSelector?, field: FieldSelector?, query: [String: String], responder: Responder) {
         let channel = responder.channel
         let rvParam = query["resourceVersion"] ?? ""
         let allowBookmarks = query["allowWatchBookmarks"] == "true"
         let timeout = query["timeoutSeconds"].flatMap { Int($0) }
         responder.startChunked()
+        if configuration.watchList && query["sendInitialEvents"] == "true" {
+            return startWatchList(route: route, label: label, field: field, channel: channel, timeout: timeout)
+        }
         // Writes happen outside the lock: a write can close the channel synchronously, and
         // closing takes the lock.
         let tooOld: String? = state.withLockedValue { s -> String? in
@@ -440,8 +460,73 @@ extension FakeAPIServer {
         }
     }
 
+    /// A watch-list: every current object as ADDED, in key order, rendered and written off
+    /// the lock in chunks as they are cut (the client decodes the first while the rest is
+    /// cut), then the `k8s.io/initial-events-end` bookmark, then the live events that
+    /// happened meanwhile, then the watch as usual. The list is the state at the current RV
+    /// (`resourceVersionMatch=NotOlderThan` of any RV up to it).
+    func startWatchList(route: Route, label: LabelSelector?, field: FieldSelector?, channel: Channel, timeout: Int?) {
+        let r = route.resource
+        let start: (WatchStream, [String], [String: JSONValue], [String: String], Int)? = state.withLockedValue { s in
+            let id = s.nextID
+            s.nextID += 1
+            let w = WatchStream(id: id, resource: r, labelSelector: label, fieldSelector: field, namespace: route.namespace,
+                                allowBookmarks: true, minRV: s.rv, channel: channel,
+                                onFinish: { [weak self] in self?.state.withLockedValue { _ = $0.watchers.removeValue(forKey: id) } })
+            if s.stallNewWatches {
+                w.stall()
+                return nil
+            }
+            w.held = []
+            s.watchers[id] = w
+            let objects = s.objects[r.plural] ?? [:]
+            let keys: [String]
+            if let cached = s.sortedKeys[r.plural], cached.rv == s.rv, cached.keys.count == objects.count {
+                keys = cached.keys
+            } else {
+                keys = objects.keys.sorted()
+                s.sortedKeys[r.plural] = (s.rv, keys)
+            }
+            if let t = timeout, t > 0 {
+                channel.eventLoop.scheduleTask(in: .seconds(Int64(t))) { [weak self] in self?.timeoutWatch(id) }
+            }
+            return (w, keys, objects, s.rendered[r.plural] ?? [:], s.rv)
+        }
+        guard let (w, keys, objects, rendered, rv) = start else { return }
+        DispatchQueue.global().async {
+            var chunk = ""
+            var inChunk = 0
+            for key in keys {
+                let o = objects[key]!
+                guard w.matches(o) else { continue }
+                chunk += "{\"type\":\"ADDED\",\"object\":"
+                chunk += rendered[key] ?? Self.withTypeMeta(o, r).rendered()
+                chunk += "}\n"
+                inChunk += 1
+                if inChunk == 500 {
+                    w.enqueue([.data(ByteBuffer(string: chunk), pause: .zero)])
+                    chunk = ""
+                    inChunk = 0
+                }
+            }
+            if !chunk.isEmpty { w.enqueue([.data(ByteBuffer(string: chunk), pause: .zero)]) }
+            self.state.withLockedValue { s in
+                let live = w.held ?? []
+                w.held = nil
+                self.deliver(&s, w, [self.bookmarkLine(r, rv: rv, initialEventsEnd: true)] + live)
+                if w.endAfterHeld { w.enqueue([.end]) }
+            }
+        }
+    }
+
     func timeoutWatch(_ id: Int) {
         state.withLockedValue { s in
+            if let w = s.watchers[id], w.held != nil {
+                // Still sending its list: end it after the list and the events held meanwhile.
+                s.watchers[id] = nil
+                w.endAfterHeld = true
+                return
+            }
             guard let w = s.watchers.removeValue(forKey: id) else { return }
             if w.allowBookmarks && configuration.bookmarkBeforeTimeout {
                 deliver(&s, w, [bookmarkLine(w.resource, rv: s.rv)])

@@ -29,7 +29,7 @@ public final class FakeAPIServer: Sendable {
         /// a verified client certificate.
         public var acceptedTokens: Set<String> = []
         public var requireAuthentication = false
-        /// Events kept for watch replay; older RVs get 410 Expired.
+        /// Events kept for watch replay (at least this many, at most a quarter more); older RVs get 410 Expired.
         public var historyWindow = 10_000
         /// false: `/apis/networking.k8s.io/v1/servicecidrs` answers 404 (servers before 1.33).
         public var serveServiceCIDRs = true
@@ -40,6 +40,10 @@ public final class FakeAPIServer: Sendable {
         public var initialResourceVersion = 100
         /// Send a BOOKMARK just before closing a watch at `timeoutSeconds` (as 1.20 does).
         public var bookmarkBeforeTimeout = true
+        /// Serve lists by watch (`sendInitialEvents=true`, the WatchList gate of 1.34+):
+        /// ADDED for every object, then a bookmark annotated `k8s.io/initial-events-end`,
+        /// then the watch. false answers such requests 422, as 1.33 does by default.
+        public var watchList = false
         public var port = 0
 
         public init() {}
@@ -93,6 +97,9 @@ public final class FakeAPIServer: Sendable {
     struct State {
         var rv: Int
         var objects: [String: [String: JSONValue]] = [:]
+        /// Each object's JSON with kind and apiVersion, rendered once when it is written
+        /// (kube-apiserver's watch cache also serializes an object once for every watcher).
+        var rendered: [String: [String: String]] = [:]
         var history: [HistoryEntry] = []
         /// History holds every event with rv > compactedRV.
         var compactedRV: Int
@@ -114,6 +121,8 @@ public final class FakeAPIServer: Sendable {
         var sortedKeys: [String: (rv: Int, keys: [String])] = [:]
         var channels: [ObjectIdentifier: Channel] = [:]
         var stallNewWatches = false
+        /// CLOCK_MONOTONIC seconds when watch events were last handed to a watch's connection.
+        var lastEventQueuedAt = 0.0
     }
 
     let state: NIOLockedValueBox<State>
@@ -234,6 +243,7 @@ public final class FakeAPIServer: Sendable {
             var last = old
             last["metadata"]?["resourceVersion"] = .string(String(s.rv))
             s.objects[resource.plural]?[key] = nil
+            s.rendered[resource.plural]?[key] = nil
             commit(&s, HistoryEntry(rv: s.rv, resource: resource, key: key, type: .deleted, old: old, new: last))
             return String(s.rv)
         }
@@ -286,6 +296,16 @@ public final class FakeAPIServer: Sendable {
         }
     }
 
+    /// CLOCK_MONOTONIC seconds when the last watch events were handed to a connection: the
+    /// moment a change leaves the server (benchmarks start their clock there).
+    public var lastEventQueuedAt: Double { state.withLockedValue { $0.lastEventQueuedAt } }
+
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// The current global resourceVersion.
     public var resourceVersion: String { state.withLockedValue { String($0.rv) } }
 
@@ -331,6 +351,7 @@ public final class FakeAPIServer: Sendable {
         if resource == .services && obj["status"] == nil { obj["status"] = .object(["loadBalancer": .object([:])]) }
         let stored = JSONValue.object(obj)
         s.objects[resource.plural, default: [:]][key] = stored
+        s.rendered[resource.plural, default: [:]][key] = Self.withTypeMeta(stored, resource).rendered()
         commit(&s, HistoryEntry(rv: s.rv, resource: resource, key: key, type: old == nil ? .added : .modified,
                                 old: old, new: stored))
         return String(s.rv)
@@ -350,7 +371,9 @@ public final class FakeAPIServer: Sendable {
 
     private func commit(_ s: inout State, _ entry: HistoryEntry) {
         s.history.append(entry)
-        if s.history.count > s.historyWindow {
+        // Trimmed a quarter window at a time: dropping one entry per write moves the whole
+        // window every time (O(window) per write).
+        if s.history.count > s.historyWindow + max(1, s.historyWindow / 4) {
             let drop = s.history.count - s.historyWindow
             s.compactedRV = s.history[drop - 1].rv
             s.history.removeFirst(drop)
@@ -400,16 +423,24 @@ public final class FakeAPIServer: Sendable {
         return c
     }
 
-    func bookmarkLine(_ r: FakeResource, rv: Int) -> String {
+    func bookmarkLine(_ r: FakeResource, rv: Int, initialEventsEnd: Bool = false) -> String {
         var body = r.bookmarkBody
         body["kind"] = .string(r.kind)
         body["apiVersion"] = .string(r.apiVersion)
-        body["metadata"] = .object(["resourceVersion": .string(String(rv)), "creationTimestamp": .null])
+        var meta: [String: JSONValue] = ["resourceVersion": .string(String(rv)), "creationTimestamp": .null]
+        if initialEventsEnd { meta["annotations"] = .object(["k8s.io/initial-events-end": .string("true")]) }
+        body["metadata"] = .object(meta)
         return Self.eventLine(type: "BOOKMARK", object: .object(body))
     }
 
     func deliver(_ s: inout State, _ w: WatchStream, _ lines: [String]) {
         guard !lines.isEmpty else { return }
+        if w.held != nil {
+            // A watch-list still sending its list: live events wait for its closing bookmark.
+            w.held! += lines
+            return
+        }
+        s.lastEventQueuedAt = Self.monotonicSeconds()
         switch s.framing {
         case .chunkPerEvent:
             w.enqueue(lines.map { .data(ByteBuffer(string: $0), pause: .zero) })

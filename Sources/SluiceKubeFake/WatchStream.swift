@@ -21,6 +21,10 @@ final class WatchStream: @unchecked Sendable {
     let minRV: Int
     let channel: Channel
     let onFinish: @Sendable () -> Void
+    /// Server-lock state: while a watch-list sends its initial events, the live events
+    /// that happen meanwhile (and whether the watch timed out) wait here.
+    var held: [String]?
+    var endAfterHeld = false
 
     // Event-loop state.
     private var queue: [Item] = []

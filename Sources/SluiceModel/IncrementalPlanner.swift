@@ -48,6 +48,13 @@ public struct IncrementalPlanner: Sendable {
     /// Service ports with a Local policy and no local endpoint, per policy (`internal`, `external`).
     public private(set) var noLocalEndpoints: [String: Int] = ["internal": 0, "external": 0]
     private var noLocalByService: [ServiceName: NoLocalCount] = [:]
+    /// What `stage` recorded but did not plan yet: the next `apply` plans it.
+    private var deferred = Deferred()
+
+    private struct Deferred {
+        var dirty = Set<ServiceName>()
+        var contextCheck = false
+    }
 
     public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil) {
         self.options = options
@@ -92,24 +99,42 @@ public struct IncrementalPlanner: Sendable {
 
     /// Applies a batch of changes (in key order; the keys are sorted, not the objects).
     public mutating func apply(_ changes: ObjectChanges) -> Changes {
+        apply(Self.sorted(changes), planning: true)
+    }
+
+    /// Records a batch of changes without planning: objects are validated and stored (so the
+    /// caller can drop them), the conflict check runs, and the services they touch are
+    /// planned by the next `apply`. The daemon stages the parts of its first lists as they
+    /// arrive, so the first sync does not hold every decoded object at once. The result has
+    /// diagnostics and counts, and no plan changes.
+    public mutating func stage(_ changes: ObjectChanges) -> Changes {
+        apply(Self.sorted(changes), planning: false)
+    }
+
+    private static func sorted(_ changes: ObjectChanges) -> some Sequence<(key: ProxyObjectKey, value: SourcedObject?)> {
         var keys = Array(changes.keys)
         keys.sort()
-        return apply(keys.lazy.map { (key: $0, value: changes[$0]!) })
+        return keys.lazy.map { (key: $0, value: changes[$0]!) }
     }
 
     /// Applies a batch of changes in the order given.
     public mutating func apply(ordered changes: [(key: ProxyObjectKey, value: SourcedObject?)]) -> Changes {
-        apply(changes.lazy)
+        apply(changes.lazy, planning: true)
     }
 
     /// Applies a batch of changes; diagnostics come in pipeline order (ServiceCIDRs,
     /// Services in the order given, conflicts, EndpointSlices in the order given, node).
-    private mutating func apply<S: Sequence<(key: ProxyObjectKey, value: SourcedObject?)>>(_ changes: S) -> Changes {
+    private mutating func apply<S: Sequence<(key: ProxyObjectKey, value: SourcedObject?)>>(_ changes: S, planning: Bool) -> Changes {
         var out = Changes()
         var step = Step(contextChanged: nodeContext == nil)
         for (key, new) in changes { record(key, new, &step, &out) }
         if step.cidrsChanged { reloadServiceCIDRs(&out) }
-        if step.contextChanged { node = findNode() }
+        if planning {
+            step.dirty.formUnion(deferred.dirty)
+            step.contextChanged = step.contextChanged || deferred.contextCheck
+            deferred = Deferred()
+        }
+        if step.contextChanged && planning { node = findNode() }
         var revalidate = step.services
         if step.cidrsChanged {
             let listed = Set(revalidate)
@@ -121,6 +146,11 @@ public struct IncrementalPlanner: Sendable {
             step.dirty.formUnion(resolveConflicts(Set(revalidate), previous: previous, &out))
         }
         out.diagnostics += step.sliceDiagnostics
+        guard planning else {
+            deferred.dirty.formUnion(step.dirty)
+            deferred.contextCheck = deferred.contextCheck || step.contextChanged || familiesBefore != Set(acceptedFamilies.keys)
+            return out
+        }
         if step.contextChanged || familiesBefore != Set(acceptedFamilies.keys) {
             let (context, d) = NodeContext.resolve(options: options, node: node, serviceCIDRs: serviceCIDRs,
                                                    serviceFamilies: Set(acceptedFamilies.keys), hostAddresses: hostAddresses)

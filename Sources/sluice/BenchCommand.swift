@@ -88,6 +88,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Daemon scenario: changes queued back to back for the burst (0 skips it).")
     var daemonBurst: Int = 2000
 
+    @Flag(name: .customLong("daemon-first-sync-from-kernel"),
+          help: "Daemon scenario: time the first sync from the kernel's element notifications (a listener from the start, which costs the kernel a notification per element) instead of the daemon's /metrics.")
+    var daemonFirstSyncFromKernel = false
+
     @Flag(help: "Daemon scenario: JSON List manifests instead of multi-document YAML.")
     var daemonJsonManifests = false
 
@@ -184,9 +188,11 @@ extension Bench {
             guard let d = DaemonSource(rawValue: s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("unknown daemon source \(s)") }
             return d
         }
-        return DaemonBenchOptions(scales: try scales(), sources: sources, samples: samples, directorySamples: daemonDirSamples,
-                                  churnSeconds: daemonChurnSeconds, churnRate: daemonChurnRate, churnMaxLag: churnMaxLag,
-                                  burst: daemonBurst, timeout: timeout, jsonManifests: daemonJsonManifests, outDir: out)
+        var options = DaemonBenchOptions(scales: try scales(), sources: sources, samples: samples, directorySamples: daemonDirSamples,
+                                         churnSeconds: daemonChurnSeconds, churnRate: daemonChurnRate, churnMaxLag: churnMaxLag,
+                                         burst: daemonBurst, timeout: timeout, jsonManifests: daemonJsonManifests, outDir: out)
+        options.firstSyncFromKernel = daemonFirstSyncFromKernel
+        return options
     }
 
     /// `sluice bench --daemon`: a real `sluice run` per scale and source, measured from outside.

@@ -152,7 +152,11 @@ struct Run: AsyncParsableCommand {
             let c = try KubeAPIClient(configuration: KubeClientConfiguration.forKubeProxy(kubeconfig: options.kubeconfig, master: options.master),
                                       logger: kubeLogger)
             client = c
-            objectSources.append(APIServerSource(client: c, nodeName: options.nodeName, serviceProxyName: options.serviceProxyName))
+            var reflectorOptions = ReflectorOptions()
+            // client-go's switch for lists by watch; on unless KUBE_FEATURE_WatchListClient=false.
+            reflectorOptions.useWatchList = ProcessInfo.processInfo.environment["KUBE_FEATURE_WatchListClient"]?.lowercased() != "false"
+            objectSources.append(APIServerSource(client: c, nodeName: options.nodeName, serviceProxyName: options.serviceProxyName,
+                                                 options: reflectorOptions))
             logger.info("API server source", metadata: ["server": "\(c.configuration.server)"])
         }
         if !sources.isEmpty {

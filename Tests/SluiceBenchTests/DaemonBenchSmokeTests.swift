@@ -20,7 +20,7 @@ struct DaemonBenchSmokeTests {
         for r in results {
             #expect(r.error == nil, "\(r.source): \(r.error ?? "")")
             let first = try #require(r.firstSync, "\(r.source): no first sync")
-            #expect(first.seconds != nil && first.detection == "elementCount", "\(r.source): \(first)")
+            #expect(first.seconds != nil && first.detection == "metrics", "\(r.source): \(first)")
             #expect(first.kernelElements == expected && first.commits >= 1)
             #expect((r.rssAfterFirstSyncBytes ?? 0) > 0 && (r.peakRSSBytes ?? 0) >= (r.rssAfterFirstSyncBytes ?? 0))
             let want = r.source == .api ? options.samples : options.directorySamples
@@ -37,6 +37,22 @@ struct DaemonBenchSmokeTests {
         #expect(!DaemonReport.table(scales).isEmpty)
         let left = try runProc(["ip", "netns", "list"]).stdout
         #expect(!left.contains("sluice-bench-dmn-"), "namespaces left behind: \(left)")
+    }
+
+    @Test("first sync timed from the kernel's element notifications (the monitor listening from the start)")
+    func firstSyncFromKernel() throws {
+        try #require(getuid() == 0, "sluice bench tests must run as root (CI runs them as root; they are never skipped)")
+        let exe = try #require(BenchSmokeTests.sluiceBinary(), "the sluice binary is built with the tests")
+        var options = DaemonBenchOptions(scales: [Scale(services: 20, endpoints: 2)], sources: [.api], samples: 3,
+                                         churnSeconds: 0, burst: 0, timeout: 60)
+        options.firstSyncFromKernel = true
+        let scales = DaemonBenchRunner(options: options, executable: exe, progress: ProgressReporter(enabled: false)).run()
+        let r = try #require(scales.first?.results.first)
+        #expect(r.error == nil, "\(r.error ?? "")")
+        let first = try #require(r.firstSync)
+        #expect(first.seconds != nil && first.detection == "elementCount", "\(first)")
+        #expect(first.kernelElements == expectedElementCount(Scale(services: 20, endpoints: 2)))
+        #expect(r.eventToKernel?.summary?.n == 3)
     }
 
     @Test("change addresses round-trip through element bytes; objects are valid JSON")

@@ -383,10 +383,10 @@ final class GatedSource: ObjectSource, @unchecked Sendable {
 
     func open() { continuation.yield() }
 
-    func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
-        await deliver(SourceDelta(synced: false))
+    func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
+        deliver(SourceDelta(synced: false))
         for await _ in stream {
-            await deliver(SourceDelta(synced: true))
+            deliver(SourceDelta(synced: true))
             break
         }
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
@@ -420,21 +420,29 @@ struct DaemonAPISourceTests {
         return diff(try kernelRuleset(ns.name, desired: want), want).isEmpty
     }
 
-    @Test("list+watch: kernel table and real packets follow Services and EndpointSlices created, scaled and deleted")
-    func followsAPIServer() async throws {
+    @Test("list+watch (paged lists, or lists by watch): kernel table and real packets follow Services and EndpointSlices created, scaled and deleted",
+          arguments: [false, true])
+    func followsAPIServer(watchList: Bool) async throws {
         try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
         let rig = try PacketRig(label: "api")
         defer { rig.close() }
-        let server = try await FakeAPIServer.start()
+        var serverConfiguration = FakeAPIServer.Configuration()
+        serverConfiguration.watchList = watchList
+        let server = try await FakeAPIServer.start(serverConfiguration)
         let client = try KubeAPIClient(configuration: KubeClientConfiguration(server: server.url))
+        var reflectorOptions = ReflectorOptions()
+        reflectorOptions.useWatchList = watchList
         func table() throws -> String { try rig.node.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout }
         do {
             _ = try server.create(service("web", clusterIP: "10.96.0.10"))
             _ = try server.create(slice("web-1", service: "web", addresses: ["10.77.0.2"]))
-            let c = DaemonConfiguration(options: testOptions(), sources: [APIServerSource(client: client, nodeName: nodeName)],
+            let source = APIServerSource(client: client, nodeName: nodeName, options: reflectorOptions)
+            let c = DaemonConfiguration(options: testOptions(), sources: [source],
                                         netns: rig.node.name, healthzBindAddress: nil, metricsBindAddress: nil)
             try await withDaemon(c) { _ in
                 try await waitUntil("first sync from the API") { try matches(rig.node, server) }
+                let listedByWatch = server.requests.contains { $0.query["sendInitialEvents"] == "true" && $0.status == 200 }
+                #expect(listedByWatch == watchList)
                 #expect(try rig.servedBy("10.96.0.10", count: 3) == ["10.77.0.2"])
                 // Scale up: a second slice of the same service.
                 _ = try server.create(slice("web-2", service: "web", addresses: ["10.77.0.3"]))

@@ -215,6 +215,16 @@ struct ProxyEnginePropertyTests {
     @Test("random histories of Services, EndpointSlices, the Node and ServiceCIDRs: every transaction reaches the full compile",
           arguments: [1, 2, 3, 4])
     func randomHistories(seed: UInt64) throws {
+        try randomHistory(seed: seed, stageChance: 0)
+    }
+
+    @Test("random histories where some batches are only staged: the next apply plans them, and its transaction reaches the full compile",
+          arguments: [5, 6, 7])
+    func randomStagedHistories(seed: UInt64) throws {
+        try randomHistory(seed: seed, stageChance: 0.4)
+    }
+
+    func randomHistory(seed: UInt64, stageChance: Double) throws {
         var universe = ObjectUniverse(rng: SeededGenerator(state: seed))
         var engine = ProxyEngine(options: testOptions())
         var current: [Int: String] = [:]
@@ -233,6 +243,11 @@ struct ProxyEnginePropertyTests {
                     for (k, v) in objects(yaml) { changes[k] = v }
                     current[slot] = yaml
                 }
+            }
+            if stageChance > 0, step < 59, universe.chance(stageChance) {
+                let staged = engine.stage(changes)
+                #expect(staged.ports.isEmpty && !staged.full, "staging planned something")
+                continue
             }
             let out = engine.apply(changes)
             if out.full {

@@ -23,9 +23,9 @@ final class ScriptedSource: ObjectSource, @unchecked Sendable {
     func send(_ delta: SourceDelta) { continuation.yield(delta) }
     var delivered: Int { count.withLockedValue { $0 } }
 
-    func run(deliver: @escaping @Sendable (SourceDelta) async -> Void) async throws {
+    func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
         for await delta in stream {
-            await deliver(delta)
+            deliver(delta)
             count.withLockedValue { $0 += 1 }
         }
     }
@@ -80,8 +80,8 @@ struct SyncLoopTests {
         return c
     }
 
-    func services(_ n: Int, endpoints: Int = 2) -> String {
-        (0..<n).map { i in
+    func services(_ n: Int, from first: Int = 0, endpoints: Int = 2) -> String {
+        (first..<(first + n)).map { i in
             serviceYAML("s\(i)", clusterIP: "10.96.1.\(i + 1)") + "---\n"
                 + sliceYAML("s\(i)-1", service: "s\(i)", ips: (0..<endpoints).map { "10.244.\(i).\($0 + 1)" })
         }.joined(separator: "---\n")
@@ -140,6 +140,25 @@ struct SyncLoopTests {
             let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
             let elements = batch(text).tables.first { $0.family == .ip }!.elementCount
             #expect(metricValue(body, "sluice_nftables_elements{ip_family=\"\(IPFamily.ipv4.rawValue)\"}") == Double(elements))
+        }
+    }
+
+    @Test("parts that arrive before the source is synced are staged (validated and counted), not committed; the first sync plans and commits them all")
+    func stagesBeforeSynced() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        source.send(delta(services(4), synced: false))
+        source.send(delta(services(4, from: 4), synced: false))
+        try await withDaemon(config(source, fake)) { daemon in
+            // Staged: the planner counted every service of both parts; nothing went to the kernel.
+            _ = try await waitUntil("two parts staged") {
+                daemon.metrics.exposition().contains("kubeproxy_sync_proxy_rules_service_changes_total 8")
+            }
+            #expect(fake.commitCount == 0 && fake.transactions.isEmpty)
+            #expect(await daemon.commits() == 0)
+            source.send(delta(services(4, from: 8), synced: true))
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            #expect(diff(fake.kernelState, batch(services(12))).isEmpty)
+            #expect(daemon.metrics.exposition().contains("kubeproxy_sync_proxy_rules_service_changes_total 12"))
         }
     }
 

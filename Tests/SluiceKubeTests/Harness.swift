@@ -52,7 +52,8 @@ final class Harness<Object: KubeObject & FakeStorable>: Sendable {
                 events.withLockedValue { $0.append(e) }
                 state.withLockedValue { s in
                     switch e {
-                    case .synced(let all): s = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
+                    // A streamed first list: parts, then the rest with `.synced`.
+                    case .listed(let part), .synced(let part): for o in part { s[o.key] = o }
                     case .added(let o): s[o.key] = o
                     case .updated(_, let o): s[o.key] = o
                     case .deleted(let o): s[o.key] = nil
@@ -151,7 +152,7 @@ func expectNoDuplicateDeliveries<O: KubeObject>(_ events: [ReflectorEvent<O>], s
         let o: O
         var isDelete = false
         switch e {
-        case .synced(let all):
+        case .synced(let all), .listed(let all):
             for x in all { last[x.key] = Int(x.resourceVersion ?? "") ?? 0 }
             continue
         case .added(let x): o = x
