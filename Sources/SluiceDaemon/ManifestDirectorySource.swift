@@ -112,6 +112,8 @@ extension ManifestDirectorySource {
         /// Position in path order: the index of the source path, then the file path.
         var rank: Rank
         var objects: [ProxyObjectKey: SourcedObject]
+        /// What each YAML document gave: an edit re-parses only the documents it changed.
+        var documents: DocumentCache
     }
 
     struct Rank: Comparable, Sendable {
@@ -178,11 +180,16 @@ extension ManifestDirectorySource {
             return nil
         }
 
+        /// Reads a file again; the keys whose object changed (or appeared, or went) are touched.
+        /// Unchanged documents are not parsed again and their objects compare equal at once
+        /// (same storage), so an edit costs what it changed.
         private mutating func update(_ file: String, rank: Rank, _ changes: inout Changes) {
             guard let stamp = ManifestDirectorySource.stamp(file) else { return remove(file, &changes) }
             if files[file]?.stamp == stamp { return }
             changes.changed = true
-            let result = ManifestLoader().loadFile(file)
+            let previous = files[file]
+            var documents = previous?.documents ?? DocumentCache()
+            let result = ManifestLoader().loadFile(file, documents: &documents)
             changes.diagnostics += result.diagnostics
             var objects: [ProxyObjectKey: SourcedObject] = [:]
             for (i, object) in result.objects.sourcedObjects.enumerated() {
@@ -194,13 +201,21 @@ extension ManifestDirectorySource {
                 }
                 objects[key] = object
             }
-            remove(file, &changes)
-            files[file] = FileState(stamp: stamp, rank: rank, objects: objects)
-            for key in objects.keys {
-                definers[key, default: []].append(rank)
-                definers[key]!.sort()
+            let old = previous?.rank == rank ? previous?.objects ?? [:] : [:]
+            if previous != nil && previous?.rank != rank { remove(file, &changes) }
+            for (key, object) in objects where old[key] != object {
+                changes.keys.insert(key)
+                if old[key] == nil {
+                    definers[key, default: []].append(rank)
+                    definers[key]!.sort()
+                }
+            }
+            for key in old.keys where objects[key] == nil {
+                definers[key]?.removeAll { $0 == rank }
+                if definers[key]?.isEmpty == true { definers[key] = nil }
                 changes.keys.insert(key)
             }
+            files[file] = FileState(stamp: stamp, rank: rank, objects: objects, documents: documents)
         }
 
         private mutating func remove(_ file: String, _ changes: inout Changes) {

@@ -84,15 +84,50 @@ public struct ManifestLoader: Sendable {
         return parse(text: text, file: path)
     }
 
+    /// Reads and parses one file, re-parsing only the YAML documents that are not in
+    /// `documents` (what the previous version of the file gave); `documents` is replaced by
+    /// this version's. A watched file edited in one place is parsed in that place only.
+    public func loadFile(_ path: String, documents: inout DocumentCache) -> Result {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            documents = DocumentCache()
+            return Result(diagnostics: [Diagnostic(file: path, message: "cannot read file")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            documents = DocumentCache()
+            return Result(diagnostics: [Diagnostic(file: path, message: "file is not UTF-8 text")])
+        }
+        return parse(text: text, file: path, documents: &documents)
+    }
+
     /// Parses manifest text. `.json` files are one JSON document, decoded by `JSONDecoder`;
     /// otherwise the text is split into YAML documents at `---` lines so that one broken
     /// document does not hide the rest.
     public func parse(text: String, file: String) -> Result {
-        if file.lowercased().hasSuffix(".json") { return parseJSON(Data(text.utf8), file: file) }
-        var result = Result()
-        for document in splitYAMLDocuments(text) {
-            result.append(parse(document: document, file: file))
+        var none = DocumentCache(enabled: false)
+        return parse(text: text, file: file, documents: &none)
+    }
+
+    /// `parse(text:file:)`, taking unchanged YAML documents from `documents` (see `loadFile(_:documents:)`).
+    public func parse(text: String, file: String, documents cache: inout DocumentCache) -> Result {
+        if file.lowercased().hasSuffix(".json") {
+            cache = DocumentCache(enabled: cache.enabled)
+            return parseJSON(Data(text.utf8), file: file)
         }
+        var result = Result()
+        var next = DocumentCache(enabled: cache.enabled)
+        for document in splitYAMLDocuments(text) {
+            let key = DocumentCache.Key(document)
+            let parsed: Result
+            if cache.enabled, let known = cache.results[key] {
+                parsed = known
+            } else {
+                parsed = parse(document: document, file: file)
+                next.lastParsed += 1
+            }
+            if next.enabled { next.results[key] = parsed }
+            result.append(parsed)
+        }
+        cache = next
         return result
     }
 
@@ -142,6 +177,39 @@ func describeJSONError(_ error: any Error) -> String {
         return "JSON parse error: \(text)"
     }
     return "JSON parse error: \(error)"
+}
+
+/// What each YAML document of a file gave, by its text and place: a document whose text,
+/// number and first line are unchanged parses to the same result (diagnostics included).
+/// Keyed by a 64-bit hash of the text plus its length, number and first line, so the
+/// texts themselves are not kept.
+public struct DocumentCache: Sendable {
+    struct Key: Hashable, Sendable {
+        var textHash: Int
+        var length: Int
+        var index: Int?
+        var firstLine: Int
+
+        init(_ d: YAMLDocumentText) {
+            var h = Hasher()
+            h.combine(d.text)
+            textHash = h.finalize()
+            length = d.text.utf8.count
+            index = d.index
+            firstLine = d.firstLine
+        }
+    }
+
+    var enabled = true
+    var results: [Key: ManifestLoader.Result] = [:]
+
+    public init() {}
+    init(enabled: Bool) { self.enabled = enabled }
+
+    /// Documents remembered.
+    public var count: Int { results.count }
+    /// Documents the call that made this cache had to parse (the others were remembered).
+    public internal(set) var lastParsed = 0
 }
 
 /// One YAML document cut out of a file.

@@ -3,6 +3,36 @@ import Testing
 @testable import SluiceModel
 
 @Suite struct ManifestLoaderTests {
+    /// Three Services, one per document; `port` of the second, and an extra comment line in the first.
+    func threeServices(port: Int, extraLine: Bool = false, brokenThird: Bool = false) -> String {
+        (extraLine ? "# edited\n" : "") + (0..<3).map { i in
+            let body = "apiVersion: v1\nkind: Service\nmetadata: {name: s\(i), namespace: d}\nspec: {clusterIP: 10.96.0.\(10 + i), ports: [{port: \(i == 1 ? port : 80)}]}\n"
+            return "---\n" + (i == 2 && brokenThird ? body + "  bad: [unclosed\n" : body)
+        }.joined()
+    }
+
+    @Test("an edit re-parses only the documents it changed; the result equals a fresh parse, line numbers included")
+    func documentCacheReusesUnchangedDocuments() {
+        let loader = ManifestLoader()
+        var cache = DocumentCache()
+        let first = loader.parse(text: threeServices(port: 80, brokenThird: true), file: "m.yaml", documents: &cache)
+        #expect(cache.lastParsed == 3 && cache.count == 3)
+        // One document edited: one parse; same result as without the cache.
+        let edited = threeServices(port: 81, brokenThird: true)
+        let second = loader.parse(text: edited, file: "m.yaml", documents: &cache)
+        #expect(cache.lastParsed == 1 && cache.count == 3)
+        #expect(second == loader.parse(text: edited, file: "m.yaml"))
+        #expect(second.objects.services.map { $0.object.spec.ports?.first?.port } == [80, 81])
+        #expect(second.diagnostics == first.diagnostics && second.diagnostics.count == 1)
+        // A line added before every document moves them all: all are parsed again, and the
+        // third one's parse error names its new line.
+        let shifted = threeServices(port: 81, extraLine: true, brokenThird: true)
+        let third = loader.parse(text: shifted, file: "m.yaml", documents: &cache)
+        #expect(cache.lastParsed == 3)
+        #expect(third == loader.parse(text: shifted, file: "m.yaml"))
+        #expect(third.diagnostics != second.diagnostics, "the error's line moved with the edit")
+    }
+
     @Test func multiDocumentYAMLWithUnknownKinds() {
         let yaml = """
             # leading comment
