@@ -32,6 +32,9 @@ public final class DaemonMetrics: Sendable {
     let operationsPerTransaction: MRecorder
     let elements: [IPFamily: MGauge]
     let driftRepairs: MCounter
+    /// nf_tables commits announced to the commit watch: the daemon's own, and everyone else's.
+    let ownCommitNotifications: MCounter
+    let foreignCommitNotifications: MCounter
     let fullSyncs: MCounter
     let partialSyncs: MCounter
     let invalidObjects: MCounter
@@ -74,6 +77,8 @@ public final class DaemonMetrics: Sendable {
             ($0, MGauge(label: "sluice_nftables_elements", dimensions: [("ip_family", $0.rawValue)], factory: f))
         })
         driftRepairs = MCounter(label: "sluice_drift_repairs_total", factory: f)
+        ownCommitNotifications = MCounter(label: "sluice_commit_notifications_total", dimensions: [("origin", "own")], factory: f)
+        foreignCommitNotifications = MCounter(label: "sluice_commit_notifications_total", dimensions: [("origin", "foreign")], factory: f)
         fullSyncs = MCounter(label: "sluice_syncs_total", dimensions: [("kind", "full")], factory: f)
         partialSyncs = MCounter(label: "sluice_syncs_total", dimensions: [("kind", "partial")], factory: f)
         invalidObjects = MCounter(label: "sluice_invalid_object_reports_total", factory: f)

@@ -103,6 +103,13 @@ struct ConfigWatcherService: ServiceLifecycle.Service {
 /// (a full receive buffer) also trigger a check. Listening starts only after the first sync,
 /// so the cold start's element notifications are never built.
 struct CommitWatchService: ServiceLifecycle.Service {
+    /// The kernel names the committing task by its thread id (`NFTA_GEN_PROC_PID` is
+    /// `task_pid_nr(current)`): one of this process's threads if `/proc/self/task/<id>` exists.
+    static func isOwnThread(_ pid: UInt32?) -> Bool {
+        guard let pid else { return false }
+        return access("/proc/self/task/\(pid)", F_OK) == 0
+    }
+
     let loop: SyncLoop
     let netns: String?
     let logger: Logger
@@ -126,13 +133,24 @@ struct CommitWatchService: ServiceLifecycle.Service {
         listening()
         let (commits, commit) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let stopped = NIOLockedValueBox(false)
+        let metrics = loop.metrics
         let reader = Thread {
             var lost = 0
             while !stopped.withLockedValue({ $0 }) {
                 let event = monitor.next(timeout: 0.5)
                 let overruns = monitor.overruns
-                if event != nil || overruns != lost { commit.yield() }
-                lost = overruns
+                defer { lost = overruns }
+                if overruns != lost {
+                    commit.yield()   // notifications were lost: check
+                } else if let event {
+                    // The daemon's own commits need no check (and would keep the sync loop busy).
+                    if Self.isOwnThread(event.pid) {
+                        metrics.ownCommitNotifications.increment()
+                    } else {
+                        metrics.foreignCommitNotifications.increment()
+                        commit.yield()
+                    }
+                }
             }
             commit.finish()
         }

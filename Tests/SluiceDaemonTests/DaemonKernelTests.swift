@@ -98,11 +98,20 @@ struct DaemonKernelTests {
         try await withWebService(label: "cwatch", syncPeriod: .seconds(3600)) { daemon, ns, dir in
             // The watch subscribes after the first sync.
             try await waitUntil("commit watch listening") { daemon.watchingCommits }
-            let before = metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, "sluice_drift_repairs_total") ?? 0
+            func metric(_ name: String) throws -> Double {
+                metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, name) ?? 0
+            }
+            let own = #"sluice_commit_notifications_total{origin="own"}"#, foreign = #"sluice_commit_notifications_total{origin="foreign"}"#
+            // The daemon's own commit is announced too, and recognized as its own (no drift check).
+            try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                          + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.3"]))
+            try await waitUntil("own change committed and announced") { try kernelMatches(ns.name, dir.path) && metric(own) >= 1 }
+            #expect(try metric(foreign) == 0)
+            let before = try metric("sluice_drift_repairs_total")
             try ns.runChecked(["nft", "flush", "ruleset"])
             try await waitUntil("repaired", timeout: .seconds(60)) { try kernelMatches(ns.name, dir.path) }
-            let after = metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, "sluice_drift_repairs_total") ?? 0
-            #expect(after > before)
+            #expect(try metric("sluice_drift_repairs_total") > before)
+            #expect(try metric(foreign) >= 1)
         }
     }
 
