@@ -143,9 +143,46 @@ extension ManifestDirectorySource {
                 for file in Self.manifestFiles(path) where listed[file] == nil { listed[file] = Rank(root: i, path: file) }
             }
             var changes = Changes()
-            for (file, rank) in listed { update(file, rank: rank, &changes) }
+            let order = listed.keys.sorted()
+            let loaded = Self.loadConcurrently(order.map { (file: $0, previous: files[$0]) })
+            for (i, file) in order.enumerated() { integrate(file, rank: listed[file]!, loaded[i], &changes) }
             for file in files.keys where listed[file] == nil { remove(file, &changes) }
             return (resolve(changes), changes.changed)
+        }
+
+        /// One file read from disk: nil when it is gone or unchanged since `previous`.
+        struct Loaded: Sendable {
+            var stamp: Stamp?
+            var result: ManifestLoader.Result
+            var documents: DocumentCache
+        }
+
+        /// Reads a file unless its stamp says it is unchanged (`.none`); `.some(nil)`: it is gone.
+        static func load(_ file: String, previous: FileState?) -> Loaded?? {
+            guard let stamp = ManifestDirectorySource.stamp(file) else { return .some(nil) }
+            if previous?.stamp == stamp { return .none }
+            var documents = previous?.documents ?? DocumentCache()
+            let result = ManifestLoader().loadFile(file, documents: &documents)
+            return Loaded(stamp: stamp, result: result, documents: documents)
+        }
+
+        /// Parses files on every core (a scan of many files is YAML-bound); results in order.
+        static func loadConcurrently(_ files: [(file: String, previous: FileState?)]) -> [Loaded??] {
+            if files.count < 2 { return files.map { load($0.file, previous: $0.previous) } }
+            final class Slots: @unchecked Sendable {
+                var items: [Loaded??]
+                init(_ n: Int) { items = Array(repeating: .none, count: n) }
+            }
+            let slots = Slots(files.count)
+            let workers = min(files.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                // Each worker takes every `workers`-th file: disjoint slots, no lock needed.
+                for i in stride(from: w, to: files.count, by: workers) {
+                    let loaded = load(files[i].file, previous: files[i].previous)
+                    slots.items.withUnsafeMutableBufferPointer { $0[i] = loaded }
+                }
+            }
+            return slots.items
         }
 
         /// Reads the named files again (a file that is gone is forgotten).
@@ -180,19 +217,21 @@ extension ManifestDirectorySource {
             return nil
         }
 
-        /// Reads a file again; the keys whose object changed (or appeared, or went) are touched.
-        /// Unchanged documents are not parsed again and their objects compare equal at once
-        /// (same storage), so an edit costs what it changed.
         private mutating func update(_ file: String, rank: Rank, _ changes: inout Changes) {
-            guard let stamp = ManifestDirectorySource.stamp(file) else { return remove(file, &changes) }
-            if files[file]?.stamp == stamp { return }
+            integrate(file, rank: rank, Self.load(file, previous: files[file]), &changes)
+        }
+
+        /// Takes a file read from disk; the keys whose object changed (or appeared, or went)
+        /// are touched. Unchanged documents were not parsed again and their objects compare
+        /// equal at once (same storage), so an edit costs what it changed.
+        private mutating func integrate(_ file: String, rank: Rank, _ loaded: Loaded??, _ changes: inout Changes) {
+            guard case .some(let read) = loaded else { return }   // unchanged
+            guard let read, let stamp = read.stamp else { return remove(file, &changes) }
             changes.changed = true
             let previous = files[file]
-            var documents = previous?.documents ?? DocumentCache()
-            let result = ManifestLoader().loadFile(file, documents: &documents)
-            changes.diagnostics += result.diagnostics
+            changes.diagnostics += read.result.diagnostics
             var objects: [ProxyObjectKey: SourcedObject] = [:]
-            for (i, object) in result.objects.sourcedObjects.enumerated() {
+            for (i, object) in read.result.objects.sourcedObjects.enumerated() {
                 var key = object.object.key
                 if key.name.isEmpty { key.name = "<unnamed \(file)#\(i)>" }
                 if let first = objects[key] {
@@ -215,7 +254,7 @@ extension ManifestDirectorySource {
                 if definers[key]?.isEmpty == true { definers[key] = nil }
                 changes.keys.insert(key)
             }
-            files[file] = FileState(stamp: stamp, rank: rank, objects: objects, documents: documents)
+            files[file] = FileState(stamp: stamp, rank: rank, objects: objects, documents: read.documents)
         }
 
         private mutating func remove(_ file: String, _ changes: inout Changes) {
