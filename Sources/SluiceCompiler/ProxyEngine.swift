@@ -48,8 +48,11 @@ public struct ProxyEngine: Sendable {
     /// compilers empty (`needsLoad`) for the caller to `load` or `loadStreamed`.
     public mutating func apply(_ changes: ObjectChanges, loadNow: Bool = true) -> Outcome {
         var out = Outcome(planned: planner.apply(changes))
-        if out.full {
-            resetCompilers()
+        if out.full { resetCompilers() }
+        if needsLoad {
+            // The compilers are (re)loaded from the planner's plans, whole: no transaction;
+            // the caller reconciles every table (`full`).
+            out.planned.full = true
             if loadNow { out.planned.diagnostics += load() }
             return out
         }
@@ -64,10 +67,15 @@ public struct ProxyEngine: Sendable {
         return out
     }
 
-    /// Records a batch of changes for the next `apply` to plan and compile
-    /// (`IncrementalPlanner.stage`): validation, conflicts and counts now, no transaction.
+    /// Takes a part of a first state that is still arriving (`IncrementalPlanner.stage`):
+    /// validated, stored and, once this Node is known, planned; nothing is compiled. The
+    /// compilers are loaded whole afterwards (`needsLoad`), by `apply`, `load` or
+    /// `loadStreamed` (staging after a load costs a reload: it is meant for the first state).
     public mutating func stage(_ changes: ObjectChanges) -> IncrementalPlanner.Changes {
-        planner.stage(changes)
+        let staged = planner.stage(changes)
+        // Plans changed and no transaction says so: the compilers are loaded anew.
+        if staged.full || (!needsLoad && !staged.ports.isEmpty) { resetCompilers() }
+        return staged
     }
 
     /// Empty compilers for the families of the current context.

@@ -102,11 +102,13 @@ public struct IncrementalPlanner: Sendable {
         apply(Self.sorted(changes), planning: true)
     }
 
-    /// Records a batch of changes without planning: objects are validated and stored (so the
-    /// caller can drop them), the conflict check runs, and the services they touch are
-    /// planned by the next `apply`. The daemon stages the parts of its first lists as they
-    /// arrive, so the first sync does not hold every decoded object at once. The result has
-    /// diagnostics and counts, and no plan changes.
+    /// Applies a batch of changes as part of a first state that is still arriving: objects
+    /// are validated and stored (so the caller can drop them) and the conflict check runs;
+    /// the services they touch are planned now if this node's Node is known, else by the
+    /// next `apply` (or `stage` once it is). The daemon stages the parts of its first lists
+    /// as they arrive, so the first sync neither holds every decoded object at once nor
+    /// plans every service at its end. Returns the same `Changes` as `apply` (`full` when the
+    /// node context was resolved or changed).
     public mutating func stage(_ changes: ObjectChanges) -> Changes {
         apply(Self.sorted(changes), planning: false)
     }
@@ -129,12 +131,11 @@ public struct IncrementalPlanner: Sendable {
         var step = Step(contextChanged: nodeContext == nil)
         for (key, new) in changes { record(key, new, &step, &out) }
         if step.cidrsChanged { reloadServiceCIDRs(&out) }
-        if planning {
-            step.dirty.formUnion(deferred.dirty)
-            step.contextChanged = step.contextChanged || deferred.contextCheck
-            deferred = Deferred()
-        }
-        if step.contextChanged && planning { node = findNode() }
+        step.dirty.formUnion(deferred.dirty)
+        step.contextChanged = step.contextChanged || deferred.contextCheck
+        deferred = Deferred()
+        // Staging looks the Node up only when a batch touches it (not for every part).
+        if step.contextChanged && (planning || step.nodeTouched) { node = findNode() }
         var revalidate = step.services
         if step.cidrsChanged {
             let listed = Set(revalidate)
@@ -146,7 +147,9 @@ public struct IncrementalPlanner: Sendable {
             step.dirty.formUnion(resolveConflicts(Set(revalidate), previous: previous, &out))
         }
         out.diagnostics += step.sliceDiagnostics
-        guard planning else {
+        // Staging plans once this Node is known (the node context is then as final as it
+        // will be, short of a change, which re-plans everything); before, it defers.
+        guard planning || node != nil else {
             deferred.dirty.formUnion(step.dirty)
             deferred.contextCheck = deferred.contextCheck || step.contextChanged || familiesBefore != Set(acceptedFamilies.keys)
             return out
@@ -175,6 +178,8 @@ public struct IncrementalPlanner: Sendable {
         var dirty = Set<ServiceName>()
         var contextChanged: Bool
         var cidrsChanged = false
+        /// This node's Node object changed.
+        var nodeTouched = false
     }
 
     private mutating func record(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
@@ -188,7 +193,10 @@ public struct IncrementalPlanner: Sendable {
         case .endpointSlice:
             break
         case .node:
-            if key.name.lowercased() == options.nodeName { step.contextChanged = true }
+            if key.name.lowercased() == options.nodeName {
+                step.contextChanged = true
+                step.nodeTouched = true
+            }
         case .serviceCIDR:
             step.cidrsChanged = true
             step.contextChanged = true

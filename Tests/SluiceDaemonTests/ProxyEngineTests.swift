@@ -218,7 +218,7 @@ struct ProxyEnginePropertyTests {
         try randomHistory(seed: seed, stageChance: 0)
     }
 
-    @Test("random histories where some batches are only staged: the next apply plans them, and its transaction reaches the full compile",
+    @Test("random histories where some batches are only staged (planned once the Node is known, compiled by the next apply): the next apply's transaction or reload reaches the full compile",
           arguments: [5, 6, 7])
     func randomStagedHistories(seed: UInt64) throws {
         try randomHistory(seed: seed, stageChance: 0.4)
@@ -245,8 +245,7 @@ struct ProxyEnginePropertyTests {
                 }
             }
             if stageChance > 0, step < 59, universe.chance(stageChance) {
-                let staged = engine.stage(changes)
-                #expect(staged.ports.isEmpty && !staged.full, "staging planned something")
+                _ = engine.stage(changes)
                 continue
             }
             let out = engine.apply(changes)
@@ -261,6 +260,35 @@ struct ProxyEnginePropertyTests {
             #expect(delta.isEmpty, "seed \(seed) step \(step): the kernel after the transaction differs from a full compile: \(delta)")
             if !delta.isEmpty { return }
         }
+    }
+
+    @Test("staging plans once this Node is known, defers before; the next apply loads the compilers whole and equals the batch compile")
+    func stagingPlansOnceTheNodeIsKnown() {
+        func part(_ range: Range<Int>) -> String {
+            range.map { i in
+                serviceYAML("s\(i)", clusterIP: "10.96.2.\(i + 1)") + "---\n"
+                    + sliceYAML("s\(i)-1", service: "s\(i)", ips: ["10.244.\(i).1", "10.244.\(i).2"])
+            }.joined(separator: "---\n")
+        }
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: \(nodeName)}\nstatus: {addresses: [{type: InternalIP, address: 10.77.0.1}]}\n"
+        var engine = ProxyEngine(options: testOptions())
+        // No Node yet: validated and stored, not planned.
+        let first = engine.stage(objects(part(0..<3)))
+        #expect(!first.full && engine.planner.planned.isEmpty && engine.accepted.count == 3)
+        // The Node arrives with the next part: everything staged so far is planned.
+        var withNode = objects(part(3..<5))
+        for (k, v) in objects(node) { withNode[k] = v }
+        let second = engine.stage(withNode)
+        #expect(second.full && engine.planner.planned.count == 5 && engine.needsLoad)
+        // Later parts are planned as they come, one service each.
+        let third = engine.stage(objects(part(5..<7)))
+        #expect(!third.full && engine.planner.planned.count == 7 && third.replanned.count == 2)
+        // The first apply compiles everything at once.
+        let out = engine.apply(objects(part(7..<8)))
+        #expect(out.full && !engine.needsLoad && out.transaction.isEmpty)
+        let batch = Pipeline.compile(objects: ManifestLoader().parse(text: part(0..<8) + "---\n" + node, file: "m.yaml").objects,
+                                     options: testOptions())
+        #expect(diff(engine.desiredRuleset, batch.ruleset).isEmpty)
     }
 
     @Test("a single-service update mutates the compiler's store in place: no table-sized copy")
