@@ -35,9 +35,10 @@ public struct ReflectorOptions: Sendable {
     /// Time allowed for each list request's response head.
     public var requestTimeout: Duration = .seconds(60)
     /// Whether the cache keeps each object whole. Without, it keeps Services and
-    /// EndpointSlices without their content (identity and resourceVersion; a relist compares
+    /// EndpointSlices as their resourceVersion (`ReflectorCache`; a relist compares
     /// resourceVersions), so a node proxy holds the objects once, in its engine, not twice;
-    /// `.updated(old:)` and relist `.deleted` events then carry that content-free form.
+    /// `.updated(old:)` and relist `.deleted` events then carry a placeholder with only
+    /// name, namespace and resourceVersion.
     public var cachesContent: Bool = true
     /// List by watch (client-go's `WatchListClient`, KEP-3157): one watch with
     /// `sendInitialEvents=true` streams the list as ADDED events, ends it with a bookmark
@@ -92,16 +93,17 @@ public final class Reflector<Object: KubeObject>: Sendable {
     private let logger: Logger
 
     private struct Shared {
-        var cache: [ObjectKey: Object] = [:]
+        var cache: ReflectorCache<Object>
         var synced = false
         var stats = ReflectorStatistics()
     }
-    private let shared = NIOLockedValueBox(Shared())
+    private let shared: NIOLockedValueBox<Shared>
 
     public init(client: KubeAPIClient, resource: KubeResource<Object>, options: ReflectorOptions = ReflectorOptions(),
                 logger: Logger? = nil, onEvent: (@Sendable (ReflectorEvent<Object>) -> Void)? = nil) {
         self.client = client
         self.onEvent = onEvent
+        shared = NIOLockedValueBox(Shared(cache: ReflectorCache(keepsContent: options.cachesContent)))
         self.resource = resource
         self.options = options
         var l = logger ?? client.logger
@@ -120,7 +122,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
     public var hasSynced: Bool { shared.withLockedValue { $0.synced } }
 
     /// The cache: what the reflector believes the server holds.
-    public func snapshot() -> [ObjectKey: Object] { shared.withLockedValue { $0.cache } }
+    public func snapshot() -> [ObjectKey: Object] { shared.withLockedValue { $0.cache.snapshot } }
 
     public var statistics: ReflectorStatistics { shared.withLockedValue { $0.stats } }
 
@@ -284,7 +286,6 @@ public final class Reflector<Object: KubeObject>: Sendable {
         fresh.reserveCapacity(list.count)
         for o in list { fresh[o.key] = o }
         let sorted = fresh.keys.sorted()
-        let slim = !options.cachesContent
         let out: [ReflectorEvent<Object>] = shared.withLockedValue { s in
             var out: [ReflectorEvent<Object>] = []
             if !s.synced {
@@ -296,15 +297,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 }
                 for key in sorted {
                     let new = fresh[key]!
-                    if let old = s.cache[key] {
-                        let changed = slim ? (old.resourceVersion != new.resourceVersion || new.resourceVersion == nil) : old != new
-                        if changed { out.append(.updated(old: old, new: new)) }
-                    } else {
-                        out.append(.added(new))
+                    switch s.cache.isChanged(new) {
+                    case nil: out.append(.added(new))
+                    case true?: out.append(.updated(old: s.cache[key]!, new: new))
+                    case false?: break
                     }
                 }
             }
-            s.cache = slim ? fresh.mapValues(\.cacheForm) : fresh
+            s.cache.replace(with: fresh)
             s.stats.lists += 1
             if !first { s.stats.relists += 1 }
             if let rv = resourceVersion {
@@ -487,7 +487,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
         let objects = part
         part = []
         shared.withLockedValue { s in
-            for o in objects { s.cache[o.key] = options.cachesContent ? o : o.cacheForm }
+            for o in objects { s.cache.store(o) }
             if synced {
                 s.synced = true
                 s.stats.lists += 1
@@ -525,14 +525,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 s.stats.watchEvents += 1
                 if let rv = object.resourceVersion, !rv.isEmpty { s.stats.resourceVersion = rv }
                 if event.type == "DELETED" {
-                    if s.cache.removeValue(forKey: key) != nil {
+                    if s.cache.remove(key) {
                         emit(.deleted(object))
                     }
                 } else if let old = s.cache[key] {
-                    s.cache[key] = options.cachesContent ? object : object.cacheForm
+                    s.cache.store(object)
                     emit(.updated(old: old, new: object))
                 } else {
-                    s.cache[key] = options.cachesContent ? object : object.cacheForm
+                    s.cache.store(object)
                     emit(.added(object))
                 }
             }
