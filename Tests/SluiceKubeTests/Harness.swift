@@ -167,3 +167,14 @@ func expectNoDuplicateDeliveries<O: KubeObject>(_ events: [ReflectorEvent<O>], s
         last[o.key] = rv
     }
 }
+
+/// The client misses these (its watch is stalled), then history is compacted: `b`
+/// deleted, `a` changed, `d` created, next to an unchanged `c`.
+func changeBehindStalledWatch(_ server: FakeAPIServer) throws {
+    server.stallWatches(newWatchesToo: true)
+    try server.delete(Service.self, name: "b")
+    try server.update(service("a", port: 8443))
+    try server.create(service("d"))
+    server.compact()
+    server.stopStalling()
+}

@@ -568,16 +568,6 @@ struct ProxyReflectorsTests {
 }
 
 extension ReflectorTests {
-    /// The client misses these (its watch is stalled), then history is compacted: `b`
-    /// deleted, `a` changed, `d` created, next to an unchanged `c`.
-    func changeBehindStalledWatch(_ server: FakeAPIServer) throws {
-        server.stallWatches(newWatchesToo: true)
-        try server.delete(Service.self, name: "b")
-        try server.update(service("a", port: 8443))
-        try server.create(service("d"))
-        server.compact()
-        server.stopStalling()
-    }
 
     @Test("without cached content: the cache keeps identities and resourceVersions only, events carry whole objects, a relist emits only real changes")
     func contentFreeCache() async throws {

@@ -106,13 +106,7 @@ struct WatchListTests {
             try await eventually { server.openWatchCount() == 1 }
             let syncedRV = try #require(h.reflector.lastSyncResourceVersion)
 
-            // Missed behind a stalled watch, then compacted: b deleted, a changed, d created, c unchanged.
-            server.stallWatches(newWatchesToo: true)
-            try server.delete(Service.self, name: "b")
-            try server.update(service("a", port: 8443))
-            try server.create(service("d"))
-            server.compact()
-            server.stopStalling()
+            try changeBehindStalledWatch(server)
             try await h.waitConverged(with: server)
             try await eventually { h.reflector.statistics.relists == 1 }
 
