@@ -275,3 +275,35 @@ import Testing
         #expect(EndpointSliceValidator.parseWeight("+5") == nil)
     }
 }
+
+@Suite struct TextOrderTests {
+    /// Octets and ports around every change of digit count.
+    static let octets: [UInt32] = [0, 1, 2, 9, 10, 11, 19, 20, 99, 100, 101, 199, 200, 249, 250, 255]
+    static let ports: [UInt16?] = [nil, 0, 1, 8, 9, 10, 80, 443, 999, 1000, 8080, 9999, 10000, 65535]
+
+    @Test("IPv4 keys order exactly as the texts kube-proxy sorts by (address, and ip:port)")
+    func ipv4KeysOrderAsTheirTexts() {
+        var items: [(key: TextOrder, text: String)] = []
+        for a in Self.octets where a % 3 == 0 || a < 12 {
+            for c in Self.octets {
+                for port in Self.ports {
+                    let ip = IPAddress.v4(a << 24 | 244 << 16 | c << 8 | (c ^ 7) & 0xff)
+                    let text = port.map { Endpoint(ip: ip, port: $0).description } ?? ip.description
+                    items.append((TextOrder(ip, port: port), text))
+                }
+            }
+        }
+        let byKey = items.sorted { $0.key < $1.key }.map(\.text)
+        let byText = items.map(\.text).sorted()
+        #expect(byKey == byText)
+        // Equal texts, equal keys; different texts, different keys.
+        #expect(Set(items.map(\.key)).count == Set(items.map(\.text)).count)
+    }
+
+    @Test("IPv6 keys are the texts")
+    func ipv6KeysAreTexts() {
+        let a = IPAddress("fd00::10")!, b = IPAddress("fd00::9")!
+        #expect(TextOrder(a, port: 80) == .text("[fd00::10]:80"))
+        #expect((TextOrder(a, port: nil) < TextOrder(b, port: nil)) == (a.description < b.description))
+    }
+}
