@@ -168,21 +168,7 @@ extension ManifestDirectorySource {
 
         /// Parses files on every core (a scan of many files is YAML-bound); results in order.
         static func loadConcurrently(_ files: [(file: String, previous: FileState?)]) -> [Loaded??] {
-            if files.count < 2 { return files.map { load($0.file, previous: $0.previous) } }
-            final class Slots: @unchecked Sendable {
-                var items: [Loaded??]
-                init(_ n: Int) { items = Array(repeating: .none, count: n) }
-            }
-            let slots = Slots(files.count)
-            let workers = min(files.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                // Each worker takes every `workers`-th file: disjoint slots, no lock needed.
-                for i in stride(from: w, to: files.count, by: workers) {
-                    let loaded = load(files[i].file, previous: files[i].previous)
-                    slots.items.withUnsafeMutableBufferPointer { $0[i] = loaded }
-                }
-            }
-            return slots.items
+            files.concurrentMap(workers: ProcessInfo.processInfo.activeProcessorCount) { _, f in load(f.file, previous: f.previous) }
         }
 
         /// Reads the named files again (a file that is gone is forgotten).

@@ -234,6 +234,10 @@ public final class Reflector<Object: KubeObject>: Sendable {
         return b
     }
 
+    static func seconds(_ d: Duration) -> String {
+        String(format: "%.3f", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+    }
+
     /// Sleeps; false when cancelled.
     private func sleep(_ d: Duration) async -> Bool {
         do { try await Task.sleep(for: d); return true } catch { return false }
@@ -359,6 +363,8 @@ public final class Reflector<Object: KubeObject>: Sendable {
         var part: [Object] = []
         /// A relist: the whole list, compared with the cache at the end.
         var items: [ObjectKey: Object] = [:]
+        var started = ContinuousClock.now
+        var received = 0
     }
 
     /// One watch; with `listing`, a watch-list whose initial events are the list.
@@ -407,16 +413,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
         var splitter = JSONStreamSplitter()
         var count = 0
         var initial = start
-        let decoder = JSONDecoder()
+        let decoders = EventDecoder()
         do {
             for try await buffer in body {
-                for value in try splitter.feed(buffer.readableBytesView) {
-                    let event: Envelope
-                    do {
-                        event = try decoder.decode(Envelope.self, from: Data(value))
-                    } catch {
-                        throw KubeAPIError.decoding("watch event: \(error)")
-                    }
+                let values = try splitter.feed(buffer.readableBytesView)
+                // A list streams thousands of events: they are decoded on every core, then
+                // handled in order. A live watch decodes its few events where they arrive.
+                for decoded in decoders.decode(Envelope.self, values, parallel: initial != nil) {
+                    let event = try decoded.get()   // an undecodable event fails the watch where it stands
                     count += 1
                     if initial != nil {
                         if let outcome = try handleInitial(event, &initial) { return outcome }
@@ -449,6 +453,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             guard let raw = event.object else { return nil }
             let object = raw.withTypeMeta()
             shared.withLockedValue { $0.stats.watchEvents += 1 }
+            list.received += 1
             if !list.first {
                 list.items[object.key] = event.type == "DELETED" ? nil : object
             } else if event.type == "DELETED" {
@@ -472,6 +477,9 @@ public final class Reflector<Object: KubeObject>: Sendable {
             } else {
                 apply(list: Array(list.items.values), resourceVersion: rv, first: false)
             }
+            logger.info("listed by watch", metadata: [
+                "objects": "\(list.received)", "seconds": "\(Self.seconds(ContinuousClock.now - list.started))", "rv": "\(rv)",
+            ])
             initial = nil
             return nil
         default:
@@ -539,6 +547,34 @@ public final class Reflector<Object: KubeObject>: Sendable {
             return nil
         default:
             throw KubeAPIError.decoding("unknown watch event type \(event.type)")
+        }
+    }
+}
+
+/// Decodes watch events (JSON values cut out of the stream), on up to one worker per core
+/// when asked: a streamed list holds thousands of them. Results stay in order, so the
+/// caller handles them as if decoded one by one (an undecodable event fails where it stands).
+final class EventDecoder: @unchecked Sendable {
+    private let decoders: [JSONDecoder]
+    /// Fewer events than this are decoded on the caller's thread.
+    private let parallelThreshold = 16
+
+    init() {
+        decoders = (0..<max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))).map { _ in JSONDecoder() }
+    }
+
+    func decode<Event: Decodable>(_ type: Event.Type, _ values: [[UInt8]], parallel: Bool) -> [Result<Event, any Error>] {
+        let workers = parallel && values.count >= parallelThreshold ? decoders.count : 1
+        return values.concurrentMap(workers: workers) { w, value in
+            Result { try self.decodeOne(type, value, with: self.decoders[w]) }
+        }
+    }
+
+    private func decodeOne<Event: Decodable>(_ type: Event.Type, _ value: [UInt8], with decoder: JSONDecoder) throws -> Event {
+        do {
+            return try decoder.decode(type, from: Data(value))
+        } catch {
+            throw KubeAPIError.decoding("watch event: \(error)")
         }
     }
 }

@@ -67,6 +67,29 @@ struct WatchListTests {
         }
     }
 
+    @Test("a long list (events decoded on every core) arrives whole, in key order, each object once, with its content")
+    func longStreamedList() async throws {
+        try await withFake({ $0.watchList = true }) { server in
+            let names = (0..<600).map { String(format: "svc-%04d", $0) }
+            server.batch { for (i, n) in names.enumerated() { _ = try? server.create(service(n, port: 1000 + i)) } }
+            let client = try makeClient(server)
+            let h = Harness(client: client, resource: .services(), options: watchListOptions(pageSize: 100))
+            try await h.waitSynced()
+            try await h.waitConverged(with: server)
+            var listed: [Service] = []
+            for e in h.eventLog {
+                switch e {
+                case .listed(let part), .synced(let part): listed += part
+                default: Issue.record("unexpected event \(e)")
+                }
+            }
+            #expect(listed.map(\.metadata.name) == names)
+            #expect(listed.map { $0.spec.ports?.first?.port } == names.indices.map { 1000 + $0 })
+            await h.stop()
+            try await client.shutdown()
+        }
+    }
+
     @Test("a server without the WatchList gate answers 422: one paged list instead, and no watch-list again")
     func refusedFallsBackToList() async throws {
         try await withFake { server in

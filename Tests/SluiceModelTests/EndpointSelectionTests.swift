@@ -307,3 +307,15 @@ import Testing
         #expect((TextOrder(a, port: nil) < TextOrder(b, port: nil)) == (a.description < b.description))
     }
 }
+
+@Suite struct ConcurrentMapTests {
+    @Test("concurrentMap keeps the elements' order, maps each once, and gives each worker its index", arguments: [1, 2, 3, 8])
+    func ordered(workers: Int) {
+        let items = Array(0..<1000)
+        let out = items.concurrentMap(workers: workers) { w, x in (w, x * 2) }
+        #expect(out.map(\.1) == items.map { $0 * 2 })
+        #expect(out.allSatisfy { $0.0 >= 0 && $0.0 < min(workers, items.count) })
+        #expect(Set(out.map(\.0)).count == min(workers, items.count))
+        #expect([Int]().concurrentMap(workers: workers) { _, x in x }.isEmpty)
+    }
+}
