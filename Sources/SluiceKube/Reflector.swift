@@ -293,6 +293,10 @@ public final class Reflector<Object: KubeObject>: Sendable {
         let out: [ReflectorEvent<Object>] = shared.withLockedValue { s in
             var out: [ReflectorEvent<Object>] = []
             if !s.synced {
+                // Parts an interrupted streamed list handed out that are gone now.
+                for key in s.cache.keys.sorted() where fresh[key] == nil {
+                    out.append(.deleted(s.cache[key]!))
+                }
                 out.append(.synced(sorted.map { fresh[$0]! }))
                 s.synced = true
             } else {
@@ -359,6 +363,8 @@ public final class Reflector<Object: KubeObject>: Sendable {
     private struct InitialEvents: Sendable {
         /// The reflector's first list: streamed out in parts (`.listed`).
         let first: Bool
+        /// A list after the first one (statistics).
+        var countsAsRelist = false
         /// First list: received, not yet handed out.
         var part: [Object] = []
         /// A relist: the whole list, compared with the cache at the end.
@@ -373,9 +379,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
         var initial: InitialEvents? = nil
         if listing {
             // client-go's watch-list asks for "at least the last RV seen" ("" the first time: most recent).
-            let (unavailable, lastRV, lists) = shared.withLockedValue { ($0.stats.resourceVersionUnavailable, $0.stats.resourceVersion, $0.stats.lists) }
+            let (unavailable, lastRV, lists, cached) = shared.withLockedValue {
+                ($0.stats.resourceVersionUnavailable, $0.stats.resourceVersion, $0.stats.lists, $0.cache.count)
+            }
             rv = unavailable ? "" : (lastRV ?? "")
-            initial = InitialEvents(first: lists == 0)
+            // The first list streams out in parts, unless an earlier attempt was cut after
+            // handing some out: then it is gathered whole and compared, so that what vanished
+            // meanwhile is deleted.
+            initial = InitialEvents(first: lists == 0 && cached == 0, countsAsRelist: lists > 0)
         } else {
             guard let last = lastSyncResourceVersion else { return .expired(APIStatus(message: "no resource version", code: 410)) }
             rv = last
@@ -475,7 +486,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             if list.first {
                 handOut(&list.part, synced: true, resourceVersion: rv)
             } else {
-                apply(list: Array(list.items.values), resourceVersion: rv, first: false)
+                apply(list: Array(list.items.values), resourceVersion: rv, first: !list.countsAsRelist)
             }
             logger.info("listed by watch", metadata: [
                 "objects": "\(list.received)", "seconds": "\(Self.seconds(ContinuousClock.now - list.started))", "rv": "\(rv)",

@@ -467,7 +467,7 @@ extension FakeAPIServer {
     /// (`resourceVersionMatch=NotOlderThan` of any RV up to it).
     func startWatchList(route: Route, label: LabelSelector?, field: FieldSelector?, channel: Channel, timeout: Int?) {
         let r = route.resource
-        let start: (WatchStream, [String], [String: JSONValue], [String: String], Int)? = state.withLockedValue { s in
+        let start: (WatchStream, [String], [String: JSONValue], [String: String], Int, (events: Int, thenUnavailable: Bool)?)? = state.withLockedValue { s in
             let id = s.nextID
             s.nextID += 1
             let w = WatchStream(id: id, resource: r, labelSelector: label, fieldSelector: field, namespace: route.namespace,
@@ -490,15 +490,31 @@ extension FakeAPIServer {
             if let t = timeout, t > 0 {
                 channel.eventLoop.scheduleTask(in: .seconds(Int64(t))) { [weak self] in self?.timeoutWatch(id) }
             }
-            return (w, keys, objects, s.rendered[r.plural] ?? [:], s.rv)
+            var cutAfter: (events: Int, thenUnavailable: Bool)? = nil
+            if let cut = s.cutWatchListsAfter {
+                cutAfter = (cut.events, cut.thenUnavailable)
+                s.cutWatchListsAfter = cut.remaining > 1 ? (cut.events, cut.remaining - 1, cut.thenUnavailable) : nil
+            }
+            return (w, keys, objects, s.rendered[r.plural] ?? [:], s.rv, cutAfter)
         }
-        guard let (w, keys, objects, rendered, rv) = start else { return }
+        guard let (w, keys, objects, rendered, rv, cutAfter) = start else { return }
         DispatchQueue.global().async {
             var chunk = ""
             var inChunk = 0
+            var sent = 0
             for key in keys {
                 let o = objects[key]!
                 guard w.matches(o) else { continue }
+                if let cut = cutAfter, sent == cut.events {
+                    // Fault injection: the connection drops in the middle of the list.
+                    self.state.withLockedValue { s in
+                        _ = s.watchers.removeValue(forKey: w.id)
+                        if cut.thenUnavailable { s.failures.append(Failure(remaining: Int.max, code: 503, retryAfterSeconds: nil, pathContains: nil)) }
+                    }
+                    w.enqueue([.data(ByteBuffer(string: chunk), pause: .zero), .drop(partial: nil)])
+                    return
+                }
+                sent += 1
                 chunk += "{\"type\":\"ADDED\",\"object\":"
                 chunk += rendered[key] ?? Self.withTypeMeta(o, r).rendered()
                 chunk += "}\n"

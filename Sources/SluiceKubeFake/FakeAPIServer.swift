@@ -121,6 +121,9 @@ public final class FakeAPIServer: Sendable {
         var sortedKeys: [String: (rv: Int, keys: [String])] = [:]
         var channels: [ObjectIdentifier: Channel] = [:]
         var stallNewWatches = false
+        /// Cut the next watch-lists' connections after this many initial events (fault injection),
+        /// answering 503 to every request after the cut until `clearFailures()` if asked.
+        var cutWatchListsAfter: (events: Int, remaining: Int, thenUnavailable: Bool)?
         /// CLOCK_MONOTONIC seconds when watch events were last handed to a watch's connection.
         var lastEventQueuedAt = 0.0
     }
@@ -478,6 +481,18 @@ public final class FakeAPIServer: Sendable {
             }
             s.watchers = [:]
         }
+    }
+
+    /// Drops the failures `failNextRequests` queued that have not happened yet.
+    public func clearFailures() {
+        state.withLockedValue { $0.failures = [] }
+    }
+
+    /// The next `count` watch-lists send `events` initial events, then their connection drops
+    /// (no bookmark), as a server going away in the middle of a list. With
+    /// `thenUnavailable`, every request after the cut gets 503 until `clearFailures()`.
+    public func cutNextWatchLists(_ count: Int = 1, afterEvents events: Int, thenUnavailable: Bool = false) {
+        state.withLockedValue { $0.cutWatchListsAfter = (events, count, thenUnavailable) }
     }
 
     /// Closes every connection, idle ones included, as an API server restart would (the data stays).

@@ -90,6 +90,29 @@ struct WatchListTests {
         }
     }
 
+    @Test("a first watch-list cut after some parts, with an object deleted before the retry: the retry is gathered whole and the vanished object is deleted")
+    func cutFirstListDeletesWhatVanished() async throws {
+        try await withFake({ $0.watchList = true }) { server in
+            for i in 0..<6 { try server.create(service("svc-\(i)")) }
+            // Cut after 4 events; then 503 for everything until svc-1 is gone, so the retry sees it gone.
+            server.cutNextWatchLists(afterEvents: 4, thenUnavailable: true)
+            let client = try makeClient(server)
+            let h = Harness(client: client, resource: .services(), options: watchListOptions(pageSize: 2))
+            // Two parts (svc-0…svc-3) are handed out before the cut.
+            try await eventually { h.eventLog.count >= 2 && server.requests.contains { $0.status == 503 } }
+            try server.delete(Service.self, name: "svc-1")
+            server.clearFailures()
+            try await h.waitSynced()
+            try await h.waitConverged(with: server)
+            #expect(h.consumerState.withLockedValue { $0.keys.map(\.name) }.sorted() == ["svc-0", "svc-2", "svc-3", "svc-4", "svc-5"])
+            #expect(h.eventLog.contains { if case .deleted(let o) = $0 { o.metadata.name == "svc-1" } else { false } })
+            let stats = h.reflector.statistics
+            #expect(stats.lists == 1 && stats.relists == 0)
+            await h.stop()
+            try await client.shutdown()
+        }
+    }
+
     @Test("a server without the WatchList gate answers 422: one paged list instead, and no watch-list again")
     func refusedFallsBackToList() async throws {
         try await withFake { server in
