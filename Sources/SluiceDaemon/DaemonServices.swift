@@ -32,8 +32,12 @@ struct SourceService: ServiceLifecycle.Service {
 
     func run() async throws {
         do {
-            try await cancelWhenGracefulShutdown { [source, index, loop] in
-                try await source.run { delta in loop.receive(source: index, delta) }
+            // A source's own serial executor: its blocking work (a directory scan parses for
+            // seconds) never holds up the daemon's other services, nor the other sources.
+            try await withTaskExecutorPreference(DaemonExecutor(label: "sluice.source.\(index)")) {
+                try await cancelWhenGracefulShutdown { [source, index, loop] in
+                    try await source.run { delta in loop.receive(source: index, delta) }
+                }
             }
         } catch is CancellationError {
         } catch {

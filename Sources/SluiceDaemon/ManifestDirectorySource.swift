@@ -67,7 +67,8 @@ public struct ManifestDirectorySource: ObjectSource {
         var watches = ManifestWatchSet(roots: paths)
         // Watch before the first scan, so that nothing written meanwhile is missed.
         guard watches.sync(inotify, files: []) else { return false }
-        let (initial, _) = watcher.poll()
+        // The first scan goes out in parts of 8 files while the next ones are parsed.
+        let (initial, _) = watcher.poll(inPartsOf: 8, deliver: deliver)
         guard watches.sync(inotify, files: watcher.files.keys) else { return false }
         deliver(initial)
         delivered = true
@@ -138,16 +139,41 @@ extension ManifestDirectorySource {
         /// Lists the manifest files, reads the changed ones, forgets the vanished ones;
         /// returns the delta (possibly empty) and whether anything on disk changed.
         public mutating func poll() -> (delta: SourceDelta, changed: Bool) {
+            poll(inPartsOf: Int.max) { _ in }
+        }
+
+        /// `poll()`, handing `deliver` the changes of every `filesPerPart` files (in path
+        /// order) as soon as they are read, each with `synced: false`, so that a first scan's
+        /// consumer stages one part while the next is parsed; returns the rest (the vanished
+        /// files) and whether anything on disk changed.
+        public mutating func poll(inPartsOf filesPerPart: Int,
+                                  deliver: (SourceDelta) -> Void) -> (delta: SourceDelta, changed: Bool) {
             var listed: [String: Rank] = [:]
             for (i, path) in paths.enumerated() {
                 for file in Self.manifestFiles(path) where listed[file] == nil { listed[file] = Rank(root: i, path: file) }
             }
+            let order = listed.keys.sorted { listed[$0]! < listed[$1]! }
+            var changed = false
+            var start = 0
+            while start < order.count {
+                let part = order[start..<min(order.count, start + max(1, filesPerPart))]
+                start = part.endIndex
+                var changes = Changes()
+                let loaded = Self.loadConcurrently(part.map { (file: $0, previous: files[$0]) })
+                for (i, file) in part.enumerated() { integrate(file, rank: listed[file]!, loaded[i], &changes) }
+                changed = changed || changes.changed
+                if start == order.count && filesPerPart == Int.max {
+                    // One part only: it is the result.
+                    for file in files.keys where listed[file] == nil { remove(file, &changes) }
+                    return (resolve(changes), changed || changes.changed)
+                }
+                var delta = resolve(changes)
+                delta.synced = false
+                if !delta.isEmpty || !delta.diagnostics.isEmpty { deliver(delta) }
+            }
             var changes = Changes()
-            let order = listed.keys.sorted()
-            let loaded = Self.loadConcurrently(order.map { (file: $0, previous: files[$0]) })
-            for (i, file) in order.enumerated() { integrate(file, rank: listed[file]!, loaded[i], &changes) }
             for file in files.keys where listed[file] == nil { remove(file, &changes) }
-            return (resolve(changes), changes.changed)
+            return (resolve(changes), changed || changes.changed)
         }
 
         /// One file read from disk: nil when it is gone or unchanged since `previous`.

@@ -109,6 +109,30 @@ struct ManifestDirectorySourceTests {
         #expect(w.poll().delta.upserts.keys.map(\.name) == ["b"])
     }
 
+    @Test("a first scan goes out in parts of files, in path order, not synced; the rest (what vanished) comes back synced")
+    func firstScanInParts() throws {
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        for i in 0..<20 { try dir.write(String(format: "s%02d.yaml", i), serviceYAML("s\(i)", clusterIP: "10.96.0.\(10 + i)")) }
+        try dir.write("zdup.yaml", serviceYAML("s3", clusterIP: "10.96.1.3"))   // after s03.yaml: loses
+        var w = ManifestDirectorySource.Watcher(paths: [dir.path])
+        var parts: [SourceDelta] = []
+        let rest = w.poll(inPartsOf: 8) { parts.append($0) }.delta
+        #expect(parts.count == 3 && parts.allSatisfy { !$0.synced })
+        #expect(parts.map(\.upserts.count) == [8, 8, 4])
+        #expect(parts[0].upserts.keys.map(\.name).sorted() == ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"])
+        #expect(rest.synced && rest.isEmpty)
+        let state = DeliveredState()
+        for p in parts { state.apply(p) }
+        #expect(state.clusterIP(of: "s3") == "10.96.0.13" && state.clusterIP(of: "s19") == "10.96.0.29")
+        #expect(parts.flatMap(\.diagnostics).contains { $0.description.contains("duplicate") })
+        // Unchanged files are not parts of a later scan; a vanished one is in the rest.
+        try FileManager.default.removeItem(atPath: dir.path + "/s19.yaml")
+        parts = []
+        let second = w.poll(inPartsOf: 8) { parts.append($0) }.delta
+        #expect(parts.isEmpty && second.deletes.map(\.name) == ["s19"])
+    }
+
     @Test("without inotify the source polls")
     func pollingFallback() async throws {
         let dir = try ManifestDir()
