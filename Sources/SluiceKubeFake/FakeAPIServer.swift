@@ -354,9 +354,10 @@ public final class FakeAPIServer: Sendable {
         if resource == .services && obj["status"] == nil { obj["status"] = .object(["loadBalancer": .object([:])]) }
         let stored = JSONValue.object(obj)
         s.objects[resource.plural, default: [:]][key] = stored
-        s.rendered[resource.plural, default: [:]][key] = Self.withTypeMeta(stored, resource).rendered()
+        let rendered = Self.withTypeMeta(stored, resource).rendered()
+        s.rendered[resource.plural, default: [:]][key] = rendered
         commit(&s, HistoryEntry(rv: s.rv, resource: resource, key: key, type: old == nil ? .added : .modified,
-                                old: old, new: stored))
+                                old: old, new: stored), rendered: rendered)
         return String(s.rv)
     }
 
@@ -372,7 +373,9 @@ public final class FakeAPIServer: Sendable {
         return f.string(from: Date())
     }
 
-    private func commit(_ s: inout State, _ entry: HistoryEntry) {
+    /// `rendered`: `entry.new` with kind and apiVersion, already rendered (a write renders it
+    /// once for its cache), so that live events need no render of their own.
+    private func commit(_ s: inout State, _ entry: HistoryEntry, rendered: String? = nil) {
         s.history.append(entry)
         // Trimmed a quarter window at a time: dropping one entry per write moves the whole
         // window every time (O(window) per write).
@@ -382,7 +385,7 @@ public final class FakeAPIServer: Sendable {
             s.history.removeFirst(drop)
         }
         for w in s.watchers.values where w.resource == entry.resource {
-            guard let line = Self.eventLine(for: entry, watcher: w) else { continue }
+            guard let line = Self.eventLine(for: entry, watcher: w, rendered: rendered) else { continue }
             if s.batchDepth > 0 {
                 s.batched[w.id, default: []].append(line)
             } else {
@@ -392,7 +395,7 @@ public final class FakeAPIServer: Sendable {
     }
 
     /// The watch event (if any) `entry` produces for `w`, with selector transitions.
-    static func eventLine(for entry: HistoryEntry, watcher w: WatchStream) -> String? {
+    static func eventLine(for entry: HistoryEntry, watcher w: WatchStream, rendered: String? = nil) -> String? {
         guard entry.rv > w.minRV else { return nil }
         let oldMatch = entry.old.map { w.matches($0) } ?? false
         let newMatch = w.matches(entry.new)
@@ -412,6 +415,7 @@ public final class FakeAPIServer: Sendable {
             guard oldMatch else { return nil }
             type = "DELETED"
         }
+        if let rendered { return "{\"type\":\"\(type)\",\"object\":\(rendered)}\n" }
         return eventLine(type: type, object: withTypeMeta(entry.new, entry.resource))
     }
 
