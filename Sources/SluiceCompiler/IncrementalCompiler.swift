@@ -30,6 +30,8 @@ public struct IncrementalCompiler: Sendable {
     private var store: [SetID: SetStore] = [:]
     /// Conflicts seen by the last update.
     public private(set) var lastConflicts: [String] = []
+    /// Set declarations by name: they depend only on the context, which never changes.
+    private var setDecls: [String: SetDecl] = [:]
 
     public init(context: FamilyContext, keepsPlans: Bool = true) {
         self.context = context
@@ -261,8 +263,8 @@ public struct IncrementalCompiler: Sendable {
 
     /// Orders element operations around skeleton changes: new sets and chains first, element
     /// deletes, rewritten chains, element adds, then removed chains and sets.
-    private func assemble(deletes: [SetID: [Element]], adds: [SetID: [Element]],
-                          classesBefore: Set<SetID>, contextBefore: FamilyContext) -> Transaction {
+    private mutating func assemble(deletes: [SetID: [Element]], adds: [SetID: [Element]],
+                                   classesBefore: Set<SetID>, contextBefore: FamilyContext) -> Transaction {
         let f = layout.family, t = Layout.tableName
         let classesAfter = classes
         var skeletonOps: [Operation] = []
@@ -271,14 +273,13 @@ public struct IncrementalCompiler: Sendable {
                                Ruleset(tables: [skeletonTable(classesAfter, context)])).operations
         }
         let removedSets = Set(classesBefore.subtracting(classesAfter).map(\.name))
-        // Built once per transaction, and only if it has element operations.
-        var decls: [String: SetDecl]?
+        // Built the first time a set has element operations, then remembered.
         func decl(_ id: SetID) -> SetDecl {
-            if decls == nil {
-                let sets = Skeleton(context: context, classes: classesAfter.union(classesBefore)).sets
-                decls = Dictionary(sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            if let known = setDecls[id.name] { return known }
+            for set in Skeleton(context: context, classes: classesAfter.union(classesBefore)).sets where setDecls[set.name] == nil {
+                setDecls[set.name] = set
             }
-            return decls![id.name]!
+            return setDecls[id.name]!
         }
         var ops: [Operation] = skeletonOps.filter { if case .addSet = $0 { return true }; if case .addChain = $0 { return true }; return false }
         for set in deletes.keys.sorted() where !removedSets.contains(set.name) {
