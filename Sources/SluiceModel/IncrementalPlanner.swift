@@ -38,7 +38,7 @@ public struct IncrementalPlanner: Sendable {
     public private(set) var accepted: [ServiceName: ValidatedService] = [:]
     private var claims = ClaimIndex()
     private var acceptedFamilies: [IPFamily: Int] = [:]
-    private var slices: [ServiceName: [ProxyObjectKey: ValidatedEndpointSlice]] = [:]
+    private var slices: [ServiceName: ServiceSlices] = [:]
     private var sliceOwner: [ProxyObjectKey: ServiceName] = [:]
     public private(set) var nodeContext: NodeContext?
     /// Plans per service and family.
@@ -89,7 +89,7 @@ public struct IncrementalPlanner: Sendable {
 
     /// Every valid EndpointSlice, in key order.
     public var validSlices: [ValidatedEndpointSlice] {
-        slices.values.flatMap { $0 }.sorted { $0.key < $1.key }.map(\.value)
+        slices.values.flatMap(\.entries).sorted { $0.key < $1.key }.map(\.slice)
     }
 
     /// Every plan of one family, in name order.
@@ -222,12 +222,12 @@ public struct IncrementalPlanner: Sendable {
         out.endpointSliceChanges += 1
         if let owner {
             slices[owner]?[key] = nil
-            if slices[owner]?.isEmpty == true { slices[owner] = nil }
+            if slices[owner]?.entries.isEmpty == true { slices[owner] = nil }
             sliceOwner[key] = nil
             step.dirty.insert(owner)
         }
         guard let v = valid else { return }
-        slices[v.service, default: [:]][key] = v
+        slices[v.service, default: ServiceSlices()][key] = v
         sliceOwner[key] = v.service
         step.dirty.insert(v.service)
     }
@@ -348,7 +348,7 @@ public struct IncrementalPlanner: Sendable {
 
     private func plan(_ name: ServiceName, context: NodeContext) -> [IPFamily: [ServicePortPlan]] {
         guard let service = accepted[name] else { return [:] }
-        let serviceSlices = (slices[name] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+        let serviceSlices = slices[name]?.entries.map(\.slice) ?? []
         return context.planServicePorts(service, slices: serviceSlices)
     }
 
@@ -441,4 +441,21 @@ func parseRFC3339(_ text: String) -> Date? {
     if let d = f.date(from: text) { return d }
     f.formatOptions = [.withInternetDateTime]
     return f.date(from: text)
+}
+
+/// One service's valid EndpointSlices, in key order: a small sorted array (a service has one
+/// or a few), not a dictionary per service.
+struct ServiceSlices: Sendable {
+    private(set) var entries: [(key: ProxyObjectKey, slice: ValidatedEndpointSlice)] = []
+
+    subscript(key: ProxyObjectKey) -> ValidatedEndpointSlice? {
+        get { entries.first { $0.key == key }?.slice }
+        set {
+            if let i = entries.firstIndex(where: { $0.key == key }) {
+                if let newValue { entries[i].slice = newValue } else { entries.remove(at: i) }
+            } else if let newValue {
+                entries.insert((key, newValue), at: entries.firstIndex { key < $0.key } ?? entries.endIndex)
+            }
+        }
+    }
 }
