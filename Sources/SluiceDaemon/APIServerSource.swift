@@ -29,7 +29,8 @@ public struct APIServerSource: ObjectSource {
         // The engine holds every object the proxy uses; the reflectors keep identities only.
         var options = options
         options.cachesContent = false
-        let gate = SyncGate(pending: 0)
+        // This Node, Services, EndpointSlices and ServiceCIDRs (an older server's 404 counts as listed).
+        let gate = SyncGate(pending: 4)
         // Each event goes to the sync loop's inbox on the thread that decoded it.
         let handlers = ProxyReflectors.Handlers(
             services: { Self.forward($0, gate: gate, deliver: deliver) { .service($0) } },
@@ -37,8 +38,7 @@ public struct APIServerSource: ObjectSource {
             node: { Self.forward($0, gate: gate, deliver: deliver) { .node($0) } },
             serviceCIDRs: { Self.forward($0, gate: gate, deliver: deliver) { .serviceCIDR($0) } })
         let reflectors = ProxyReflectors(client: client, nodeName: nodeName, serviceProxyName: serviceProxyName,
-                                         options: options, handlers: handlers)
-        gate.reset(pending: reflectors.serviceCIDRs == nil ? 3 : 4)
+                                         watchServiceCIDRs: true, options: options, handlers: handlers)
         await reflectors.run()
     }
 
@@ -69,7 +69,6 @@ public struct APIServerSource: ObjectSource {
 final class SyncGate: Sendable {
     private let pending: NIOLockedValueBox<Int>
     init(pending: Int) { self.pending = NIOLockedValueBox(pending) }
-    func reset(pending count: Int) { pending.withLockedValue { $0 = count } }
     var allSynced: Bool { pending.withLockedValue { $0 == 0 } }
     func markSynced() -> Bool {
         pending.withLockedValue { p in

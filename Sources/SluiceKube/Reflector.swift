@@ -234,10 +234,6 @@ public final class Reflector<Object: KubeObject>: Sendable {
         return b
     }
 
-    static func seconds(_ d: Duration) -> String {
-        String(format: "%.3f", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
-    }
-
     /// Sleeps; false when cancelled.
     private func sleep(_ d: Duration) async -> Bool {
         do { try await Task.sleep(for: d); return true } catch { return false }
@@ -489,7 +485,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 apply(list: Array(list.items.values), resourceVersion: rv, first: !list.countsAsRelist)
             }
             logger.info("listed by watch", metadata: [
-                "objects": "\(list.received)", "seconds": "\(Self.seconds(ContinuousClock.now - list.started))", "rv": "\(rv)",
+                "objects": "\(list.received)", "seconds": "\(String(format: "%.3f", Double((ContinuousClock.now - list.started).nanoseconds) / 1e9))", "rv": "\(rv)",
             ])
             initial = nil
             return nil

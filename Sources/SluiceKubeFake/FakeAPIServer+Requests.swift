@@ -281,6 +281,16 @@ extension FakeAPIServer {
         return objs
     }
 
+    /// The keys of `snapshot` (the objects of `r` at `rv`) in order. A snapshot at one RV is
+    /// fixed, so its sorted keys are kept: the pages of a list and the watch-lists at that RV
+    /// reuse them instead of sorting every object again.
+    static func sortedKeys(_ s: inout State, _ r: FakeResource, _ snapshot: [String: JSONValue], rv: Int) -> [String] {
+        if let cached = s.sortedKeys[r.plural], cached.rv == rv, cached.keys.count == snapshot.count { return cached.keys }
+        let keys = snapshot.keys.sorted()
+        s.sortedKeys[r.plural] = (rv, keys)
+        return keys
+    }
+
     func list(route: Route, label: LabelSelector?, field: FieldSelector?, query: [String: String]) -> (Int, String, [(String, String)]) {
         let r = route.resource
         let limit = query["limit"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
@@ -343,14 +353,7 @@ extension FakeAPIServer {
                     listRV = s.rv
                 }
             }
-            // The snapshot at `listRV` is fixed, so its sorted keys are too.
-            let sorted: [String]
-            if let cached = s.sortedKeys[r.plural], cached.rv == listRV, cached.keys.count == snapshot.count {
-                sorted = cached.keys
-            } else {
-                sorted = snapshot.keys.sorted()
-                s.sortedKeys[r.plural] = (listRV, sorted)
-            }
+            let sorted = Self.sortedKeys(&s, r, snapshot, rv: listRV)
             func matches(_ k: String) -> Bool {
                 let o = snapshot[k]!
                 if let ns = route.namespace, o.namespace != ns { return false }
@@ -480,13 +483,7 @@ extension FakeAPIServer {
             w.held = []
             s.watchers[id] = w
             let objects = s.objects[r.plural] ?? [:]
-            let keys: [String]
-            if let cached = s.sortedKeys[r.plural], cached.rv == s.rv, cached.keys.count == objects.count {
-                keys = cached.keys
-            } else {
-                keys = objects.keys.sorted()
-                s.sortedKeys[r.plural] = (s.rv, keys)
-            }
+            let keys = Self.sortedKeys(&s, r, objects, rv: s.rv)
             if let t = timeout, t > 0 {
                 channel.eventLoop.scheduleTask(in: .seconds(Int64(t))) { [weak self] in self?.timeoutWatch(id) }
             }

@@ -88,8 +88,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Daemon scenario: changes queued back to back for the burst (0 skips it).")
     var daemonBurst: Int = 2000
 
-    @Flag(name: .customLong("daemon-first-sync-from-kernel"),
-          help: "Daemon scenario: time the first sync from the kernel's element notifications (a listener from the start, which costs the kernel a notification per element) instead of the daemon's /metrics.")
+    @Flag(help: "Daemon scenario: time the first sync from the kernel's element notifications (a listener from the start, which costs the kernel a notification per element) instead of the daemon's /metrics.")
     var daemonFirstSyncFromKernel = false
 
     @Flag(help: "Daemon scenario: JSON List manifests instead of multi-document YAML.")
