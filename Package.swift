@@ -58,7 +58,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // Benchmark harness (`sluice bench`): scenarios, kube-proxy-style baselines, reports.
-        .target(name: "SluiceBench", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceKubeFake"]),
+        .target(name: "SluiceBench", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceKubeFake", "SluiceTestSupport"]),
         // The node daemon (`sluice run`): sources, sync loop, health, metrics, lifecycle.
         .target(name: "SluiceDaemon", dependencies: [
             "SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceNetlink", "SluiceKube",

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,31 +81,8 @@ func parseStatus(_ s: String, _ field: String) -> Int? {
     return nil
 }
 
-/// A plain HTTP/1.0 GET to 127.0.0.1:port; the body, or nil on any failure.
+/// A GET to 127.0.0.1:port; the body of a 200 answer, or nil on any failure.
 func httpGet(port: Int, path: String, timeoutSeconds: Int = 5) -> String? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    let ok = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard ok == 0 else { return nil }
-    let req = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-    guard send(fd, req, req.count, 0) == req.count else { return nil }
-    var data = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = recv(fd, &buf, buf.count, 0)
-        if n <= 0 { break }
-        data += buf[0..<n]
-    }
-    let text = String(decoding: data, as: UTF8.self)
-    guard text.hasPrefix("HTTP/1.") && text.contains(" 200 "), let r = text.range(of: "\r\n\r\n") else { return nil }
-    return String(text[r.upperBound...])
+    guard let response = try? loopbackGet(port: port, path: path, timeoutSeconds: timeoutSeconds), response.status == 200 else { return nil }
+    return response.body
 }

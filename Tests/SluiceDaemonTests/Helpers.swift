@@ -126,47 +126,11 @@ func withDaemon<T>(_ configuration: DaemonConfiguration, _ body: (Daemon) async 
     }
 }
 
-struct HTTPResult {
-    var status: Int
-    var headers: [String: String]
-    var body: String
-}
+typealias HTTPResult = HTTPResponse
 
 /// A blocking HTTP/1.0 GET on 127.0.0.1 (loopback only).
 func httpGet(port: Int, path: String) throws -> HTTPResult {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw DaemonError("socket failed") }
-    defer { close(fd) }
-    var tv = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { throw DaemonError("connect to 127.0.0.1:\(port) failed: errno \(errno)") }
-    let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var data = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = recv(fd, &buf, buf.count, 0)
-        if n <= 0 { break }
-        data += buf[0..<n]
-    }
-    let text = String(decoding: data, as: UTF8.self)
-    guard let split = text.range(of: "\r\n\r\n") else { throw DaemonError("bad HTTP response: \(text)") }
-    let headLines = text[..<split.lowerBound].split(separator: "\r\n")
-    let status = Int(headLines.first?.split(separator: " ")[1] ?? "") ?? 0
-    var headers: [String: String] = [:]
-    for line in headLines.dropFirst() {
-        if let c = line.firstIndex(of: ":") {
-            headers[line[..<c].lowercased()] = line[line.index(after: c)...].trimmingCharacters(in: .whitespaces)
-        }
-    }
-    return HTTPResult(status: status, headers: headers, body: String(text[split.upperBound...]))
+    try loopbackGet(port: port, path: path)
 }
 
 /// The value of one sample line of a Prometheus exposition (`name{labels} value`).
