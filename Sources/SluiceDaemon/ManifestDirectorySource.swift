@@ -153,32 +153,28 @@ extension ManifestDirectorySource {
                 for file in Self.manifestFiles(path) where listed[file] == nil { listed[file] = Rank(root: i, path: file) }
             }
             let order = listed.keys.sorted { listed[$0]! < listed[$1]! }
+            let size = max(1, filesPerPart)
             var changed = false
-            var start = 0
-            while start < order.count {
-                let part = order[start..<min(order.count, start + max(1, filesPerPart))]
-                start = part.endIndex
-                var changes = Changes()
+            var changes = Changes()
+            for start in stride(from: 0, to: order.count, by: size) {
+                let part = order[start..<min(order.count, start + size)]
                 let loaded = Self.loadConcurrently(part.map { (file: $0, previous: files[$0]) })
                 for (i, file) in part.enumerated() { integrate(file, rank: listed[file]!, loaded[i], &changes) }
+                // With several parts each one goes out now; a single one is the result.
+                guard size < order.count else { continue }
                 changed = changed || changes.changed
-                if start == order.count && filesPerPart == Int.max {
-                    // One part only: it is the result.
-                    for file in files.keys where listed[file] == nil { remove(file, &changes) }
-                    return (resolve(changes), changed || changes.changed)
-                }
                 var delta = resolve(changes)
                 delta.synced = false
                 if !delta.isEmpty || !delta.diagnostics.isEmpty { deliver(delta) }
+                changes = Changes()
             }
-            var changes = Changes()
             for file in files.keys where listed[file] == nil { remove(file, &changes) }
             return (resolve(changes), changed || changes.changed)
         }
 
         /// One file read from disk: nil when it is gone or unchanged since `previous`.
         struct Loaded: Sendable {
-            var stamp: Stamp?
+            var stamp: Stamp
             var result: ManifestLoader.Result
             var documents: DocumentCache
         }
@@ -238,7 +234,8 @@ extension ManifestDirectorySource {
         /// equal at once (same storage), so an edit costs what it changed.
         private mutating func integrate(_ file: String, rank: Rank, _ loaded: Loaded??, _ changes: inout Changes) {
             guard case .some(let read) = loaded else { return }   // unchanged
-            guard let read, let stamp = read.stamp else { return remove(file, &changes) }
+            guard let read else { return remove(file, &changes) }
+            let stamp = read.stamp
             changes.changed = true
             let previous = files[file]
             changes.diagnostics += read.result.diagnostics

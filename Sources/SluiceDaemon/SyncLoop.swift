@@ -12,7 +12,8 @@ import SluiceNetlink
 ///   a commit is in flight (or `minSyncPeriod` has not passed since the last one) the
 ///   sources keep delivering, and everything that arrived goes out together in the next
 ///   commit.
-/// - Nothing is committed until every source has reported `synced`.
+/// - Nothing is committed until every source has reported `synced`; what arrives before is
+///   staged in the planner (`ProxyEngine.stage`) as it comes.
 /// - The first commit adopts the existing tables. With none in the kernel it streams the
 ///   table in (`ProxyEngine.loadStreamed` + `Dataplane.applyStreamed`: atomic transactions
 ///   of whole services, elements held once, in the engine); with a table (a restart) it
@@ -68,7 +69,7 @@ actor SyncLoop {
     nonisolated func receive(source index: Int, _ delta: SourceDelta) {
         for d in delta.diagnostics { log(d) }
         if inbox.merge(source: index, delta) {
-            logger.info("source synced", metadata: ["source": "\(index)", "rssMB": "\(processMemoryMB("VmRSS"))", "peakRSSMB": "\(processMemoryMB("VmHWM"))"])
+            logger.info("source synced", metadata: ["source": "\(index)"].merging(memoryMetadata()) { a, _ in a })
         }
         if !delta.isEmpty {
             metrics.markQueued()
@@ -94,9 +95,9 @@ actor SyncLoop {
         }
     }
 
-    /// Before the first sync: hands what arrived so far to the planner (validated and
-    /// stored, planned at the first sync), so the first lists are never held whole as
-    /// decoded objects, and validation runs while the sources still receive.
+    /// Before the first sync: hands what arrived so far to the planner (validated, stored
+    /// and, once this Node is known, planned), so the first lists are never held whole as
+    /// decoded objects, and that work runs while the sources still receive.
     func stage() {
         let changes = inbox.take()
         guard !changes.isEmpty else { return }
@@ -136,8 +137,7 @@ actor SyncLoop {
                     "batches": "\(report.batches.count)", "services": "\(engine.accepted.count)",
                     "elements": "\(families.map { engine.elementCount($0) }.reduce(0, +))",
                     "stageSeconds": "\(seconds(stagedTime))", "planSeconds": "\(seconds(planned - start))", "commitSeconds": "\(seconds(ContinuousClock.now - planned))",
-                    "rssMB": "\(processMemoryMB("VmRSS"))", "peakRSSMB": "\(processMemoryMB("VmHWM"))",
-                ])
+                ].merging(memoryMetadata()) { a, _ in a })
             }
             initialized = true
             commits += 1
@@ -333,14 +333,18 @@ actor SyncLoop {
     }
 }
 
-/// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in MB; -1 if unreadable.
-func processMemoryMB(_ field: String) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
-    for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
-        let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
-        return kb.map { $0 / 1024 } ?? -1
+/// The process's resident memory now and at its peak (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`, one read), in MB, as log metadata.
+func memoryMetadata() -> Logger.Metadata {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return [:] }
+    var out: Logger.Metadata = [:]
+    for line in status.split(separator: "\n") {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard words.count >= 2, let kb = Int(words[1]) else { continue }
+        if words[0] == "VmRSS:" { out["rssMB"] = "\(kb / 1024)" }
+        if words[0] == "VmHWM:" { out["peakRSSMB"] = "\(kb / 1024)" }
     }
-    return -1
+    return out
 }
 
 func seconds(_ d: Duration) -> String { String(format: "%.3f", Double(nanoseconds(d)) / 1e9) }

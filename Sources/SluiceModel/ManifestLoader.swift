@@ -75,13 +75,8 @@ public struct ManifestLoader: Sendable {
 
     /// Reads and parses one file.
     public func loadFile(_ path: String) -> Result {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return Result(diagnostics: [Diagnostic(file: path, message: "cannot read file")])
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            return Result(diagnostics: [Diagnostic(file: path, message: "file is not UTF-8 text")])
-        }
-        return parse(text: text, file: path)
+        var documents = DocumentCache()
+        return loadFile(path, documents: &documents)
     }
 
     /// Reads and parses one file, re-parsing only the YAML documents that are not in
@@ -103,28 +98,28 @@ public struct ManifestLoader: Sendable {
     /// otherwise the text is split into YAML documents at `---` lines so that one broken
     /// document does not hide the rest.
     public func parse(text: String, file: String) -> Result {
-        var none = DocumentCache(enabled: false)
-        return parse(text: text, file: file, documents: &none)
+        var documents = DocumentCache()
+        return parse(text: text, file: file, documents: &documents)
     }
 
     /// `parse(text:file:)`, taking unchanged YAML documents from `documents` (see `loadFile(_:documents:)`).
     public func parse(text: String, file: String, documents cache: inout DocumentCache) -> Result {
         if file.lowercased().hasSuffix(".json") {
-            cache = DocumentCache(enabled: cache.enabled)
+            cache = DocumentCache()
             return parseJSON(Data(text.utf8), file: file)
         }
         var result = Result()
-        var next = DocumentCache(enabled: cache.enabled)
+        var next = DocumentCache()
         for document in splitYAMLDocuments(text) {
             let key = DocumentCache.Key(document)
             let parsed: Result
-            if cache.enabled, let known = cache.results[key] {
+            if let known = cache.results[key] {
                 parsed = known
             } else {
                 parsed = parse(document: document, file: file)
                 next.lastParsed += 1
             }
-            if next.enabled { next.results[key] = parsed }
+            next.results[key] = parsed
             result.append(parsed)
         }
         cache = next
@@ -200,11 +195,9 @@ public struct DocumentCache: Sendable {
         }
     }
 
-    var enabled = true
     var results: [Key: ManifestLoader.Result] = [:]
 
     public init() {}
-    init(enabled: Bool) { self.enabled = enabled }
 
     /// Documents remembered.
     public var count: Int { results.count }
