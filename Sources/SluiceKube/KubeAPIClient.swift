@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import SluiceModel
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -117,9 +118,21 @@ public final class KubeAPIClient: Sendable {
         public var metadata: ListMeta
     }
 
-    struct ListBody<Object: Decodable>: Decodable {
+    struct ListBody<Object: KubeObject>: Decodable {
         var metadata: ListMeta?
         var items: [Object]?
+
+        /// As `init(from:)` through `JSONDecoder` (see `JSONReader`).
+        init(json r: inout JSONReader) throws {
+            var seen = JSONSeenKeys()
+            try r.readObject { r, key in
+                switch key {
+                case "metadata": try seen.mark(0, r); metadata = try r.readOptional { try ListMeta(json: &$0) }
+                case "items": try seen.mark(1, r); items = try r.readOptionalArray { try Object.read(json: &$0) }
+                default: try r.skipValue()
+                }
+            }
+        }
     }
 
     /// `GET path?labelSelector=…&limit=…&resourceVersion=…[&continue=…]`.
@@ -147,8 +160,10 @@ public final class KubeAPIClient: Sendable {
     }
 
     /// Decodes one page of a list body straight into model objects (kind and apiVersion filled in).
+    /// Services and EndpointSlices go through their hand-written readers; a page outside their
+    /// plain shape, and every other kind, through `JSONDecoder`.
     public static func decodeListPage<Object: KubeObject>(_ type: Object.Type, from data: Data) throws -> ListPage<Object> {
-        let decoded = try JSONDecoder().decode(ListBody<Object>.self, from: data)
+        let decoded = try JSONReader.read(data, ListBody<Object>.init(json:)) ?? JSONDecoder().decode(ListBody<Object>.self, from: data)
         return ListPage(items: (decoded.items ?? []).map { $0.withTypeMeta() },
                         metadata: decoded.metadata ?? ListMeta())
     }

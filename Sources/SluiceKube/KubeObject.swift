@@ -9,15 +9,25 @@ public protocol KubeObject: Sendable, Hashable, Codable {
     static var apiKind: String { get }
     /// `apiVersion`, e.g. `discovery.k8s.io/v1`.
     static var apiGroupVersion: String { get }
+    /// Reads one object with a decoder written by hand, for the kinds that come by the
+    /// hundred thousand; throws `JSONReader.Unsupported` (the default) to leave the bytes to
+    /// `JSONDecoder`.
+    static func read(json r: inout JSONReader) throws -> Self
+}
+
+extension KubeObject {
+    public static func read(json r: inout JSONReader) throws -> Self { throw r.unsupported() }
 }
 
 extension Service: KubeObject {
     public static var apiKind: String { "Service" }
     public static var apiGroupVersion: String { "v1" }
+    public static func read(json r: inout JSONReader) throws -> Service { try Service(json: &r) }
 }
 extension EndpointSlice: KubeObject {
     public static var apiKind: String { "EndpointSlice" }
     public static var apiGroupVersion: String { "discovery.k8s.io/v1" }
+    public static func read(json r: inout JSONReader) throws -> EndpointSlice { try EndpointSlice(json: &r) }
 }
 extension Node: KubeObject {
     public static var apiKind: String { "Node" }

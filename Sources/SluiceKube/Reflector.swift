@@ -324,7 +324,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
 
     // MARK: - Watch
 
-    private struct Envelope: Decodable {
+    struct Envelope: Decodable {
         var type: String
         var object: Object?
         var status: APIStatus?
@@ -351,6 +351,33 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 bookmarkRV = meta?.resourceVersion
                 endsInitialEvents = meta?.annotations?["k8s.io/initial-events-end"] == "true"
             default: object = try c.decode(Object.self, forKey: .object)
+            }
+        }
+
+        init(type: String, object: Object) {
+            self.type = type
+            self.object = object
+        }
+
+        /// An `ADDED`, `MODIFIED` or `DELETED` event whose `type` comes first, read by the
+        /// object's hand-written reader; nil for anything else (left to `init(from:)`).
+        static func read(_ bytes: [UInt8]) -> Envelope? {
+            JSONReader.read(bytes) { r in
+                var type: String? = nil
+                var object: Object? = nil
+                try r.readObject { r, key in
+                    switch key {
+                    case "type":
+                        guard type == nil else { throw r.unsupported() }
+                        type = try r.readString()
+                    case "object":
+                        guard object == nil, type == "ADDED" || type == "MODIFIED" || type == "DELETED" else { throw r.unsupported() }
+                        object = try Object.read(json: &r)
+                    default: try r.skipValue()
+                    }
+                }
+                guard let type, let object else { throw r.unsupported() }
+                return Envelope(type: type, object: object)
             }
         }
     }
@@ -426,7 +453,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
                 let values = try splitter.feed(buffer.readableBytesView)
                 // A list streams thousands of events: they are decoded on every core, then
                 // handled in order. A live watch decodes its few events where they arrive.
-                for decoded in decoders.decode(Envelope.self, values, parallel: initial != nil) {
+                for decoded in decoders.decode(Envelope.self, values, parallel: initial != nil, fast: Envelope.read) {
                     let event = try decoded.get()   // an undecodable event fails the watch where it stands
                     count += 1
                     if initial != nil {
@@ -570,16 +597,19 @@ final class EventDecoder: @unchecked Sendable {
         decoders = (0..<max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))).map { _ in JSONDecoder() }
     }
 
-    func decode<Event: Decodable>(_ type: Event.Type, _ values: [[UInt8]], parallel: Bool) -> [Result<Event, any Error>] {
+    /// `fast` reads what it can; the rest goes through `JSONDecoder`.
+    func decode<Event: Decodable & Sendable>(_ type: Event.Type, _ values: [[UInt8]], parallel: Bool,
+                                  fast: @Sendable ([UInt8]) -> Event?) -> [Result<Event, any Error>] {
         let workers = parallel && values.count >= parallelThreshold ? decoders.count : 1
         return values.concurrentMap(workers: workers) { w, value in
-            Result { try self.decodeOne(type, value, with: self.decoders[w]) }
+            if let event = fast(value) { return .success(event) }
+            return Result { try self.decodeOne(value, with: self.decoders[w]) }
         }
     }
 
-    private func decodeOne<Event: Decodable>(_ type: Event.Type, _ value: [UInt8], with decoder: JSONDecoder) throws -> Event {
+    private func decodeOne<Event: Decodable>(_ value: [UInt8], with decoder: JSONDecoder) throws -> Event {
         do {
-            return try decoder.decode(type, from: Data(value))
+            return try decoder.decode(Event.self, from: Data(value))
         } catch {
             throw KubeAPIError.decoding("watch event: \(error)")
         }

@@ -1,4 +1,5 @@
 /// Kubernetes API machinery: `metav1.Status` error bodies and the errors this module throws.
+import SluiceModel
 
 /// A `metav1.Status` as the API server sends it in error responses and in watch `ERROR` events.
 public struct APIStatus: Sendable, Hashable, Codable {
@@ -48,6 +49,21 @@ public struct ListMeta: Sendable, Hashable, Codable {
     public var resourceVersion: String?
     public var `continue`: String?
     public var remainingItemCount: Int?
+}
+
+extension ListMeta {
+    /// As `init(from:)` through `JSONDecoder` (see `JSONReader`).
+    init(json r: inout JSONReader) throws {
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "resourceVersion": try seen.mark(0, r); resourceVersion = try r.readOptionalString()
+            case "continue": try seen.mark(1, r); self.continue = try r.readOptionalString()
+            case "remainingItemCount": try seen.mark(2, r); remainingItemCount = try r.readOptionalInt()
+            default: try r.skipValue()
+            }
+        }
+    }
 }
 
 /// Errors from talking to the API server.

@@ -103,3 +103,107 @@ public struct EndpointSlice: Sendable, Hashable, Codable {
         }
     }
 }
+
+extension EndpointSlice {
+    /// Reads an EndpointSlice as `init(from:)` does through `JSONDecoder` (see `JSONReader`).
+    public init(json r: inout JSONReader) throws {
+        var (apiVersion, kind, addressType): (String?, String?, String?) = (nil, nil, nil)
+        var metadata = ObjectMeta()
+        var endpoints: [Endpoint]? = nil
+        var ports: [Port]? = nil
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "apiVersion": try seen.mark(0, r); apiVersion = try r.readOptionalString()
+            case "kind": try seen.mark(1, r); kind = try r.readOptionalString()
+            case "metadata": try seen.mark(2, r); metadata = try r.readOptional { try ObjectMeta(json: &$0) } ?? ObjectMeta()
+            case "addressType": try seen.mark(3, r); addressType = try r.readOptionalString()
+            case "endpoints": try seen.mark(4, r); endpoints = try r.readOptionalArray { try Endpoint(json: &$0) }
+            case "ports": try seen.mark(5, r); ports = try r.readOptionalArray { try Port(json: &$0) }
+            default: try r.skipValue()
+            }
+        }
+        self.init(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports)
+        self.apiVersion = apiVersion
+        self.kind = kind
+    }
+}
+
+extension EndpointSlice.Endpoint {
+    init(json r: inout JSONReader) throws {
+        self.init(addresses: [])
+        addresses = nil
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "addresses": try seen.mark(0, r); addresses = try r.readOptionalStrings()
+            case "conditions": try seen.mark(1, r); conditions = try r.readOptional { try EndpointSlice.Conditions(json: &$0) }
+            case "nodeName": try seen.mark(2, r); nodeName = try r.readOptionalString()
+            case "zone": try seen.mark(3, r); zone = try r.readOptionalString()
+            case "hints": try seen.mark(4, r); hints = try r.readOptional { try EndpointSlice.Hints(json: &$0) }
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension EndpointSlice.Conditions {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "ready": try seen.mark(0, r); ready = try r.readOptionalBool()
+            case "serving": try seen.mark(1, r); serving = try r.readOptionalBool()
+            case "terminating": try seen.mark(2, r); terminating = try r.readOptionalBool()
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension EndpointSlice.Hints {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "forZones":
+                try seen.mark(0, r)
+                forZones = try r.readOptionalArray { EndpointSlice.ForZone(name: try Self.name(&$0)) }
+            case "forNodes":
+                try seen.mark(1, r)
+                forNodes = try r.readOptionalArray { EndpointSlice.ForNode(name: try Self.name(&$0)) }
+            default: try r.skipValue()
+            }
+        }
+    }
+
+    /// `{"name": …}` of a zone or node hint.
+    private static func name(_ r: inout JSONReader) throws -> String? {
+        var name: String? = nil
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "name": try seen.mark(0, r); name = try r.readOptionalString()
+            default: try r.skipValue()
+            }
+        }
+        return name
+    }
+}
+
+extension EndpointSlice.Port {
+    init(json r: inout JSONReader) throws {
+        self.init(port: nil)
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "name": try seen.mark(0, r); name = try r.readOptionalString()
+            case "protocol": try seen.mark(1, r); self.protocol = try r.readOptionalString()
+            case "port": try seen.mark(2, r); port = try r.readOptionalInt()
+            default: try r.skipValue()
+            }
+        }
+    }
+}

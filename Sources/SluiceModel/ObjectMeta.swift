@@ -136,3 +136,40 @@ extension KeyedDecodingContainer {
         try decodeIfPresent(T.self, forKey: key) ?? fallback()
     }
 }
+
+extension ObjectMeta {
+    /// Reads `metadata` as `init(from:)` does through `JSONDecoder` (see `JSONReader`).
+    public init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "name": try seen.mark(0, r); name = try r.readOptionalString()
+            case "namespace": try seen.mark(1, r); namespace = try r.readOptionalString()
+            case "resourceVersion": try seen.mark(2, r); resourceVersion = try r.readOptionalString()
+            case "deletionTimestamp": try seen.mark(3, r); deletionTimestamp = try r.readOptionalString()
+            case "labels": try seen.mark(4, r); labels = try Self.keptEntries(&r, KeptLabel.self)
+            case "annotations": try seen.mark(5, r); annotations = try Self.keptEntries(&r, KeptAnnotation.self)
+            default: try r.skipValue()
+            }
+        }
+    }
+
+    /// `KeptEntries`: the entries `Key` names, other values skipped unread; empty gives nil.
+    private static func keptEntries<Key: CaseIterable & RawRepresentable<String>>(
+        _ r: inout JSONReader, _ keys: Key.Type
+    ) throws -> [String: String]? {
+        guard try !r.readNull() else { return nil }
+        var out: [String: String] = [:]
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            for (n, kept) in Key.allCases.enumerated() where key.equals(kept.rawValue) {
+                try seen.mark(n, r)
+                if let value = try r.readOptionalString() { out[kept.rawValue] = value }
+                return
+            }
+            try r.skipValue()
+        }
+        return out.isEmpty ? nil : out
+    }
+}

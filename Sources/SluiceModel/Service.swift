@@ -146,3 +146,150 @@ public enum ServiceType: String, Sendable, Hashable, Codable, CaseIterable {
     case loadBalancer = "LoadBalancer"
     case externalName = "ExternalName"
 }
+
+extension Service {
+    /// Reads a Service as `init(from:)` does through `JSONDecoder` (see `JSONReader`).
+    public init(json r: inout JSONReader) throws {
+        var (apiVersion, kind): (String?, String?) = (nil, nil)
+        var (metadata, spec, status) = (ObjectMeta(), Spec(), Status())
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "apiVersion": try seen.mark(0, r); apiVersion = try r.readOptionalString()
+            case "kind": try seen.mark(1, r); kind = try r.readOptionalString()
+            case "metadata": try seen.mark(2, r); metadata = try r.readOptional { try ObjectMeta(json: &$0) } ?? ObjectMeta()
+            case "spec": try seen.mark(3, r); spec = try r.readOptional { try Spec(json: &$0) } ?? Spec()
+            case "status": try seen.mark(4, r); status = try r.readOptional { try Status(json: &$0) } ?? Status()
+            default: try r.skipValue()
+            }
+        }
+        self.init(metadata: metadata, spec: spec, status: status)
+        self.apiVersion = apiVersion
+        self.kind = kind
+    }
+}
+
+extension Service.Spec {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "type": try seen.mark(0, r); type = try r.readOptionalString()
+            case "clusterIP": try seen.mark(1, r); clusterIP = try r.readOptionalString()
+            case "clusterIPs": try seen.mark(2, r); clusterIPs = try r.readOptionalStrings()
+            case "ipFamilies": try seen.mark(3, r); ipFamilies = try r.readOptionalStrings()
+            case "ports": try seen.mark(4, r); ports = try r.readOptionalArray { try Service.Port(json: &$0) }
+            case "externalIPs": try seen.mark(5, r); externalIPs = try r.readOptionalStrings()
+            case "loadBalancerSourceRanges": try seen.mark(6, r); loadBalancerSourceRanges = try r.readOptionalStrings()
+            case "sessionAffinity": try seen.mark(7, r); sessionAffinity = try r.readOptionalString()
+            case "sessionAffinityConfig":
+                try seen.mark(8, r)
+                sessionAffinityConfig = try r.readOptional { try Service.SessionAffinityConfig(json: &$0) }
+            case "externalTrafficPolicy": try seen.mark(9, r); externalTrafficPolicy = try r.readOptionalString()
+            case "internalTrafficPolicy": try seen.mark(10, r); internalTrafficPolicy = try r.readOptionalString()
+            case "healthCheckNodePort": try seen.mark(11, r); healthCheckNodePort = try r.readOptionalInt()
+            case "externalName": try seen.mark(12, r); externalName = try r.readOptionalString()
+            case "trafficDistribution": try seen.mark(13, r); trafficDistribution = try r.readOptionalString()
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension Service.Port {
+    init(json r: inout JSONReader) throws {
+        self.init(port: nil)
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "name": try seen.mark(0, r); name = try r.readOptionalString()
+            case "protocol": try seen.mark(1, r); self.protocol = try r.readOptionalString()
+            case "port": try seen.mark(2, r); port = try r.readOptionalInt()
+            case "targetPort": try seen.mark(3, r); targetPort = try r.readOptional { try IntOrString(json: &$0) }
+            case "nodePort": try seen.mark(4, r); nodePort = try r.readOptionalInt()
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension Service.SessionAffinityConfig {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "clientIP":
+                try seen.mark(0, r)
+                clientIP = try r.readOptional { r in
+                    var config = Service.ClientIPConfig()
+                    var seen = JSONSeenKeys()
+                    try r.readObject { r, key in
+                        switch key {
+                        case "timeoutSeconds": try seen.mark(0, r); config.timeoutSeconds = try r.readOptionalInt()
+                        default: try r.skipValue()
+                        }
+                    }
+                    return config
+                }
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension Service.Status {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "loadBalancer":
+                try seen.mark(0, r)
+                loadBalancer = try r.readOptional { r in
+                    var status = Service.LoadBalancerStatus()
+                    var seen = JSONSeenKeys()
+                    try r.readObject { r, key in
+                        switch key {
+                        case "ingress":
+                            try seen.mark(0, r)
+                            status.ingress = try r.readOptionalArray { try Service.LoadBalancerIngress(json: &$0) }
+                        default: try r.skipValue()
+                        }
+                    }
+                    return status
+                }
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension Service.LoadBalancerIngress {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "ip": try seen.mark(0, r); ip = try r.readOptionalString()
+            case "hostname": try seen.mark(1, r); hostname = try r.readOptionalString()
+            case "ipMode": try seen.mark(2, r); ipMode = try r.readOptionalString()
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension IntOrString {
+    /// An integer written as one, or a string; anything else is outside the plain shape.
+    init(json r: inout JSONReader) throws {
+        do {
+            var probe = r
+            self = .int(try probe.readInt())
+            r = probe
+        } catch {
+            self = .string(try r.readString())
+        }
+    }
+}
