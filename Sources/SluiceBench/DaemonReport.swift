@@ -30,6 +30,13 @@ public enum DaemonReport {
         return "\(b.changes) changes in \(Report.seconds(s)), \(b.commits) commits"
     }
 
+    /// The daemon's mean sync and commit during the single changes.
+    static func syncs(_ a: DaemonSyncAccount?) -> String {
+        guard let a else { return "–" }
+        let commit = a.meanCommitSeconds.map { ", of which commit \(Report.seconds($0))" } ?? ""
+        return "sync \(Report.seconds(a.meanSyncSeconds))\(commit) (means of \(a.syncs) syncs, /metrics)"
+    }
+
     static func cell(_ r: DaemonSourceResult?, _ row: Int) -> String {
         guard let r else { return "not run" }
         if let e = r.error, row == 0 { return "error: " + e.split(separator: "\n").first.map(String.init)! }
@@ -37,14 +44,16 @@ public enum DaemonReport {
         case 0: return firstSync(r)
         case 1: return "\(mb(r.rssAfterFirstSyncBytes)) / \(mb(r.peakRSSBytes))"
         case 2: return latency(r.eventToKernel) + (r.missedChanges > 0 ? ", \(r.missedChanges) without commit" : "")
-        case 3: return r.commitsPerChange.map { String(format: "%.0f / %.0f", $0.p50, $0.max) } ?? "–"
-        case 4: return r.source == .api ? burst(r.burst) : "n/a"
+        case 3: return syncs(r.singleChangeSyncs)
+        case 4: return r.commitsPerChange.map { String(format: "%.0f / %.0f", $0.p50, $0.max) } ?? "–"
+        case 5: return r.source == .api ? burst(r.burst) : "n/a"
         default: return r.source == .api ? churn(r.churn) : "n/a"
         }
     }
 
     static let rows = ["first sync (start → last element committed)", "peak RSS (after first sync / at end)",
-                       "event → kernel p50 / p99 / max", "commits per single change (p50 / max)",
+                       "event → kernel p50 / p99 / max", "… inside the daemon, per single change",
+                       "commits per single change (p50 / max)",
                        "burst (queued back to back)", "sustained churn through the watch"]
 
     /// One block per scale: the API watch beside the watched directory.

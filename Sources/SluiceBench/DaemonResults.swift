@@ -108,6 +108,8 @@ public struct DaemonSourceResult: Codable, Sendable {
     public var eventToKernel: Metric?
     /// Commits per single change (1 when the daemon commits each change once).
     public var commitsPerChange: Summary?
+    /// The daemon's own account of the single changes (its /metrics before and after).
+    public var singleChangeSyncs: DaemonSyncAccount?
     /// Single changes that produced no commit within the timeout.
     public var missedChanges: Int = 0
     public var churn: DaemonChurn?
@@ -135,5 +137,29 @@ public struct DaemonRunResult: Codable, Sendable {
         self.info = info
         self.options = options
         self.scales = scales
+    }
+}
+
+/// What the daemon's /metrics say about a stretch of the run: its syncs (plan, compile and
+/// commit) and, within them, its commits (netlink send to the kernel's ACK). Event → kernel
+/// minus the sync is the way in: the server's write, the watch stream, decoding, waking the
+/// sync loop.
+public struct DaemonSyncAccount: Codable, Sendable {
+    public var syncs: Int
+    public var meanSyncSeconds: Double
+    public var commits: Int
+    public var meanCommitSeconds: Double?
+
+    static let sync = "kubeproxy_sync_proxy_rules_duration_seconds"
+    static let commit = "sluice_commit_duration_seconds"
+
+    /// The difference of two scrapes; nil when no sync happened in between.
+    public init?(before: [String: Double], after: [String: Double]) {
+        func delta(_ name: String) -> Double { (after[name] ?? 0) - (before[name] ?? 0) }
+        syncs = Int(delta(Self.sync + "_count"))
+        guard syncs > 0 else { return nil }
+        meanSyncSeconds = delta(Self.sync + "_sum") / Double(syncs)
+        commits = Int(delta(Self.commit + "_count"))
+        meanCommitSeconds = commits > 0 ? delta(Self.commit + "_sum") / Double(commits) : nil
     }
 }

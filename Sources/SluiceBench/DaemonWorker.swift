@@ -88,7 +88,9 @@ public final class DaemonWorker {
                  into result: inout DaemonSourceResult) throws {
         monitor.captureElements = true
         let n = source == .api ? options.samples : options.directorySamples
+        let before = daemon.metrics() ?? [:]
         let (m, commits, missed) = try singleChanges(n, &cluster, sink, monitor, timeout: min(options.timeout, 60), progress: progress)
+        result.singleChangeSyncs = DaemonSyncAccount(before: before, after: daemon.metrics() ?? [:])
         result.eventToKernel = m
         result.commitsPerChange = commits
         result.missedChanges = missed

@@ -368,9 +368,7 @@ public final class FakeAPIServer: Sendable {
     }
 
     static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date())
+        Date.now.formatted(.iso8601)
     }
 
     /// `rendered`: `entry.new` with kind and apiVersion, already rendered (a write renders it

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceModel
 
 /// A JSON document as the fake stores it: objects keep every field (unknown ones included), so
 /// what a test writes is what the client receives.
@@ -35,14 +36,39 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// Parses JSON text.
+    /// Parses JSON text: by `JSONReader` (integers and the rest), or by `JSONDecoder` where
+    /// the reader cannot (fractions, exponents).
     public static func parse(_ text: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        let bytes = Array(text.utf8)
+        if let value = JSONReader.read(bytes, read) { return value }
+        return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    }
+
+    private static func read(_ r: inout JSONReader) throws -> JSONValue {
+        switch try r.peekKind() {
+        case .null: _ = try r.readNull(); return .null
+        case .bool: return .bool(try r.readBool())
+        case .number: return .int(Int64(try r.readInt()))
+        case .string: return .string(try r.readString())
+        case .array:
+            var items: [JSONValue] = []
+            try r.readArray { items.append(try read(&$0)) }
+            return .array(items)
+        case .object:
+            var members: [String: JSONValue] = [:]
+            try r.readObject { r, key in
+                let name = key.text
+                guard members[name] == nil else { throw r.unsupported() }
+                members[name] = try read(&r)
+            }
+            return .object(members)
+        }
     }
 
     /// Any Encodable value (e.g. a SluiceModel object) as JSON.
     public static func from<T: Encodable>(_ value: T) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))
+        let data = try JSONEncoder().encode(value)
+        return try JSONReader.read(data, read) ?? JSONDecoder().decode(JSONValue.self, from: data)
     }
 
     /// Decodes this value as `T`.
@@ -112,6 +138,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     static func renderString(_ s: String, into out: inout String) {
         out += "\""
+        defer { out += "\"" }
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "<")
+                                    || $0 == UInt8(ascii: ">") || $0 == UInt8(ascii: "&") }) {
+            out += s
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": out += "\\\""
@@ -130,6 +162,5 @@ public enum JSONValue: Sendable, Hashable, Codable {
                 }
             }
         }
-        out += "\""
     }
 }

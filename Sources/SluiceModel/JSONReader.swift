@@ -91,6 +91,21 @@ public struct JSONReader {
         }
     }
 
+    /// What the next value is, by its first byte (nothing is consumed).
+    public enum ValueKind: Sendable { case object, array, string, number, bool, null }
+
+    public mutating func peekKind() throws -> ValueKind {
+        skipWhitespace()
+        switch try peek() {
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        default: return .number
+        }
+    }
+
     /// Consumes `null` and returns true, or returns false before any other value.
     public mutating func readNull() throws -> Bool {
         skipWhitespace()
@@ -368,6 +383,9 @@ public struct JSONKey {
     public static func ~= (pattern: StaticString, key: JSONKey) -> Bool {
         key.withBytes { equal(UnsafeBufferPointer(start: pattern.utf8Start, count: pattern.utf8CodeUnitCount), $0) }
     }
+
+    /// The key as a string.
+    public var text: String { withBytes { String(decoding: $0, as: UTF8.self) } }
 
     /// Whether the key is `text`.
     public func equals(_ text: String) -> Bool {

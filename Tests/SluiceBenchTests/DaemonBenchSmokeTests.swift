@@ -27,6 +27,10 @@ struct DaemonBenchSmokeTests {
             #expect(r.eventToKernel?.summary?.n == want, "\(r.source): \(String(describing: r.eventToKernel))")
             #expect(r.missedChanges == 0)
             #expect((r.commitsPerChange?.min ?? 0) >= 1)
+            // The daemon's own account: a sync per change at least, each holding a commit.
+            let syncs = try #require(r.singleChangeSyncs, "\(r.source): no syncs in /metrics")
+            #expect(syncs.syncs >= want && syncs.commits >= want && syncs.meanSyncSeconds > 0, "\(syncs)")
+            #expect((syncs.meanCommitSeconds ?? 0) > 0 && (syncs.meanCommitSeconds ?? 0) <= syncs.meanSyncSeconds * Double(syncs.syncs) / Double(syncs.commits))
             #expect(r.monitorOverruns == 0)
         }
         let api = try #require(results.first { $0.source == .api })

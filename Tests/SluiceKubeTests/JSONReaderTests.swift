@@ -1,5 +1,6 @@
 import Foundation
 @testable import SluiceKube
+import SluiceKubeFake
 import SluiceModel
 import SluiceTestSupport
 import Testing
@@ -85,6 +86,18 @@ struct JSONReaderTests {
                           #"{"type":"ADDED","object":null}"#] {
             #expect(Envelope.read(Array(irregular.utf8)) == nil, "\(irregular)")
         }
+    }
+
+    @Test("the fake server's JSON values parse as JSONDecoder parses them, and render escaped as Go's encoder does")
+    func fakeServerValues() throws {
+        var gen = DocumentGenerator(rng: SeededGenerator(state: 9))
+        for i in 0..<600 {
+            let text = gen.document(i % 2 == 0 ? DocumentGenerator.service : DocumentGenerator.endpointSlice).text
+            let slow = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            #expect((try? JSONValue.parse(text)) == slow, "\(text)")
+        }
+        #expect(JSONValue.string("plain-text 10.0.0.1").rendered() == #""plain-text 10.0.0.1""#)
+        #expect(JSONValue.string("a<b>&\"\\\n\u{1}é").rendered() == #""a\u003cb\u003e\u0026\"\\\n\u0001é""#)
     }
 
     @Test("nesting deeper than the reader's limit is left to JSONDecoder")
