@@ -101,6 +101,7 @@ struct EndpointSliceValidationRun {
 
     private mutating func validEndpoints(family: IPFamily) -> [ValidatedEndpointSlice.Endpoint] {
         var out: [ValidatedEndpointSlice.Endpoint] = []
+        out.reserveCapacity(slice.endpoints?.count ?? 0)   // held for the slice's life: no growth slack
         for (i, e) in (slice.endpoints ?? []).enumerated() {
             guard let first = e.addresses?.first else {
                 error("endpoints[\(i)].addresses", "is empty; endpoint ignored")

@@ -43,7 +43,7 @@ public struct ProxyObjectKey: Sendable, Hashable, Comparable, CustomStringConver
 }
 
 /// One decoded object of a supported kind.
-public enum ProxyObject: Sendable, Hashable {
+public indirect enum ProxyObject: Sendable, Hashable {
     case service(Service)
     case endpointSlice(EndpointSlice)
     case node(Node)
