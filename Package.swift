@@ -92,7 +92,7 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "SluiceDatapathTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"], exclude: ["README.md"]),
-        .testTarget(name: "SluiceCLITests", dependencies: ["SluiceTestSupport"]),
+        .testTarget(name: "SluiceCLITests", dependencies: ["SluiceTestSupport", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "SluiceBenchTests", dependencies: ["SluiceBench"]),
         .testTarget(name: "SluiceNetlinkTests", dependencies: ["SluiceModel", "SluiceIR", "SluiceCompiler", "SluiceEmit", "SluiceNetlink", "SluiceTestSupport"]),
     ],

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the README's test command (`swift test --no-parallel`) three times in a row while a CPU
-# hog keeps every core busy, and fails if any run fails. Tests must prove behaviour by waiting
-# for events, not by racing the clock: on a loaded machine a sleep or a fixed count that
-# "usually" covers an event stops covering it.
+# Runs the README's test suite (`swift test --no-parallel`; not scripts/test-image.sh) three
+# times in a row while a CPU hog keeps every core busy, and fails if any run fails. Tests must
+# prove behaviour by waiting for events, not by racing the clock: on a loaded machine a sleep
+# or a fixed count that "usually" covers an event stops covering it.
 #
 #   scripts/stress-tests.sh [RUNS] [-- extra swift test arguments, e.g. --filter SluiceDatapathTests]
 #

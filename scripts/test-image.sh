@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# CI check of the container image (run by .ci/run and README's test command; root only, never
+# skipped). Builds the image with scripts/build-image.sh, loads the OCI archive into a private
+# buildah store, mounts a container's root filesystem and, in a network namespace of its own
+# and a private mount namespace with /proc mounted in that root (as a container runtime
+# would: Swift reads its arguments from /proc/self/cmdline), runs the image's own binary
+# chrooted into it: `sluice apply` on the demo manifests (copied into the root), again (no
+# change), `sluice --version`, `sluice cleanup`. The table is checked from outside the chroot
+# with the host's nft, in the same namespace. The root namespace's firewall, routes and
+# interfaces are never touched. `podman run` cannot start containers in this sandbox (crun:
+# setrlimit EPERM), hence chroot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "test-image.sh: FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || fail "must run as root (buildah, network namespaces, chroot); it is never skipped"
+for tool in buildah ip nft unshare chroot kubectl tar python3; do
+  command -v "$tool" >/dev/null || fail "$tool not found (scripts/install-deps.sh installs it)"
+done
+
+started=$(date +%s)
+archive=$(./scripts/build-image.sh)
+[ -f "$archive" ] || fail "build-image.sh printed '$archive', which is not a file"
+built=$(date +%s)
+
+# The archive names one image; its reference carries the tag.
+ref=$(tar -xOf "$archive" index.json | python3 -c '
+import json, sys
+m = json.load(sys.stdin)["manifests"]
+assert len(m) == 1, f"{len(m)} manifests"
+print(m[0]["annotations"]["org.opencontainers.image.ref.name"])')
+case "$ref" in
+  docker.io/library/sluice:?*) version=${ref#docker.io/library/sluice:} ;;
+  *) fail "archive's image is named '$ref', not docker.io/library/sluice:<version>" ;;
+esac
+echo "test-image.sh: $archive holds $ref"
+
+work=$(mktemp -d "${SLUICE_IMAGE_SCRATCH:-.build-image}/test-image.XXXXXX")
+work=$(cd "$work" && pwd)
+ns="sl-image-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+bah() { buildah --root "$work/root" --runroot "$work/run" --storage-driver vfs "$@"; }
+ctr=""
+netns_created=""
+cleanup() {
+  set +e
+  [ -n "$netns_created" ] && ip netns del "$ns"
+  if [ -n "$ctr" ]; then
+    bah umount "$ctr" >/dev/null
+    bah rm "$ctr" >/dev/null
+  fi
+  bah rmi --all --force >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Load it as `podman load` would, and find it by the name the DaemonSet uses.
+bah pull --quiet "oci-archive:$archive" >/dev/null
+ctr=$(bah from --quiet --pull=never "sluice:$version")
+root=$(bah mount "$ctr")
+
+entrypoint=$(bah inspect --type container --format '{{.OCIv1.Config.Entrypoint}}' "$ctr")
+[ "$entrypoint" = '[/usr/local/bin/sluice]' ] || fail "entrypoint is $entrypoint"
+
+# The image holds the binary, shared libraries (and the loader) and the CA bundle: nothing else.
+files=$(cd "$root" && find . ! -type d | sed 's|^\./|/|' | sort)
+echo "test-image.sh: image files:"
+sed 's/^/  /' <<<"$files"
+others=$(grep -vxE '/usr/local/bin/sluice|/etc/ssl/certs/ca-certificates\.crt|/(usr/)?lib(64|/x86_64-linux-gnu|/aarch64-linux-gnu)?/[^/]+\.so(\.[0-9]+)*' <<<"$files" || true)
+[ -z "$others" ] || fail "unexpected files in the image: $others"
+for name in sh bash dash busybox nft; do
+  [ -z "$(find "$root" -name "$name")" ] || fail "the image contains $name"
+done
+
+# What a container runtime provides: a /proc mount point. The demo manifests go in beside.
+mkdir -p "$root/proc"
+cp -r Rulesets/demo "$root/demo"
+
+ip netns add "$ns"
+netns_created=1
+ip -n "$ns" link set lo up
+# The image's binary, chrooted into its root, in the namespace, with a private /proc mount.
+in_image() {
+  ip netns exec "$ns" unshare --mount --propagation private --mount-proc="$root/proc" \
+    chroot "$root" /usr/local/bin/sluice "$@"
+}
+demo=(--source /demo --config /demo/kube-proxy-config.yaml)
+
+out=$(in_image apply "${demo[@]}") || fail "sluice apply in the image failed: $out"
+echo "test-image.sh: sluice apply → $out"
+[[ "$out" == applied\ * ]] || fail "sluice apply printed '$out'"
+
+listed=$(ip netns exec "$ns" nft list table ip sluice) || fail "no table ip sluice after apply"
+for want in '10.96.0.20 . tcp . 8080' '10.96.0.20 . tcp . 8080 . 0 : 10.244.1.20 . 8080' \
+            '10.96.0.20 . tcp . 8080 . 2 : 10.244.3.22 . 8080'; do
+  grep -qF "$want" <<<"$listed" || fail "table ip sluice lacks '$want':
+$listed"
+done
+
+out=$(in_image apply "${demo[@]}") || fail "second sluice apply in the image failed: $out"
+[ "$out" = "no change: nothing sent" ] || fail "second sluice apply printed '$out'"
+
+printed=$(in_image --version) || fail "sluice --version in the image failed"
+[ "$printed" = "$version" ] || fail "sluice --version prints '$printed' in an image tagged sluice:$version"
+
+out=$(in_image cleanup) || fail "sluice cleanup in the image failed: $out"
+if ip netns exec "$ns" nft list table ip sluice >/dev/null 2>&1; then
+  fail "table ip sluice still there after sluice cleanup"
+fi
+
+# deploy/ runs exactly this tag.
+deployed=$(kubectl kustomize deploy/ | sed -n 's/^ *image: *//p')
+[ "$deployed" = "sluice:$version" ] || fail "kubectl kustomize deploy/ uses image '$deployed', the build tags sluice:$version"
+
+finished=$(date +%s)
+echo "test-image.sh: PASS: sluice:$version ($(du -h "$archive" | cut -f1)) programs a namespace from its own root; build $((built - started)) s, check $((finished - built)) s"
+echo "test-image: 1 passed, 0 failed"
