@@ -76,6 +76,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libFuzzer targets (scripts/fuzz.sh builds them with --sanitize fuzzer -DFUZZING).
+        .executableTarget(name: "sluice-fuzz", dependencies: ["SluiceModel"], path: "Sources/SluiceFuzz"),
         .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"]),
         .testTarget(name: "SluiceKubeTests", dependencies: [
             "SluiceKube", "SluiceKubeFake", "SluiceModel", "SluiceTestSupport",
