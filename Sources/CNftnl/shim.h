@@ -56,8 +56,6 @@ static inline const struct nlattr *sluice_attr_next(const struct nlattr *attr) {
 }
 /** malloc_trim(0): return free heap pages of every arena to the OS. */
 static inline int sluice_malloc_trim(void) { return malloc_trim(0); }
-/** mallopt(M_ARENA_MAX, n): at most n malloc arenas. */
-static inline int sluice_malloc_arena_max(int n) { return mallopt(M_ARENA_MAX, n); }
 
 /** setns(fd, CLONE_NEWNET) for the calling thread (setns needs _GNU_SOURCE in glibc). */
 static inline int sluice_setns_net(int fd) { return (int)syscall(SYS_setns, fd, CLONE_NEWNET); }

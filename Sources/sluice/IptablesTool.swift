@@ -11,16 +11,38 @@ struct IptablesTool {
         var description: String { "\(command) failed: \(output)" }
     }
 
-    private func command(_ args: [String]) -> [String] {
-        guard let netns else { return args }
-        return ["ip", "netns", "exec", netns] + args
+    /// A program that is not in `PATH` (a container image without iptables, say).
+    struct NotFound: Error, CustomStringConvertible {
+        var program: String
+        var description: String {
+            "\(program) not found in PATH (\(ProcessInfo.processInfo.environment["PATH"] ?? "")): run this with the node's iptables tools installed"
+        }
+    }
+
+    /// The absolute path of `program` from `PATH`.
+    static func resolve(_ program: String) throws -> String {
+        if program.contains("/") { return program }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
+        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(program)") {
+            return "\(dir)/\(program)"
+        }
+        throw NotFound(program: program)
+    }
+
+    /// The command line, with the program (and `ip` for a namespace) resolved from `PATH`: a
+    /// missing program is a clear error, never an empty output.
+    private func command(_ args: [String]) throws -> [String] {
+        let program = try Self.resolve(args[0])
+        guard let netns else { return [program] + args.dropFirst() }
+        return [try Self.resolve("ip"), "netns", "exec", netns, program] + args.dropFirst()
     }
 
     @discardableResult
     func run(_ args: [String], input: String? = nil) throws -> String {
+        let argv = try command(args)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = command(args)
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
@@ -42,9 +64,21 @@ struct IptablesTool {
         try run([tool] + (noflush ? ["--noflush"] : []), input: script)
     }
 
+    /// `SAVE -t TABLE`; empty when the kernel has no such table (the tool fails), but a
+    /// missing tool is an error.
+    private func tableDump(_ save: String, _ table: String) throws -> String {
+        do {
+            return try run([save, "-t", table])
+        } catch let e as NotFound {
+            throw e
+        } catch {
+            return ""
+        }
+    }
+
     /// Names of `KUBE-*` chains in one table (`iptables-save -t <table>`).
     func kubeChains(save: String, table: String) throws -> Set<String> {
-        let text = (try? run([save, "-t", table])) ?? ""
+        let text = try tableDump(save, table)
         return Set(text.split(separator: "\n").compactMap { line -> String? in
             guard line.hasPrefix(":KUBE-") else { return nil }
             return String(line.dropFirst().split(separator: " ").first ?? "")
@@ -57,7 +91,7 @@ struct IptablesTool {
     func removeKubeChains(save: String, restore: String) throws -> Int {
         var removed = 0
         for table in ["nat", "filter", "mangle"] {
-            let text = (try? run([save, "-t", table])) ?? ""
+            let text = try tableDump(save, table)
             var chains: [String] = []
             var deletes: [String] = []
             for line in text.split(separator: "\n") {

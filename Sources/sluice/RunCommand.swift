@@ -115,10 +115,6 @@ struct Run: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "sluice")
-        // Two malloc arenas, not eight per core: objects decoded on worker threads live as
-        // long as the daemon, and arenas that each keep their own free pages cost ≈ 110 MB of
-        // RSS at 100k services (docs/benchmarks.md).
-        Heap.limitArenas(2)
         for flag in ignored { logger.warning("flag accepted but ignored: Sluice has no use for it", metadata: ["flag": "\(flag)"]) }
 
         if cleanup {

@@ -62,6 +62,24 @@ struct CLITests {
         }
     }
 
+    @Test("cleanup --kube-proxy without iptables tools in PATH fails and says so (it never reports 0 chains deleted)")
+    func cleanupKubeProxyWithoutIptablesTools() throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft"])
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-path-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: bin) }
+        let ip = try runCommand(["sh", "-c", "command -v ip"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try FileManager.default.createSymbolicLink(atPath: bin + "/ip", withDestinationPath: ip)
+        try withNetworkNamespace(label: "clinoipt") { ns in
+            try ns.runChecked(["nft", "-f", "-"], input: "table ip kube-proxy {\n chain services {\n }\n}\n")
+            let r = try runCommand(["env", "PATH=\(bin)", Self.binary, "cleanup", "--kube-proxy", "--netns", ns.name])
+            #expect(!r.succeeded)
+            #expect(r.stdout.contains("deleted kube-proxy nftables tables: ip kube-proxy"), "\(r.stdout)")
+            #expect(r.stderr.contains("iptables-save not found in PATH"), "\(r.stderr)")
+            #expect(!r.stdout.contains("iptables chains"), "\(r.stdout)")
+        }
+    }
+
     @Test func invalidSourceIsReportedAndTheRestCompiles() throws {
         let r = try sluice(["compile", "--source", Self.root + "/Rulesets/invalid-objects",
                             "--config", Self.root + "/Rulesets/invalid-objects/kube-proxy-config.yaml"])
