@@ -1,0 +1,41 @@
+import Testing
+@testable import SluiceModel
+
+/// `IncrementalPlanner` plans a batch of ≥ 256 services on every core; a few on the caller's
+/// thread. Both must give the same plans.
+@Suite("parallel planning")
+struct ParallelPlanningTests {
+    @Test("600 services planned in one batch (on every core) get the plans they get one object at a time")
+    func batchEqualsOneByOne() {
+        var manifests: [String] = []
+        for i in 0..<600 {
+            let (a, b) = (i / 250, i % 250 + 1)
+            let spec = i % 3 == 0 ? ["internalTrafficPolicy: Local"] : i % 3 == 1 ? ["sessionAffinity: ClientIP"] : []
+            manifests.append(serviceYAML("s\(i)", ns: "ns\(i % 7)", clusterIP: "10.96.\(a).\(b)", spec: spec))
+            manifests.append(sliceYAML("s\(i)-a", service: "s\(i)", ns: "ns\(i % 7)", endpoints: [
+                "{addresses: [\"10.1.\(a).\(b)\"], nodeName: \(i % 2 == 0 ? "node-c" : "node-a")}",
+                "{addresses: [\"10.2.\(a).\(b)\"], nodeName: node-b, conditions: {ready: \(i % 5 != 0)}}",
+            ]))
+        }
+        let loaded = loadYAML(manifests.joined(separator: "---\n"))
+        #expect(loaded.diagnostics.isEmpty)
+        let objects = loaded.objects.services.map { SourcedObject(.service($0.object), file: $0.file) }
+            + loaded.objects.endpointSlices.map { SourcedObject(.endpointSlice($0.object), file: $0.file) }
+        let options = NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")])
+
+        var batch = IncrementalPlanner(options: options)
+        var all: ObjectChanges = [:]
+        for o in objects { all[o.object.key] = o }
+        let changes = batch.apply(all)
+        #expect(changes.replanned.count == 600)
+
+        var single = IncrementalPlanner(options: options)
+        for o in objects { _ = single.apply([o.object.key: o]) }
+
+        #expect(batch.planned.count == 600)
+        #expect(batch.planned == single.planned)
+        #expect(batch.healthChecks == single.healthChecks && batch.noLocalEndpoints == single.noLocalEndpoints)
+        // Internal-Local services (every third) without an endpoint on node-a (every second).
+        #expect(batch.noLocalEndpoints["internal"] == 100)
+    }
+}
