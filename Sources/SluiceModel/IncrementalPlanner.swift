@@ -166,8 +166,7 @@ public struct IncrementalPlanner: Sendable {
             }
         }
         guard let context = nodeContext else { return out }
-        let dirty = Array(step.dirty)
-        for (name, new) in zip(dirty, plans(dirty, context: context)) { replan(name, new, &out) }
+        for name in step.dirty { replan(name, context: context, &out) }
         return out
     }
 
@@ -322,16 +321,17 @@ public struct IncrementalPlanner: Sendable {
         noLocalByService = [:]
         noLocalEndpoints = ["internal": 0, "external": 0]
         planned.reserveCapacity(accepted.count)
-        let names = Array(accepted.keys)
-        for (name, p) in zip(names, plans(names, context: context)) {
+        for name in accepted.keys {
+            let p = plan(name, context: context)
             if !p.isEmpty { planned[name] = p }
             track(name, p)
         }
     }
 
-    /// Records one service's new plan (`new`): its changed ports and conntrack targets.
-    private mutating func replan(_ name: ServiceName, _ new: [IPFamily: [ServicePortPlan]], _ out: inout Changes) {
+    /// Re-plans one service; records its changed ports and conntrack targets.
+    private mutating func replan(_ name: ServiceName, context: NodeContext, _ out: inout Changes) {
         let old = planned[name] ?? [:]
+        let new = plan(name, context: context)
         if old == new { return }
         out.replanned.insert(name)
         for family in Set(old.keys).union(new.keys) {
@@ -346,19 +346,7 @@ public struct IncrementalPlanner: Sendable {
         track(name, new)
     }
 
-    /// The plans of `names`, in order. Planning a service reads only its validated Service,
-    /// its slices and the node context, so a large batch (a first sync, a node change) is
-    /// planned on every core; a few services are planned on the caller's thread.
-    private func plans(_ names: [ServiceName], context: NodeContext) -> [[IPFamily: [ServicePortPlan]]] {
-        let (accepted, slices) = (self.accepted, self.slices)
-        let workers = names.count >= 256 ? ProcessInfo.processInfo.activeProcessorCount : 1
-        return names.concurrentMap(workers: workers) { _, name in
-            Self.plan(name, accepted: accepted, slices: slices, context: context)
-        }
-    }
-
-    private static func plan(_ name: ServiceName, accepted: [ServiceName: ValidatedService], slices: [ServiceName: ServiceSlices],
-                             context: NodeContext) -> [IPFamily: [ServicePortPlan]] {
+    private func plan(_ name: ServiceName, context: NodeContext) -> [IPFamily: [ServicePortPlan]] {
         guard let service = accepted[name] else { return [:] }
         let serviceSlices = slices[name]?.entries.map(\.slice) ?? []
         return context.planServicePorts(service, slices: serviceSlices)

@@ -1,11 +1,11 @@
 import Testing
 @testable import SluiceModel
 
-/// `IncrementalPlanner` plans a batch of ≥ 256 services on every core; a few on the caller's
-/// thread. Both must give the same plans.
-@Suite("parallel planning")
-struct ParallelPlanningTests {
-    @Test("600 services planned in one batch (on every core) get the plans they get one object at a time")
+/// `IncrementalPlanner` given all objects at once (a first sync: one context change, every
+/// service planned) and given them one at a time must end with the same plans.
+@Suite("batch planning")
+struct BatchPlanningTests {
+    @Test("600 services planned in one batch get the plans they get one object at a time")
     func batchEqualsOneByOne() {
         var manifests: [String] = []
         for i in 0..<600 {
