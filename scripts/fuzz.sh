@@ -19,7 +19,7 @@ if ! swift build -c release --product sluice-fuzz --sanitize fuzzer -Xswiftc -sa
 fi
 bin="$scratch/release/sluice-fuzz"
 status=0
-for target in json-reader manifest; do
+for target in json-reader manifest stream-splitter; do
   work="$scratch/corpus/$target"
   mkdir -p "$work"
   cp Fuzz/corpus/"$target"/* "$work"/

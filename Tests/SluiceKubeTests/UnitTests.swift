@@ -1,6 +1,7 @@
 import Foundation
 import SluiceKube
 import SluiceKubeFake
+import SluiceModel
 import Testing
 
 @Suite("pieces")
@@ -27,6 +28,20 @@ struct UnitTests {
         }
         var s = JSONStreamSplitter()
         #expect(throws: JSONStreamSplitter.SplitError.self) { try s.feed(Array("x".utf8)) }
+    }
+
+    @Test("a closing bracket that does not match its opener fails the stream (found by the stream-splitter fuzz target)")
+    func splitterMismatchedBrackets() throws {
+        // The fuzzer's reproducer, shortened: the value opened with `{` was closed by `]`.
+        for broken in [#"{"object": {"s": "a \" } { [ ] \\", "n": [1, 2, {"x": null}]}\#n1,2]"#, #"{"a": [1, 2}"#, "[{]}"] {
+            #expect(throws: JSONStreamSplitter.SplitError.self, "\(broken)") {
+                var s = JSONStreamSplitter()
+                _ = try s.feed(Array(broken.utf8))
+            }
+        }
+        var s = JSONStreamSplitter()
+        let values = try s.feed(Array(#"{"a": [1, {"b": "]}"}]}[{}]"#.utf8))
+        #expect(values.count == 2)
     }
 
     @Test("query encoding matches Go's url.Values.Encode")

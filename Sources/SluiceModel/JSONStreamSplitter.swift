@@ -6,7 +6,8 @@ public struct JSONStreamSplitter: Sendable {
     private var buffer: [UInt8] = []
     /// Scan position in `buffer` and the scanner state at that position.
     private var scanned = 0
-    private var depth = 0
+    /// The closing bracket each open one expects, innermost last.
+    private var closers: [UInt8] = []
     private var inString = false
     private var escaped = false
     private var start: Int? = nil
@@ -39,23 +40,24 @@ public struct JSONStreamSplitter: Sendable {
             } else {
                 switch b {
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
-                    if depth == 0 { start = i }
-                    depth += 1
+                    if closers.isEmpty { start = i }
+                    closers.append(b == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]"))
                 case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    guard depth > 0 else { throw SplitError.unexpectedByte(b) }
-                    depth -= 1
-                    if depth == 0, let s = start {
+                    // A closer must match its opener: `{ … ]` is a broken stream, not a value.
+                    guard closers.last == b else { throw SplitError.unexpectedByte(b) }
+                    closers.removeLast()
+                    if closers.isEmpty, let s = start {
                         out.append(Array(buffer[s...i]))
                         start = nil
                     }
                 case UInt8(ascii: "\""):
-                    guard depth > 0 else { throw SplitError.unexpectedByte(b) }
+                    guard !closers.isEmpty else { throw SplitError.unexpectedByte(b) }
                     inString = true
                 case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
                     break
                 default:
                     // Scalars are only valid inside a value in a watch stream.
-                    guard depth > 0 else { throw SplitError.unexpectedByte(b) }
+                    guard !closers.isEmpty else { throw SplitError.unexpectedByte(b) }
                 }
             }
             i += 1
