@@ -116,7 +116,7 @@ public struct JSONReader {
 
     // MARK: Values
 
-    /// A string without escapes; not-ASCII text must be valid UTF-8.
+    /// A string, escapes resolved; its text must be valid UTF-8 (a lone surrogate is not).
     public mutating func readString() throws -> String {
         skipWhitespace()
         let (start, end, ascii, escaped) = try scanString()
@@ -133,24 +133,20 @@ public struct JSONReader {
     /// An integer written as one (`-?[0-9]+`, no leading zero), within `Int`.
     public mutating func readInt() throws -> Int {
         skipWhitespace()
-        var negative = false
-        if try peek() == UInt8(ascii: "-") { negative = true; index += 1 }
-        let first = index
-        var value = 0
-        while index < bytes.count, case let d = bytes[index] &- UInt8(ascii: "0"), d < 10 {
-            let (m, o1) = value.multipliedReportingOverflow(by: 10)
-            let (a, o2) = negative ? m.subtractingReportingOverflow(Int(d)) : m.addingReportingOverflow(Int(d))
-            guard !o1, !o2 else { throw unsupported() }
-            value = a
-            index += 1
-        }
-        let digits = index - first
-        guard digits > 0, !(digits > 1 && bytes[first] == UInt8(ascii: "0")) else { throw unsupported() }
+        let (digits, negative) = try scanIntegerPart()
         if index < bytes.count {
             switch bytes[index] {
             case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): throw unsupported()
             default: break
             }
+        }
+        var value = 0
+        for i in digits {
+            let d = Int(bytes[i] &- UInt8(ascii: "0"))
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
+            guard !o1, !o2 else { throw unsupported() }
+            value = a
         }
         return value
     }
@@ -330,12 +326,19 @@ public struct JSONReader {
         }
     }
 
+    /// `-?(0|[1-9][0-9]*)`: where its digits are, and whether a minus came first.
+    private mutating func scanIntegerPart() throws -> (digits: Range<Int>, negative: Bool) {
+        let negative = try peek() == UInt8(ascii: "-")
+        if negative { index += 1 }
+        let first = index
+        let count = skipDigits()
+        guard count > 0, !(count > 1 && bytes[first] == UInt8(ascii: "0")) else { throw unsupported() }
+        return (first..<index, negative)
+    }
+
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
     private mutating func skipNumber() throws {
-        if try peek() == UInt8(ascii: "-") { index += 1 }
-        let first = index
-        let intDigits = skipDigits()
-        guard intDigits > 0, !(intDigits > 1 && bytes[first] == UInt8(ascii: "0")) else { throw unsupported() }
+        _ = try scanIntegerPart()
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
             guard skipDigits() > 0 else { throw unsupported() }

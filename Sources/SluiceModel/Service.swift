@@ -220,19 +220,20 @@ extension Service.SessionAffinityConfig {
         var seen = JSONSeenKeys()
         try r.readObject { r, key in
             switch key {
-            case "clientIP":
-                try seen.mark(0, r)
-                clientIP = try r.readOptional { r in
-                    var config = Service.ClientIPConfig()
-                    var seen = JSONSeenKeys()
-                    try r.readObject { r, key in
-                        switch key {
-                        case "timeoutSeconds": try seen.mark(0, r); config.timeoutSeconds = try r.readOptionalInt()
-                        default: try r.skipValue()
-                        }
-                    }
-                    return config
-                }
+            case "clientIP": try seen.mark(0, r); clientIP = try r.readOptional { try Service.ClientIPConfig(json: &$0) }
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension Service.ClientIPConfig {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "timeoutSeconds": try seen.mark(0, r); timeoutSeconds = try r.readOptionalInt()
             default: try r.skipValue()
             }
         }
@@ -245,21 +246,20 @@ extension Service.Status {
         var seen = JSONSeenKeys()
         try r.readObject { r, key in
             switch key {
-            case "loadBalancer":
-                try seen.mark(0, r)
-                loadBalancer = try r.readOptional { r in
-                    var status = Service.LoadBalancerStatus()
-                    var seen = JSONSeenKeys()
-                    try r.readObject { r, key in
-                        switch key {
-                        case "ingress":
-                            try seen.mark(0, r)
-                            status.ingress = try r.readOptionalArray { try Service.LoadBalancerIngress(json: &$0) }
-                        default: try r.skipValue()
-                        }
-                    }
-                    return status
-                }
+            case "loadBalancer": try seen.mark(0, r); loadBalancer = try r.readOptional { try Service.LoadBalancerStatus(json: &$0) }
+            default: try r.skipValue()
+            }
+        }
+    }
+}
+
+extension Service.LoadBalancerStatus {
+    init(json r: inout JSONReader) throws {
+        self.init()
+        var seen = JSONSeenKeys()
+        try r.readObject { r, key in
+            switch key {
+            case "ingress": try seen.mark(0, r); ingress = try r.readOptionalArray { try Service.LoadBalancerIngress(json: &$0) }
             default: try r.skipValue()
             }
         }

@@ -187,7 +187,7 @@ public final class NftablesApplier {
         // The stream's transient transactions and batch buffers were freed on two threads
         // (two malloc arenas); hand the free pages back so later work starts from the
         // steady-state footprint rather than on top of the cold start's high-water mark.
-        Heap.trim()
+        _ = sluice_malloc_trim()
         return r
     }
 

@@ -15,7 +15,7 @@ struct IptablesTool {
     struct NotFound: Error, CustomStringConvertible {
         var program: String
         var description: String {
-            "\(program) not found in PATH (\(ProcessInfo.processInfo.environment["PATH"] ?? "")): run this with the node's iptables tools installed"
+            "\(program) not found in PATH (\(ProcessInfo.processInfo.environment["PATH"] ?? "")): run this where \(program) is installed (on the node itself)"
         }
     }
 
