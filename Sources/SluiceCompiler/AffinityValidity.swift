@@ -65,12 +65,7 @@ public struct AffinityValidity: Sendable {
 
         /// The kind of an `endpoints-<T>`-style slot map, nil for other sets.
         static func endpointMapKind(_ name: String) -> Layout.EndpointMapKind? {
-            // Longest prefix first: `nodeport-shortcut-endpoints-` before `endpoints-`.
-            for kind in Layout.EndpointMapKind.allCases.sorted(by: { $0.rawValue.count > $1.rawValue.count })
-            where name.hasPrefix(kind.rawValue + "-") && UInt32(name.dropFirst(kind.rawValue.count + 1)) != nil {
-                return kind
-            }
-            return nil
+            Layout.parseEndpointMap(name)?.kind
         }
 
         /// For an `affinity-<seconds>` class set: false; `affinity-nodeports-<seconds>`: true;
@@ -123,7 +118,7 @@ public struct AffinityValidity: Sendable {
                     if nodePorts { affinityNodePorts.insert(t) } else { affinityTuples.insert(t) }
                 }
             }
-            if let kind = Impact.endpointMapKind(set), let slots = UInt32(set.dropFirst(kind.rawValue.count + 1)) {
+            if let (kind, _, slots) = Layout.parseEndpointMap(set) {
                 for t in kind.isNodePort ? impact.nodePortTuples : impact.serviceTuples {
                     for slot in 0..<slots {
                         guard let data = table.element(of: set, key: t + [.integer(slot)]) else { continue }

@@ -73,10 +73,33 @@ public struct Layout: Sendable, Hashable {
         public var isNodePort: Bool { self == .nodePort || self == .nodePortShortcut }
     }
 
-    /// `endpoints-<T>` etc.: slot maps whose random modulus is `T`.
-    public static func endpointMap(_ kind: EndpointMapKind, slots: UInt32) -> String { "\(kind.rawValue)-\(slots)" }
+    /// `endpoints-<T>` etc.: slot maps whose random modulus is `T`;
+    /// `endpoints-source-hash-<T>`, `endpoints-consistent-hash-<M>`: slot maps indexed by a hash.
+    public static func endpointMap(_ kind: EndpointMapKind, _ mode: LoadBalancing = .random, slots: UInt32) -> String {
+        mode == .random ? "\(kind.rawValue)-\(slots)" : "\(kind.rawValue)-\(mode.rawValue)-\(slots)"
+    }
     /// `dnat-endpoints-<T>` etc.: the chain holding the one DNAT rule through that slot map.
-    public static func endpointChain(_ kind: EndpointMapKind, slots: UInt32) -> String { "dnat-\(endpointMap(kind, slots: slots))" }
+    public static func endpointChain(_ kind: EndpointMapKind, _ mode: LoadBalancing = .random, slots: UInt32) -> String {
+        "dnat-\(endpointMap(kind, mode, slots: slots))"
+    }
+
+    /// The kind, mode and modulus of a slot map's name; nil for any other set.
+    public static func parseEndpointMap(_ name: String) -> (kind: EndpointMapKind, mode: LoadBalancing, slots: UInt32)? {
+        // Longest prefix first: `nodeport-shortcut-endpoints-` before `endpoints-`.
+        for kind in EndpointMapKind.allCases.sorted(by: { $0.rawValue.count > $1.rawValue.count })
+        where name.hasPrefix(kind.rawValue + "-") {
+            let rest = name.dropFirst(kind.rawValue.count + 1)
+            if let t = UInt32(rest) { return (kind, .random, t) }
+            for mode in LoadBalancing.allCases where mode != .random && rest.hasPrefix(mode.rawValue + "-") {
+                if let t = UInt32(rest.dropFirst(mode.rawValue.count + 1)) { return (kind, mode, t) }
+            }
+            return nil
+        }
+        return nil
+    }
+
+    /// The seed of every `jhash` in the layout: fixed, so every node hashes a flow alike.
+    public static let hashSeed: UInt32 = 0x736c_6963
 
     // MARK: Chain names.
 
@@ -93,8 +116,25 @@ public struct Layout: Sendable, Hashable {
 
     // MARK: Key types.
 
-    /// The `typeof` key of an endpoint map of the given kind and modulus.
-    public func endpointMapKey(_ kind: EndpointMapKind, slots: UInt32) -> [Expr] {
-        kind.isNodePort ? [l4proto, dport, .numgenRandom(mod: slots)] : [daddr, l4proto, dport, .numgenRandom(mod: slots)]
+    /// The `typeof` key of an endpoint map of the given kind, mode and modulus. A hash slot
+    /// is declared as `symhash mod M` (nft 1.0.6 cannot print `jhash` in a `typeof`).
+    public func endpointMapKey(_ kind: EndpointMapKind, _ mode: LoadBalancing = .random, slots: UInt32) -> [Expr] {
+        target(kind) + [mode == .random ? .numgenRandom(mod: slots) : .symhash(mod: slots)]
     }
+
+    /// The lookup key a DNAT rule builds for that map: the target, then the slot —
+    /// `numgen random mod T`, `jhash ip saddr mod T seed …` (source-hash) or
+    /// `jhash ip saddr . th sport mod M seed …` (consistent-hash over the flow; the map key
+    /// already holds the destination, and leaving the node's own address out keeps a
+    /// NodePort flow on the same endpoint whichever node it reaches).
+    public func endpointSelector(_ kind: EndpointMapKind, _ mode: LoadBalancing, slots: UInt32) -> [Expr] {
+        switch mode {
+        case .random: return target(kind) + [.numgenRandom(mod: slots)]
+        case .sourceHash: return target(kind) + [.jhash(saddr, mod: slots, seed: Layout.hashSeed)]
+        case .consistentHash:
+            return target(kind) + [.jhash(.concat([saddr, .payload(.thSport)]), mod: slots, seed: Layout.hashSeed)]
+        }
+    }
+
+    private func target(_ kind: EndpointMapKind) -> [Expr] { kind.isNodePort ? [l4proto, dport] : [daddr, l4proto, dport] }
 }

@@ -5,8 +5,8 @@ import SluiceModel
 public enum SetID: Sendable, Hashable, Comparable {
     /// A fixed set, by name (`cluster-ips`, `hairpin`, …).
     case fixed(String)
-    /// A slot map: `endpoints-T`, `nodeport-endpoints-T`, …
-    case endpoints(Layout.EndpointMapKind, slots: UInt32)
+    /// A slot map: `endpoints-T`, `nodeport-endpoints-T`, `endpoints-source-hash-T`, …
+    case endpoints(Layout.EndpointMapKind, LoadBalancing, slots: UInt32)
     /// `affinity-<seconds>`.
     case affinityPorts(UInt32)
     /// `affinity-nodeports-<seconds>`.
@@ -15,7 +15,7 @@ public enum SetID: Sendable, Hashable, Comparable {
     public var name: String {
         switch self {
         case .fixed(let n): return n
-        case .endpoints(let kind, let t): return Layout.endpointMap(kind, slots: t)
+        case .endpoints(let kind, let mode, let t): return Layout.endpointMap(kind, mode, slots: t)
         case .affinityPorts(let x): return Layout.affinityPorts(x)
         case .affinityNodePorts(let x): return Layout.affinityNodePortsClass(x)
         }
@@ -23,7 +23,7 @@ public enum SetID: Sendable, Hashable, Comparable {
 
     public static func < (a: SetID, b: SetID) -> Bool {
         switch (a, b) {
-        case let (.endpoints(k1, t1), .endpoints(k2, t2)): return (k1, t1) < (k2, t2)
+        case let (.endpoints(k1, m1, t1), .endpoints(k2, m2, t2)): return (k1, m1.order, t1) < (k2, m2.order, t2)
         case let (.affinityPorts(x), .affinityPorts(y)): return x < y
         case let (.affinityNodePorts(x), .affinityNodePorts(y)): return x < y
         case let (.fixed(x), .fixed(y)): return x < y
@@ -39,6 +39,11 @@ public enum SetID: Sendable, Hashable, Comparable {
         case .endpoints: 3
         }
     }
+}
+
+extension LoadBalancing {
+    /// Declaration order: random, source-hash, consistent-hash.
+    var order: Int { Self.allCases.firstIndex(of: self)! }
 }
 
 /// The elements one service port contributes to the layout's sets and maps. Compiling a
@@ -101,17 +106,29 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
     let internalGroup = sp.internalPolicyLocal ? local : cluster
     let external = sp.externalPolicyLocal ? local : cluster
 
+    let mode = sp.loadBalancing
     func addSlots(_ kind: Layout.EndpointMapKind, _ key: [Datum], _ alloc: SlotAllocation) {
-        f.reserve(.endpoints(kind, slots: alloc.total), Int(alloc.total))
         f.reserve(.fixed(Layout.hairpin), alloc.slots.count)
+        for s in alloc.slots { f.add(.fixed(Layout.hairpin), [s.endpoint.ip.datum, s.endpoint.ip.datum]) }
+        if mode == .consistentHash {
+            let table = MaglevTable(alloc)
+            let set = SetID.endpoints(kind, mode, slots: table.size)
+            f.reserve(set, table.entries.count)
+            for (slot, i) in table.entries.enumerated() {
+                let e = alloc.slots[i].endpoint
+                f.add(set, key + [.integer(UInt32(slot))], [e.ip.datum, .port(e.port)])
+            }
+            return
+        }
+        let set = SetID.endpoints(kind, mode, slots: alloc.total)
+        f.reserve(set, Int(alloc.total))
         var slot: UInt32 = 0
         for s in alloc.slots {
             let data: [Datum] = [s.endpoint.ip.datum, .port(s.endpoint.port)]
             for _ in 0..<s.count {
-                f.add(.endpoints(kind, slots: alloc.total), key + [.integer(slot)], data)
+                f.add(set, key + [.integer(slot)], data)
                 slot += 1
             }
-            f.add(.fixed(Layout.hairpin), [s.endpoint.ip.datum, s.endpoint.ip.datum])
         }
     }
 

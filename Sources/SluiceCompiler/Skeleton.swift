@@ -10,7 +10,7 @@ public struct Skeleton: Sendable {
     public let layout: Layout
     public let context: FamilyContext
     /// Slot maps in use.
-    public let endpointMaps: [(kind: Layout.EndpointMapKind, slots: UInt32)]
+    public let endpointMaps: [(kind: Layout.EndpointMapKind, mode: LoadBalancing, slots: UInt32)]
     /// Affinity timeouts in use (service tuples / NodePorts).
     public let affinityTimeouts: [UInt32]
     public let nodePortAffinityTimeouts: [UInt32]
@@ -18,17 +18,17 @@ public struct Skeleton: Sendable {
     public init(context: FamilyContext, classes: Set<SetID>) {
         self.context = context
         self.layout = Layout(context.family)
-        var maps: [(Layout.EndpointMapKind, UInt32)] = []
+        var maps: [(Layout.EndpointMapKind, LoadBalancing, UInt32)] = []
         var aff: [UInt32] = [], npAff: [UInt32] = []
         for id in classes {
             switch id {
-            case .endpoints(let k, let t): maps.append((k, t))
+            case .endpoints(let k, let m, let t): maps.append((k, m, t))
             case .affinityPorts(let x): aff.append(x)
             case .affinityNodePorts(let x): npAff.append(x)
             case .fixed: break
             }
         }
-        endpointMaps = maps.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map { (kind: $0.0, slots: $0.1) }
+        endpointMaps = maps.sorted { ($0.0, $0.1.order, $0.2) < ($1.0, $1.1.order, $1.2) }.map { (kind: $0.0, mode: $0.1, slots: $0.2) }
         affinityTimeouts = aff.sorted()
         nodePortAffinityTimeouts = npAff.sorted()
     }
@@ -78,8 +78,8 @@ public struct Skeleton: Sendable {
             s.append(SetDecl(name: Layout.affinityNodePortsClass(x), key: np, comment: "ClientIP affinity \(x)s"))
         }
         for m in endpointMaps {
-            s.append(SetDecl(name: Layout.endpointMap(m.kind, slots: m.slots), key: l.endpointMapKey(m.kind, slots: m.slots),
-                             data: l.endpointData, comment: "\(m.kind.purpose)"))
+            s.append(SetDecl(name: Layout.endpointMap(m.kind, m.mode, slots: m.slots), key: l.endpointMapKey(m.kind, m.mode, slots: m.slots),
+                             data: l.endpointData, comment: m.mode == .random ? m.kind.purpose : "\(m.kind.purpose), \(m.mode.rawValue)"))
         }
         return s
     }
@@ -162,12 +162,12 @@ public struct Skeleton: Sendable {
 
     /// A DNAT through a slot map (the `th dport != 0` match gives nft the transport
     /// protocol context that port mapping needs; every proxied protocol has ports).
-    func dnat(_ kind: Layout.EndpointMapKind, _ slots: UInt32) -> Rule {
+    func dnat(_ kind: Layout.EndpointMapKind, _ mode: LoadBalancing, _ slots: UInt32) -> Rule {
         let l = layout
-        let key: Expr = .concat(l.endpointMapKey(kind, slots: slots))
+        let key: Expr = .concat(l.endpointSelector(kind, mode, slots: slots))
         return Rule([
             .match(l.dport, .neq, .datum(.port(0))),
-            .dnatMap(l.family, key: key, map: Layout.endpointMap(kind, slots: slots)),
+            .dnatMap(l.family, key: key, map: Layout.endpointMap(kind, mode, slots: slots)),
         ])
     }
 
@@ -177,12 +177,12 @@ public struct Skeleton: Sendable {
     /// the map (a class change would otherwise cost O(table) in the commit). A lookup miss
     /// returns from the class chain and the next class is tried, as before.
     func dnatRules(_ kind: Layout.EndpointMapKind) -> [Rule] {
-        endpointMaps.filter { $0.kind == kind }.map { Rule([.verdict(.jump(Layout.endpointChain($0.kind, slots: $0.slots)))]) }
+        endpointMaps.filter { $0.kind == kind }.map { Rule([.verdict(.jump(Layout.endpointChain($0.kind, $0.mode, slots: $0.slots)))]) }
     }
 
     /// `dnat-endpoints-<T>` …: one chain per slot map with its DNAT rule.
     var classChains: [Chain] {
-        endpointMaps.map { Chain(name: Layout.endpointChain($0.kind, slots: $0.slots), rules: [dnat($0.kind, $0.slots)]) }
+        endpointMaps.map { Chain(name: Layout.endpointChain($0.kind, $0.mode, slots: $0.slots), rules: [dnat($0.kind, $0.mode, $0.slots)]) }
     }
 
     /// `services`: masquerade marks, affinity, eTP=Local shortcuts, then endpoint choice.

@@ -71,6 +71,13 @@ public indirect enum Expr: Sendable, Hashable, Codable {
     case ct(CtKey)
     /// `numgen random mod N` (host-endian 32 bit integer in 0..<N).
     case numgenRandom(mod: UInt32)
+    /// `jhash <input> mod N seed 0x…`: the kernel's Jenkins hash (`nft_jhash`) of the
+    /// input's registers, scaled to 0..<N (host-endian 32 bit integer). With a fixed seed
+    /// every node computes the same value for the same packet fields.
+    case jhash(Expr, mod: UInt32, seed: UInt32)
+    /// `symhash mod N`: only ever written in a map's `typeof`, as the type of a hash-indexed
+    /// slot (nft 1.0.6 cannot print a `typeof` holding `jhash`; both are 32-bit integers).
+    case symhash(mod: UInt32)
     /// `fib saddr type` / `fib daddr type`.
     case fibType(FibFlag)
     /// `a . b . c`: a concatenation.

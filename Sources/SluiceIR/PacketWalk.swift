@@ -1,6 +1,8 @@
 /// A pure interpreter for Sluice's IR: what the kernel would do with the first packet of a
 /// new connection. It evaluates the table's base chains hook by hook, in priority order,
-/// and branches on `numgen` so the result is an exact probability distribution.
+/// and branches on `numgen` so the result is an exact probability distribution. A `jhash`
+/// is computed exactly from the packet, or branched on like `numgen` when its input holds a
+/// field the caller marked unknown (`Packet.unknownFields`).
 ///
 /// It is the engine behind `sluice explain` and a kernel-free oracle for tests. It models
 /// exactly the IR's closed set of expressions; conntrack is always `new`, and dynamic sets
@@ -22,8 +24,13 @@ public struct Packet: Sendable, Hashable {
     public var dport: UInt16
     public var origin: Origin
     public var mark: UInt32 = 0
+    /// Fields whose value the caller does not know (`explain` without `--from` or
+    /// `--from-port`): a `jhash` over any of them is a uniform draw over its modulus.
+    public var unknownFields: Set<PayloadField> = []
 
-    public init(saddr: Datum, daddr: Datum, proto: UInt8, sport: UInt16 = 40000, dport: UInt16, origin: Origin, mark: UInt32 = 0) {
+    public init(saddr: Datum, daddr: Datum, proto: UInt8, sport: UInt16 = 40000, dport: UInt16, origin: Origin, mark: UInt32 = 0,
+                unknownFields: Set<PayloadField> = []) {
+        self.unknownFields = unknownFields
         self.saddr = saddr
         self.daddr = daddr
         self.proto = proto
@@ -197,8 +204,9 @@ private struct Walker {
     enum RuleResult { case `fallthrough`, result(ChainResult) }
 
     func evalRule(_ rule: Rule, in chain: Chain, _ s: State, depth: Int) -> [(State, RuleResult)] {
-        // Branch over numgen values first: every numgen in the rule shares one draw.
-        if let mod = rule.statements.lazy.compactMap(\.numgenModulus).first {
+        // Branch over numgen values first: every numgen (or unknown-input jhash) in the rule
+        // shares one draw.
+        if let mod = rule.statements.lazy.compactMap({ $0.drawModulus(unknown: s.packet.unknownFields) }).first {
             return (0..<mod).flatMap { v -> [(State, RuleResult)] in
                 var st = s
                 st.probability /= Double(mod)
@@ -288,6 +296,16 @@ private struct Walker {
         case .ct(.originalDaddr): return [s.originalDaddr]
         case .ct(.originalProtoDst): return [.port(s.originalDport)]
         case .numgenRandom: return [.integer(numgen)]
+        case .jhash(let input, let mod, let seed):
+            if input.reads(s.packet.unknownFields) { return [.integer(numgen)] }
+            guard let fields = eval(input, s, numgen) else { return nil }
+            var bytes: [UInt8] = []
+            for f in fields {
+                guard let b = f.registerBytes else { return nil }
+                bytes += b
+            }
+            return [.integer(JenkinsHash.slot(bytes, modulus: mod, seed: seed))]
+        case .symhash: return nil
         case .fibType(.saddr): return [.integer(node.localAddresses.contains(s.packet.saddr) ? FibAddrType.local.value : 0)]
         case .fibType(.daddr): return [.integer(node.localAddresses.contains(s.packet.daddr) ? FibAddrType.local.value : 0)]
         case .concat(let parts):
@@ -328,23 +346,37 @@ private struct Walker {
 }
 
 extension Statement {
-    var numgenModulus: UInt32? {
+    /// The modulus of the rule's random draw: a `numgen`, or a `jhash` over unknown fields.
+    func drawModulus(unknown: Set<PayloadField>) -> UInt32? {
         switch self {
-        case .dnatMap(_, let key, _): return key.numgenModulus
-        case .match(let e, _, _), .lookup(let e, _, _): return e.numgenModulus
+        case .dnatMap(_, let key, _): return key.drawModulus(unknown: unknown)
+        case .match(let e, _, _), .lookup(let e, _, _): return e.drawModulus(unknown: unknown)
         default: return nil
         }
     }
 }
 
 extension Expr {
-    var numgenModulus: UInt32? {
+    func drawModulus(unknown: Set<PayloadField>) -> UInt32? {
         switch self {
         case .numgenRandom(let m): return m
-        case .concat(let parts): return parts.lazy.compactMap(\.numgenModulus).first
-        case .mapLookup(let k, _): return k.numgenModulus
-        case .and(let e, _): return e.numgenModulus
+        case .jhash(let input, let m, _): return input.reads(unknown) ? m : nil
+        case .concat(let parts): return parts.lazy.compactMap { $0.drawModulus(unknown: unknown) }.first
+        case .mapLookup(let k, _): return k.drawModulus(unknown: unknown)
+        case .and(let e, _): return e.drawModulus(unknown: unknown)
         default: return nil
+        }
+    }
+
+    /// True if the expression loads one of `fields`.
+    func reads(_ fields: Set<PayloadField>) -> Bool {
+        switch self {
+        case .payload(let f): return fields.contains(f)
+        case .concat(let parts): return parts.contains { $0.reads(fields) }
+        case .jhash(let input, _, _): return input.reads(fields)
+        case .mapLookup(let k, _): return k.reads(fields)
+        case .and(let e, _): return e.reads(fields)
+        default: return false
         }
     }
 }

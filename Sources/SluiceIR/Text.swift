@@ -66,6 +66,8 @@ extension Expr: CustomStringConvertible {
             case .originalProtoDst: return "ct original proto-dst"
             }
         case .numgenRandom(let mod): return "numgen random mod \(mod)"
+        case .jhash(let input, let mod, let seed): return "jhash \(input) mod \(mod) seed \(hexText(seed))"
+        case .symhash(let mod): return "symhash mod \(mod)"
         case .fibType(let flag): return "fib \(flag.rawValue) type"
         case .concat(let parts): return parts.map(\.description).joined(separator: " . ")
         case .mapLookup(let key, let map): return "\(key) map @\(map)"

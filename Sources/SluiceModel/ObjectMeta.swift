@@ -50,6 +50,7 @@ enum KeptLabel: String, CodingKey, CaseIterable {
 /// The annotations the proxy reads (`WellKnownKeys.annotations`).
 enum KeptAnnotation: String, CodingKey, CaseIterable {
     case weight = "sluice.dev/weight"
+    case loadBalancing = "sluice.dev/load-balancing"
     case lastChangeTriggerTime = "endpoints.kubernetes.io/last-change-trigger-time"
 }
 
@@ -76,6 +77,8 @@ public enum WellKnownKeys {
     public static let topologyZone = "topology.kubernetes.io/zone"
     /// EndpointSlice annotation: Sluice endpoint weight (integer 0…1000, default 1).
     public static let weight = "sluice.dev/weight"
+    /// Service annotation: how new connections pick an endpoint (`LoadBalancing`).
+    public static let loadBalancing = "sluice.dev/load-balancing"
     /// EndpointSlice annotation set by the controller (used for latency metrics).
     public static let lastChangeTriggerTime = "endpoints.kubernetes.io/last-change-trigger-time"
     /// Label that hands a Service to another proxy; kube-proxy's selector excludes it.

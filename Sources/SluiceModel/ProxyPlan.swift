@@ -167,6 +167,8 @@ public struct ServicePortPlan: Sendable, Hashable, Codable {
     public var hasAnyEndpoints: Bool
     /// Local ready endpoints counted for the health check node port.
     public var localReadyEndpointCount: Int
+    /// How a new connection picks among the endpoints (`sluice.dev/load-balancing`).
+    public var loadBalancing: LoadBalancing = .random
 
     public init(name: ServicePortName, family: IPFamily, clusterIP: IPAddress, port: UInt16,
                 nodePort: UInt16? = nil, externalIPs: [IPAddress] = [], loadBalancerIPs: [IPAddress] = [],
@@ -174,7 +176,8 @@ public struct ServicePortPlan: Sendable, Hashable, Codable {
                 externalPolicyLocal: Bool = false, internalPolicyLocal: Bool = false,
                 healthCheckNodePort: UInt16? = nil, clusterEndpoints: [WeightedEndpoint] = [],
                 localEndpoints: [WeightedEndpoint] = [], hasAnyEndpoints: Bool? = nil,
-                localReadyEndpointCount: Int = 0) {
+                localReadyEndpointCount: Int = 0, loadBalancing: LoadBalancing = .random) {
+        self.loadBalancing = loadBalancing
         self.name = name
         self.family = family
         self.clusterIP = clusterIP

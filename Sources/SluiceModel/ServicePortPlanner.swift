@@ -21,7 +21,7 @@ public enum ServicePortPlanner {
                 affinityTimeoutSeconds: service.affinityTimeoutSeconds,
                 externalPolicyLocal: service.externalPolicyLocal, internalPolicyLocal: service.internalPolicyLocal,
                 healthCheckNodePort: service.healthCheckNodePort, hasAnyEndpoints: false,
-                localReadyEndpointCount: localReady)
+                localReadyEndpointCount: localReady, loadBalancing: service.loadBalancing)
             let categorized = CategorizedEndpoints(
                 endpoints: endpointsMap.endpoints(name: port.name, proto: port.proto),
                 usesClusterEndpoints: plan.usesClusterEndpoints, usesLocalEndpoints: plan.usesLocalEndpoints,

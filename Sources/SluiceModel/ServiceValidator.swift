@@ -78,7 +78,16 @@ struct ServiceValidationRun {
             externalIPs: validExternalIPs(), loadBalancerVIPs: validLoadBalancerVIPs(),
             loadBalancerSourceRanges: validSourceRanges(), affinityTimeoutSeconds: affinityTimeout,
             externalPolicyLocal: policies.externalLocal, internalPolicyLocal: policies.internalLocal,
-            healthCheckNodePort: healthCheckNodePort))
+            healthCheckNodePort: healthCheckNodePort, loadBalancing: validLoadBalancing()))
+    }
+
+    /// `sluice.dev/load-balancing`; an unknown value is a warning and falls back to `random`.
+    private mutating func validLoadBalancing() -> LoadBalancing {
+        guard let text = service.metadata.annotation(WellKnownKeys.loadBalancing) else { return .random }
+        if let mode = LoadBalancing(rawValue: text.trimmingSpaces.lowercased()) { return mode }
+        let known = LoadBalancing.allCases.map(\.rawValue).joined(separator: ", ")
+        warning("metadata.annotations[\"\(WellKnownKeys.loadBalancing)\"]", "\"\(text)\" is not one of \(known); random used")
+        return .random
     }
 
     private mutating func validateType() -> ServiceType? {

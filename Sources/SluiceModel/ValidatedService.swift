@@ -23,6 +23,8 @@ public struct ValidatedService: Sendable, Hashable {
     public var internalPolicyLocal: Bool
     /// Set only for LoadBalancer + eTP Local (kube-proxy's `NeedsHealthCheck`).
     public var healthCheckNodePort: UInt16?
+    /// The annotation `sluice.dev/load-balancing` (default `random`).
+    public var loadBalancing: LoadBalancing = .random
 
     /// One `spec.ports[]` entry.
     public struct Port: Sendable, Hashable {
@@ -49,7 +51,9 @@ public struct ValidatedService: Sendable, Hashable {
     public init(name: ServiceName, file: String? = nil, type: ServiceType = .clusterIP, clusterIPs: [IPAddress],
                 ports: [Port], externalIPs: [IPAddress] = [], loadBalancerVIPs: [IPAddress] = [],
                 loadBalancerSourceRanges: [CIDR] = [], affinityTimeoutSeconds: UInt32? = nil,
-                externalPolicyLocal: Bool = false, internalPolicyLocal: Bool = false, healthCheckNodePort: UInt16? = nil) {
+                externalPolicyLocal: Bool = false, internalPolicyLocal: Bool = false, healthCheckNodePort: UInt16? = nil,
+                loadBalancing: LoadBalancing = .random) {
+        self.loadBalancing = loadBalancing
         self.name = name
         self.file = file
         self.type = type

@@ -165,7 +165,7 @@ struct TypeContext {
         case .payload(let f): return f.location.type
         case .meta(let k): return k.type
         case .ct(let k): return k.type
-        case .numgenRandom: return .integer
+        case .numgenRandom, .jhash, .symhash: return .integer
         case .fibType: return .fibAddrType
         case .and(let inner, _): return try scalarType(inner)
         case .concat, .mapLookup: throw NetlinkError.unsupported("\(e) is not a scalar expression")

@@ -54,6 +54,9 @@ struct RuleLowering {
     let family: Family
     let types: TypeContext
     let rule: NftnlRule
+    /// Where a `jhash` loads its input: nft allocates it after the key being built and a
+    /// 128-bit data register (`keyWords + 4` in a `dnat … map` key).
+    var hashInputWord = 8
 
     // MARK: Expressions that load a value into registers starting at 32-bit word `k`.
 
@@ -88,6 +91,23 @@ struct RuleLowering {
                 nftnl_expr_set_u32($0, A(NFTNL_EXPR_NG_OFFSET), 0)
             }
             return 1
+        case .jhash(let input, let mod, let seed):
+            let sreg = kernelRegister(word: hashInputWord)
+            var inner = self
+            inner.hashInputWord = hashInputWord + (try types.fields(input).reduce(0) { $0 + $1.words })
+            let words = try inner.load(input, at: hashInputWord)
+            try rule.add("hash") {
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_SREG), sreg)
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_DREG), reg)
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_LEN), UInt32(words * 4))
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_MODULUS), mod)
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_SEED), seed)
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_OFFSET), 0)
+                nftnl_expr_set_u32($0, A(NFTNL_EXPR_HASH_TYPE), 0)        // NFT_HASH_JENKINS
+            }
+            return 1
+        case .symhash:
+            throw NetlinkError.unsupported("symhash outside a set declaration")
         case .fibType(let flag):
             try rule.add("fib") {
                 nftnl_expr_set_u32($0, A(NFTNL_EXPR_FIB_FLAGS), flag.kernelFlag)
@@ -288,7 +308,9 @@ struct RuleLowering {
     /// `dnat ip to <key> map @m`: lookup with dreg, then `nat dnat` with address and port
     /// registers split after the address (`STMT_NAT_F_CONCAT`).
     private func dnatMap(_ fam: Family, key: Expr, map: String) throws {
-        try loadKey(key, at: 0, forSet: map)
+        var keyed = self
+        keyed.hashInputWord = try types.fields(key).reduce(0) { $0 + $1.words } + 4
+        try keyed.loadKey(key, at: 0, forSet: map)
         try lookup(set: map, sreg: 1, dreg: 1, inverted: false)
         let data = try types.fields(.mapLookup(key: key, map: map))
         guard data.count == 2 else { throw NetlinkError.unsupported("dnat map @\(map) must map to address . port") }

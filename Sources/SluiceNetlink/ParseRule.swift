@@ -9,6 +9,7 @@ enum KernelExpr {
     case ct(dreg: UInt32, key: UInt32, direction: UInt8?)
     case numgen(dreg: UInt32, modulus: UInt32, type: UInt32, offset: UInt32)
     case fib(dreg: UInt32, result: UInt32, flags: UInt32)
+    case hash(sreg: UInt32, dreg: UInt32, length: Int, modulus: UInt32, seed: UInt32, offset: UInt32, type: UInt32)
     case cmp(sreg: UInt32, op: UInt32, data: [UInt8])
     case bitwise(sreg: UInt32, dreg: UInt32, mask: [UInt8], xor: [UInt8])
     case lookup(sreg: UInt32, dreg: UInt32?, set: String, inverted: Bool)
@@ -45,6 +46,10 @@ enum KernelExpr {
         case "numgen":
             return .numgen(dreg: u32(NFTNL_EXPR_NG_DREG), modulus: u32(NFTNL_EXPR_NG_MODULUS),
                            type: u32(NFTNL_EXPR_NG_TYPE), offset: u32(NFTNL_EXPR_NG_OFFSET))
+        case "hash":
+            return .hash(sreg: u32(NFTNL_EXPR_HASH_SREG), dreg: u32(NFTNL_EXPR_HASH_DREG), length: Int(u32(NFTNL_EXPR_HASH_LEN)),
+                         modulus: u32(NFTNL_EXPR_HASH_MODULUS), seed: u32(NFTNL_EXPR_HASH_SEED),
+                         offset: has(NFTNL_EXPR_HASH_OFFSET) ? u32(NFTNL_EXPR_HASH_OFFSET) : 0, type: u32(NFTNL_EXPR_HASH_TYPE))
         case "fib":
             return .fib(dreg: u32(NFTNL_EXPR_FIB_DREG), result: u32(NFTNL_EXPR_FIB_RESULT), flags: u32(NFTNL_EXPR_FIB_FLAGS))
         case "cmp":
@@ -150,6 +155,10 @@ struct RuleParser {
         case .numgen(let dreg, let mod, let type, let offset):
             guard type == 1, offset == 0 else { throw ForeignContent(what: "numgen inc/offset") }
             regs[try word(dreg)] = .expr(.numgenRandom(mod: mod))
+        case .hash(let sreg, let dreg, let length, let mod, let seed, let offset, let type):
+            guard type == 0, offset == 0 else { throw ForeignContent(what: "hash type \(type) offset \(offset)") }
+            let input = try loaded(from: try word(sreg), bytes: length)
+            regs[try word(dreg)] = .expr(.jhash(input, mod: mod, seed: seed))
         case .fib(let dreg, let result, let flags):
             guard result == 3, let f = [FibFlag.saddr, .daddr].first(where: { $0.kernelFlag == flags }) else {
                 throw ForeignContent(what: "fib result \(result) flags \(flags)")
@@ -217,6 +226,19 @@ struct RuleParser {
             parts.append(e)
             w += try types.fields(e).reduce(0) { $0 + $1.words }
         }
+        return parts.count == 1 ? parts[0] : .concat(parts)
+    }
+
+    /// The expressions loaded from word `start` on that fill exactly `bytes` (a hash input).
+    private func loaded(from start: Int, bytes: Int) throws -> Expr {
+        var parts: [Expr] = []
+        var w = start
+        while (w - start) * 4 < bytes {
+            guard case .expr(let e)? = regs[w] else { throw ForeignContent(what: "hash input register") }
+            parts.append(e)
+            w += try types.fields(e).reduce(0) { $0 + $1.words }
+        }
+        guard (w - start) * 4 == bytes, !parts.isEmpty else { throw ForeignContent(what: "hash input length \(bytes)") }
         return parts.count == 1 ? parts[0] : .concat(parts)
     }
 

@@ -15,6 +15,7 @@ enum SetUserdata {
     static let exprMeta: UInt32 = 9
     static let exprConcat: UInt32 = 13
     static let exprNumgen: UInt32 = 23
+    static let exprHash: UInt32 = 24
 
     static func encode(_ set: SetDecl, key: SetLayout, data: SetLayout?) throws -> [UInt8] {
         var w = UdataWriter()
@@ -69,6 +70,13 @@ enum SetUserdata {
             w.u32(1, mod)                    // NUMGEN_UDATA_MODULUS
             w.u32(2, 0)                      // NUMGEN_UDATA_OFFSET
             return (exprNumgen, w)
+        case .symhash(let mod):
+            w.u32(0, 1)                      // NFTNL_UDATA_HASH_TYPE: NFT_HASH_SYM
+            w.u32(1, 0)                      // NFTNL_UDATA_HASH_SEED
+            w.u32(2, mod)                    // NFTNL_UDATA_HASH_MOD
+            w.u32(3, 0)                      // NFTNL_UDATA_HASH_SEED_SET
+            w.u32(4, 0)                      // NFTNL_UDATA_HASH_OFFSET
+            return (exprHash, w)
         default:
             throw NetlinkError.unsupported("typeof \(e) in a set declaration")
         }
@@ -114,6 +122,9 @@ enum SetUserdata {
         case exprNumgen:
             guard udataU32(a[0]) == 1, let mod = udataU32(a[1]) else { return nil }
             return .numgenRandom(mod: mod)
+        case exprHash:
+            guard udataU32(a[0]) == 1, let mod = udataU32(a[2]) else { return nil }
+            return .symhash(mod: mod)
         default:
             return nil
         }

@@ -14,6 +14,11 @@ struct Explain: ParsableCommand {
 
         --from defaults to an address outside the cluster (198.51.100.1 or 2001:db8::1). An \
         address of the node itself is treated as a process on the node.
+
+        A service with `sluice.dev/load-balancing: source-hash` picks its endpoint from the client \
+        address: with --from, explain names the one endpoint that client gets; without, it \
+        prints the distribution over clients. `consistent-hash` also hashes the client port \
+        (--from-port).
         """)
 
     @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).")
@@ -24,6 +29,9 @@ struct Explain: ParsableCommand {
 
     @Option(name: .customLong("from"), help: "Client source address.")
     var from: String?
+
+    @Option(name: .customLong("from-port"), help: "Client source port (only consistent-hash services depend on it).")
+    var fromPort: UInt16?
 
     @Option(name: .customLong("local-address"), help: "Another address of the node (repeatable). The node's InternalIPs and NodePort addresses always count; add others, e.g. with --nodeport-addresses 0.0.0.0/0.")
     var localAddresses: [String] = []
@@ -62,7 +70,11 @@ struct Explain: ParsableCommand {
         }
         let nodeAddresses = Set(fam.context.nodeIPs.map(\.datum) + nodePortAddresses(fam.context) + extra)
         let origin: Packet.Origin = nodeAddresses.contains(src.datum) ? .localProcess : .network(interface: "eth0")
-        let packet = Packet(saddr: src.datum, daddr: dst.address.datum, proto: dst.proto.number, dport: dst.port, origin: origin)
+        var unknown: Set<PayloadField> = []
+        if from == nil { unknown.insert(family == .ipv4 ? .ipSaddr : .ip6Saddr) }
+        if fromPort == nil { unknown.insert(.thSport) }
+        let packet = Packet(saddr: src.datum, daddr: dst.address.datum, proto: dst.proto.number, sport: fromPort ?? 40000,
+                            dport: dst.port, origin: origin, unknownFields: unknown)
         let outcomes = walk(packet, through: table, node: NodeEnvironment(localAddresses: nodeAddresses))
 
         let originText = origin == .localProcess ? "a process on the node" : "\(src)"

@@ -26,7 +26,8 @@ struct IncrementalCompilerTests {
             loadBalancerSourceRanges: rng.int(2) == 0 ? [CIDR("203.0.113.0/25")!] : [],
             affinityTimeoutSeconds: rng.int(4) == 0 ? [60, 10800][rng.int(2)] : nil,
             externalPolicyLocal: rng.int(3) == 0, internalPolicyLocal: rng.int(5) == 0,
-            clusterEndpoints: uniqueEps, localEndpoints: local)
+            clusterEndpoints: uniqueEps, localEndpoints: local,
+            loadBalancing: rng.int(3) == 0 ? LoadBalancing.allCases[rng.int(3)] : .random)
     }
 
     @Test(arguments: [1, 2, 3])

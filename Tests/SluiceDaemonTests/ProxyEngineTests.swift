@@ -161,6 +161,10 @@ struct ObjectUniverse {
         if nodePort {
             yaml = yaml.replacingOccurrences(of: "protocol:", with: "nodePort: \(pick([30001, 30002, 30003])), protocol:")
         }
+        if chance(0.3) {
+            let mode = pick(["source-hash", "consistent-hash", "random", "bogus"])
+            yaml = yaml.replacingOccurrences(of: "namespace: default}", with: "namespace: default, annotations: {sluice.dev/load-balancing: \(mode)}}")
+        }
         return yaml
     }
 

@@ -30,6 +30,10 @@ func everyCaseTable() -> Table {
         SetDecl(name: "affs", key: [.payload(.ipSaddr)], flags: [.dynamic, .timeout], timeoutSeconds: 10800, size: 65535),
         SetDecl(name: "np", key: [.meta(.l4proto), .payload(.thDport)], data: [.payload(.ipDaddr)]),
         SetDecl(name: "ng", key: [.numgenRandom(mod: 2)], data: [.meta(.mark)]),
+        SetDecl(name: "hslots", key: [.payload(.ipDaddr), .meta(.l4proto), .payload(.thDport), .symhash(mod: 4)],
+                data: [.payload(.ipDaddr), .payload(.thDport)]),
+        SetDecl(name: "nphslots", key: [.meta(.l4proto), .payload(.thDport), .symhash(mod: 251)],
+                data: [.payload(.ipDaddr), .payload(.thDport)]),
         SetDecl(name: "mk", key: [.meta(.mark)]),
         SetDecl(name: "mkfw", key: [.meta(.mark), .payload(.ipSaddr)], flags: .interval),
     ]
@@ -44,6 +48,8 @@ func everyCaseTable() -> Table {
                   [.ipv4(ip4("10.96.0.1")), .tcp, .port(443), .integer(0)]: [.ipv4(ip4("10.244.0.6")), .port(6443)]],
         "np": [[.tcp, .port(30080)]: [.ipv4(ip4("10.96.0.1"))]],
         "ng": [[.integer(1)]: [.integer(0x10)]],
+        "hslots": [[.ipv4(ip4("10.96.0.1")), .tcp, .port(443), .integer(3)]: [.ipv4(ip4("10.244.0.7")), .port(6443)]],
+        "nphslots": [[.tcp, .port(30080), .integer(250)]: [.ipv4(ip4("10.244.0.8")), .port(80)]],
         "mk": [[.integer(0x4000)]: []],
         "mkfw": [[.integer(0x10), .prefix4(ip4("10.0.0.0"), 8)]: [], [.integer(0x20), .ipv4(ip4("10.1.1.1"))]: []],
     ]
@@ -71,6 +77,12 @@ func everyCaseTable() -> Table {
         Rule([.match(.payload(.thSport), .eq, .datum(.port(1024))), .match(.payload(.thDport), .eq, .datum(.port(80))), .verdict(.accept)]),
         Rule([.lookup(affKey, set: "aff", negated: false), .dnatMap(.ip, key: affKey, map: "aff")]),
         Rule([.dnatMap(.ip, key: .concat([.payload(.ipDaddr), .meta(.l4proto), .payload(.thDport), .numgenRandom(mod: 3)]), map: "slots")]),
+        Rule([.dnatMap(.ip, key: .concat([.payload(.ipDaddr), .meta(.l4proto), .payload(.thDport),
+                                          .jhash(.payload(.ipSaddr), mod: 4, seed: 0x736c6963)]), map: "hslots")]),
+        Rule([.dnatMap(.ip, key: .concat([.payload(.ipDaddr), .meta(.l4proto), .payload(.thDport),
+                                          .jhash(.concat([.payload(.ipSaddr), .payload(.thSport)]), mod: 4, seed: 7)]), map: "hslots")]),
+        Rule([.dnatMap(.ip, key: .concat([.meta(.l4proto), .payload(.thDport),
+                                          .jhash(.concat([.payload(.ipSaddr), .payload(.thSport)]), mod: 251, seed: 0x736c6963)]), map: "nphslots")]),
         Rule([.update(set: "aff", key: affKey, timeoutSeconds: 10800, data: .concat([.payload(.ipDaddr), .payload(.thDport)]))]),
         Rule([.update(set: "affs", key: .payload(.ipSaddr), timeoutSeconds: 10800, data: nil)]),
         Rule([.lookup(.payload(.ipSaddr), set: "lbsrc", negated: false), .verdict(.accept)], comment: "lb source ranges"),
@@ -105,6 +117,8 @@ table ip sluice {
   set affs { typeof ip saddr; flags dynamic,timeout; timeout 10800s; size 65535; }
   map np { typeof meta l4proto . th dport : ip daddr; elements = { tcp . 30080 : 10.96.0.1 } }
   map ng { typeof numgen random mod 2 : meta mark; elements = { 1 : 0x10 } }
+  map hslots { typeof ip daddr . meta l4proto . th dport . symhash mod 4 : ip daddr . th dport; elements = { 10.96.0.1 . tcp . 443 . 3 : 10.244.0.7 . 6443 } }
+  map nphslots { typeof meta l4proto . th dport . symhash mod 251 : ip daddr . th dport; elements = { tcp . 30080 . 250 : 10.244.0.8 . 80 } }
   set mk { typeof meta mark; elements = { 0x4000 } }
   set mkfw { typeof meta mark . ip saddr; flags interval; elements = { 0x10 . 10.0.0.0/8, 0x20 . 10.1.1.1 } }
   chain pre { type nat hook prerouting priority -100; policy accept; comment "pre chain"; jump svc comment "rule c"; }
@@ -131,6 +145,9 @@ table ip sluice {
     th sport 1024 th dport 80 accept
     ip saddr . ip daddr . meta l4proto . th dport @aff dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @aff
     dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 map @slots
+    dnat ip to ip daddr . meta l4proto . th dport . jhash ip saddr mod 4 seed 0x736c6963 map @hslots
+    dnat ip to ip daddr . meta l4proto . th dport . jhash ip saddr . th sport mod 4 seed 0x7 map @hslots
+    dnat ip to meta l4proto . th dport . jhash ip saddr . th sport mod 251 seed 0x736c6963 map @nphslots
     update @aff { ip saddr . ip daddr . meta l4proto . th dport timeout 10800s : ip daddr . th dport }
     update @affs { ip saddr timeout 10800s }
     ip saddr @lbsrc accept comment "lb source ranges"
@@ -153,6 +170,10 @@ func ip6Table() -> Table {
     return Table(family: .ip6, name: "sluice6", sets: [
         SetDecl(name: "slots6", key: key.components, data: [.payload(.ip6Daddr), .payload(.thDport)]),
         SetDecl(name: "src6", key: [.payload(.ip6Saddr)], flags: .interval),
+        SetDecl(name: "hslots6", key: [.payload(.ip6Daddr), .meta(.l4proto), .payload(.thDport), .symhash(mod: 251)],
+                data: [.payload(.ip6Daddr), .payload(.thDport)]),
+        SetDecl(name: "nphslots6", key: [.meta(.l4proto), .payload(.thDport), .symhash(mod: 5)],
+                data: [.payload(.ip6Daddr), .payload(.thDport)]),
         SetDecl(name: "fw6", key: [.payload(.ip6Daddr), .payload(.ip6Saddr)], flags: .interval),
     ], chains: [
         Chain(name: "c", base: BaseChainSpec(type: .nat, hook: .prerouting, priority: -100), rules: [
@@ -160,6 +181,14 @@ func ip6Table() -> Table {
             Rule([.match(.payload(.ip6Saddr), .neq, .datum(.prefix6(fd00, 0, 63))), .verdict(.accept)]),
             Rule([.match(.payload(.ip6Daddr), .eq, .datum(ip6(fd00, 1))), .match(.ct(.originalDaddr(.ip6)), .eq, .datum(ip6(fd00, 2))), .verdict(.accept)]),
             Rule([.dnatMap(.ip6, key: key, map: "slots6")]),
+            Rule([.dnatMap(.ip6, key: .concat([.payload(.ip6Daddr), .meta(.l4proto), .payload(.thDport),
+                                               .jhash(.concat([.payload(.ip6Saddr), .payload(.thSport)]), mod: 251, seed: 0x736c6963)]),
+                           map: "hslots6")]),
+            Rule([.dnatMap(.ip6, key: .concat([.payload(.ip6Daddr), .meta(.l4proto), .payload(.thDport),
+                                               .jhash(.payload(.ip6Saddr), mod: 251, seed: 0x736c6963)]), map: "hslots6")]),
+            Rule([.dnatMap(.ip6, key: .concat([.meta(.l4proto), .payload(.thDport),
+                                               .jhash(.concat([.payload(.ip6Saddr), .payload(.thSport)]), mod: 5, seed: 0x736c6963)]),
+                           map: "nphslots6")]),
             Rule([.match(.payload(.thDport), .neq, .datum(.port(80))), .verdict(.accept)]),
             Rule([.match(.meta(.l4proto), .eq, .datum(.udp)), .match(.payload(.thDport), .eq, .datum(.port(53))), .verdict(.accept)]),
             Rule([.lookup(.payload(.ip6Saddr), set: "src6", negated: false), .verdict(.accept)]),
@@ -169,6 +198,8 @@ func ip6Table() -> Table {
     ], elements: [
         "slots6": [[ip6(fd00, 1), .tcp, .port(80), .integer(0)]: [ip6(fd00 | 0x1_0000, 5), .port(8080)]],
         "src6": [[.prefix6(fd00, 0, 64)]: [], [ip6(0, 1)]: []],
+        "hslots6": [[ip6(fd00, 1), .tcp, .port(443), .integer(17)]: [ip6(fd00 | 0x1_0000, 7), .port(8443)]],
+        "nphslots6": [[.udp, .port(30053), .integer(4)]: [ip6(fd00 | 0x1_0000, 8), .port(53)]],
         "fw6": [[ip6(fd00, 1), .prefix6(fd00, 0, 64)]: []],
     ])
 }
@@ -177,6 +208,8 @@ let ip6Script = """
 table ip6 sluice6 {
   map slots6 { typeof ip6 daddr . meta l4proto . th dport . numgen random mod 2 : ip6 daddr . th dport; elements = { fd00::1 . tcp . 80 . 0 : fd00:0:1::5 . 8080 } }
   set src6 { typeof ip6 saddr; flags interval; elements = { fd00::/64, ::1 } }
+  map hslots6 { typeof ip6 daddr . meta l4proto . th dport . symhash mod 251 : ip6 daddr . th dport; elements = { fd00::1 . tcp . 443 . 17 : fd00:0:1::7 . 8443 } }
+  map nphslots6 { typeof meta l4proto . th dport . symhash mod 5 : ip6 daddr . th dport; elements = { udp . 30053 . 4 : fd00:0:1::8 . 53 } }
   set fw6 { typeof ip6 daddr . ip6 saddr; flags interval; elements = { fd00::1 . fd00::/64 } }
   chain c {
     type nat hook prerouting priority -100; policy accept;
@@ -184,6 +217,9 @@ table ip6 sluice6 {
     ip6 saddr != fd00::/63 accept
     ip6 daddr fd00::1 ct original ip6 daddr fd00::2 accept
     dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 2 map @slots6
+    dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr . th sport mod 251 seed 0x736c6963 map @hslots6
+    dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr mod 251 seed 0x736c6963 map @hslots6
+    dnat ip6 to meta l4proto . th dport . jhash ip6 saddr . th sport mod 5 seed 0x736c6963 map @nphslots6
     th dport != 80 accept
     meta l4proto udp th dport 53 accept
     ip6 saddr @src6 accept
