@@ -157,6 +157,10 @@ public enum Report {
         if let a = sl(big, .connRate)?.value, let b = sl(small, .connRate)?.value {
             check("new-connection rate at 100k within 10 % of 1k", String(format: "%.0f vs %.0f conn/s (%+.1f %%)", a, b, (a / b - 1) * 100), a >= 0.9 * b)
         } else { check("new-connection rate at 100k within 10 % of 1k", nil, nil) }
+        if let r = sl(big, .connRate)?.detail?["countersOnOverOff"] {
+            check("new-connection rate with connection counters within 5 % of counters off (100k×10)",
+                  String(format: "%.3f×", r), r >= 0.95)
+        } else { check("new-connection rate with connection counters within 5 % of counters off (100k×10)", nil, nil) }
         return out
     }
 

@@ -31,6 +31,7 @@ public func runSluiceWorker(scale: Scale, namespace: String, probe: ConnProbe?, 
         return result
     }
     result[.connRate] = connTest(probe, options: options, progress: progress)
+    compareConnectionCounters(probe, target, into: &result, options: options, progress: progress)
     let updates = measureUpdates(target, state: &state, samples: options.samples, budget: options.timeout,
                                  kernelSeconds: { target.lastKernelSeconds }, progress: progress)
     for (k, v) in updates { result[k] = v }
@@ -53,6 +54,39 @@ func connTest(_ probe: ConnProbe?, options: BenchOptions, progress: ProgressSink
     } catch {
         return .failed("conn/s", error)
     }
+}
+
+/// New-connection rate with the connection counters on and off, alternating one repetition
+/// of each three times (side by side on a noisy machine); recorded as detail of the metric.
+func compareConnectionCounters(_ probe: ConnProbe?, _ target: SluiceTarget, into result: inout ImplResult,
+                               options: BenchOptions, progress: ProgressSink) {
+    guard let probe, options.connSeconds > 0, var m = result[.connRate], m.status == .ok,
+          target.compiler.context.connectionCounters else { return }
+    progress("new connections, counters on and off", 0, 1)
+    var on: [Double] = [], off: [Double] = []
+    do {
+        for _ in 0..<3 {
+            for counting in [false, true] {
+                try target.setConnectionCounting(counting)
+                let r = try probe.connectionRate(to: Generator.clusterIP(0), port: Generator.servicePort,
+                                                 seconds: options.connSeconds, reps: 1)
+                if let v = r.value { if counting { on.append(v) } else { off.append(v) } }
+            }
+        }
+    } catch {
+        try? target.setConnectionCounting(true)
+        m.note = (m.note ?? "") + "; counters on/off comparison failed: \(error)"
+        result[.connRate] = m
+        return
+    }
+    guard let a = Summary(on)?.p50, let b = Summary(off)?.p50 else { return }
+    var d = m.detail ?? [:]
+    d["countersOnConnPerSec"] = a
+    d["countersOffConnPerSec"] = b
+    d["countersOnOverOff"] = a / b
+    m.detail = d
+    m.note = (m.note ?? "") + "; detail.countersOn/OffConnPerSec: medians of 3 alternating 1-repetition runs with the connection counters' jumps on and off"
+    result[.connRate] = m
 }
 
 /// The same test again after all updates and churn, recorded as detail of the metric.

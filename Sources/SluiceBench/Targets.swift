@@ -76,6 +76,18 @@ public final class SluiceTarget: BenchTarget {
     }
 
     public func maintenance(timeout: Double) throws {}
+
+    /// Turns the connection counters' jumps (`ct state new ct status dnat jump
+    /// count-connections` in the filter base chains) off or on: the bench's comparison.
+    public func setConnectionCounting(_ on: Bool) throws {
+        let full = compiler.skeleton
+        var off = full
+        for i in off.chains.indices {
+            off.chains[i].rules.removeAll { $0.statements.contains(.verdict(.jump(Layout.countConnections))) }
+        }
+        let (from, to) = on ? (off, full) : (full, off)
+        try applier.apply(transaction: diff(Ruleset(tables: [from]), Ruleset(tables: [to])))
+    }
 }
 
 /// Writes `text` to a fresh temporary file and returns its path.

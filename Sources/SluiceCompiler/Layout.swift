@@ -50,6 +50,11 @@ public struct Layout: Sendable, Hashable {
     public static let hairpin = "hairpin"
     public static let affinity = "affinity"
     public static let affinityNodePorts = "affinity-nodeports"
+    /// `service-connections`: new connections per service address, port and protocol (the
+    /// destination before DNAT; a NodePort counts under the node address it reached).
+    public static let serviceConnections = "service-connections"
+    /// `endpoint-connections`: new connections per endpoint address, port and protocol.
+    public static let endpointConnections = "endpoint-connections"
 
     /// `affinity-<seconds>`: service tuples with ClientIP affinity of this timeout.
     public static func affinityPorts(_ timeout: UInt32) -> String { "affinity-\(timeout)" }
@@ -112,7 +117,17 @@ public struct Layout: Sendable, Hashable {
     public static let nodePortEndpointsCheck = "nodeport-endpoints-check"
     public static let clusterIPsCheck = "cluster-ips-check"
     public static let affinityRecord = "affinity-record"
+    public static let countConnections = "count-connections"
     public static let masquerading = "masquerading"
+
+    /// `service-connections` / `endpoint-connections`: `typeof ip daddr . meta l4proto . th dport`,
+    /// filled by the datapath, a counter per element. An element not updated for an hour
+    /// expires (its counter restarts from zero when traffic returns), so addresses of deleted
+    /// services and endpoints never pile up.
+    public func connectionCounters(_ name: String) -> SetDecl {
+        SetDecl(name: name, key: tuple.components, flags: [.dynamic, .timeout], timeoutSeconds: 3600, size: 1_048_576, counter: true,
+                comment: name == Layout.serviceConnections ? "new connections per service IP port" : "new connections per endpoint")
+    }
 
     // MARK: Key types.
 

@@ -71,6 +71,9 @@ public struct Skeleton: Sendable {
             SetDecl(name: Layout.affinityNodePorts, key: [l.saddr] + np, data: l.endpointData, flags: [.dynamic, .timeout],
                     timeoutSeconds: 10800, size: 1_048_576, comment: "ClientIP affinity to NodePorts"),
         ]
+        if context.connectionCounters {
+            s += [l.connectionCounters(Layout.serviceConnections), l.connectionCounters(Layout.endpointConnections)]
+        }
         for x in affinityTimeouts {
             s.append(SetDecl(name: Layout.affinityPorts(x), key: tuple, comment: "ClientIP affinity \(x)s"))
         }
@@ -101,18 +104,19 @@ public struct Skeleton: Sendable {
         [
             firewallCheck, services, nodePorts, serviceShortcut, nodePortShortcut,
             serviceEndpointsCheck, nodePortEndpointsCheck, clusterIPsCheck, affinityRecord, masquerading,
-        ] + classChains + baseChains
+        ] + (context.connectionCounters ? [countConnections] : []) + classChains + baseChains
     }
 
     var baseChains: [Chain] {
         let new = Statement.match(.ct(.state), .eq, .ctState(.new))
         let dnatted = Statement.match(.ct(.status), .eq, .ctStatus(.dnat))
         func jump(_ c: String) -> Statement { .verdict(.jump(c)) }
+        let count: [Rule] = context.connectionCounters ? [Rule([new, dnatted, jump(Layout.countConnections)])] : []
         let checks: [Rule] = [
             Rule([new, jump(Layout.serviceEndpointsCheck)]),
             Rule([new, jump(Layout.clusterIPsCheck)]),
             Rule([new, dnatted, jump(Layout.affinityRecord)]),
-        ]
+        ] + count
         return [
             Chain(name: "filter-prerouting-pre-dnat", base: BaseChainSpec(type: .filter, hook: .prerouting, priority: -110),
                   rules: [Rule([new, jump(Layout.firewallCheck)])]),
@@ -127,7 +131,7 @@ public struct Skeleton: Sendable {
                 Rule([new, jump(Layout.nodePortEndpointsCheck)]),
                 Rule([new, jump(Layout.serviceEndpointsCheck)]),
                 Rule([new, dnatted, jump(Layout.affinityRecord)]),
-            ]),
+            ] + count),
             Chain(name: "filter-output", base: BaseChainSpec(type: .filter, hook: .output, priority: 0), rules: checks),
             Chain(name: "nat-postrouting", base: BaseChainSpec(type: .nat, hook: .postrouting, priority: 100),
                   rules: [Rule([jump(Layout.masquerading)])]),
@@ -309,6 +313,19 @@ public struct Skeleton: Sendable {
             }
         }
         return Chain(name: Layout.affinityRecord, rules: rules)
+    }
+
+    /// `count-connections`: bump the counters of the connection's service address (its
+    /// original destination) and of its endpoint (the destination after DNAT).
+    var countConnections: Chain {
+        let l = layout
+        let origTuple: [Expr] = [l.originalDaddr, l.l4proto, .ct(.originalProtoDst)]
+        var rules = protoTypes.map { p in
+            Rule([.match(l.l4proto, .eq, .datum(.proto(p.number))),
+                  .update(set: Layout.serviceConnections, key: .concat(origTuple), timeoutSeconds: nil, data: nil)])
+        }
+        rules.append(Rule([.update(set: Layout.endpointConnections, key: l.tuple, timeoutSeconds: nil, data: nil)]))
+        return Chain(name: Layout.countConnections, rules: rules)
     }
 
     /// `masquerading`: hairpin marking, then masquerade marked packets once.

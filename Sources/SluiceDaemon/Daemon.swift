@@ -45,6 +45,8 @@ public struct DaemonConfiguration: Sendable {
     /// Repair someone else's write as soon as the kernel announces its commit
     /// (`NFNLGRP_NFTABLES`), not only at the next sync period.
     public var watchCommits = true
+    /// A `/metrics` scrape reads the kernel's connection counters at most this often.
+    public var connectionCountersInterval: Duration = .seconds(5)
 
     public init(options: NodeOptions, sources: [any ObjectSource], netns: String? = nil,
                 healthzBindAddress: String? = "0.0.0.0:10256", metricsBindAddress: String? = "127.0.0.1:10249",
@@ -151,6 +153,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         let c = configuration
         var out: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let health = self.health, metrics = self.metrics, runtime = self.runtime
+        let connections = ConnectionMetrics(minInterval: c.connectionCountersInterval) { await loop.connectionCounts() }
         if let s = try httpService(c.healthzBindAddress, flag: "--healthz-bind-address", what: "/healthz and /livez",
                                    bound: { p in runtime.withLockedValue { $0.healthzPort = p } },
                                    handler: { _, path in Self.healthReply(path: path, health: health, metrics: metrics) }) {
@@ -158,7 +161,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         }
         if let s = try httpService(c.metricsBindAddress, flag: "--metrics-bind-address", what: "/metrics",
                                    bound: { p in runtime.withLockedValue { $0.metricsPort = p } },
-                                   handler: { _, path in Self.metricsReply(path: path, health: health, metrics: metrics) }) {
+                                   handler: { _, path in Self.metricsReply(path: path, health: health, metrics: metrics, connections: connections) }) {
             out.append(.init(service: s, serviceName: "metrics"))
         }
         out.append(.init(service: SyncLoopService(loop: loop, healthChecks: healthChecks), serviceName: "sync-loop"))
@@ -202,11 +205,12 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         }
     }
 
-    static func metricsReply(path: String, health: ProxyHealth, metrics: DaemonMetrics) -> HTTPReply {
+    static func metricsReply(path: String, health: ProxyHealth, metrics: DaemonMetrics,
+                             connections: ConnectionMetrics? = nil) -> HTTPReply {
         switch path {
         case "/metrics":
             return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                             body: metrics.exposition())
+                             body: metrics.exposition() + (connections?.exposition() ?? ""))
         case "/proxyMode":
             return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: "nftables")
         default:

@@ -288,6 +288,25 @@ actor SyncLoop {
     /// check to the tuples a partial commit touched; nil judges every entry (full syncs).
     /// The dynamic maps are read only when an entry can be stale. Failures are logged; they
     /// never fail the sync.
+    /// The kernel's connection counters, named by the accepted Services (one dump of each
+    /// family's two counter sets); empty before the first sync or with counters off.
+    func connectionCounts() -> ConnectionCounts {
+        var counts = ConnectionCounts()
+        guard initialized else { return counts }
+        let names = ServicePortNames(engine.accepted.values)
+        for (family, compiler) in engine.compilers where compiler.context.connectionCounters {
+            let layout = Layout(family)
+            do {
+                let service = try dataplane.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.serviceConnections))
+                let endpoint = try dataplane.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.endpointConnections))
+                counts.add(service: service, endpoint: endpoint, services: names)
+            } catch {
+                logger.warning("reading connection counters failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
+            }
+        }
+        return counts
+    }
+
     func purgeStaleAffinity(_ impact: AffinityValidity.Impact?) {
         if let impact, impact.isEmpty { return }
         for (family, compiler) in engine.compilers {

@@ -28,10 +28,14 @@ public struct SetDecl: Sendable, Hashable, Codable {
     public var timeoutSeconds: UInt32?
     /// `size N` (maximum number of elements, for dynamic sets).
     public var size: UInt32?
+    /// `counter`: every element carries a packet and byte counter (the set's own stateful
+    /// expression; an `update @set { … }` bumps the element's counter).
+    public var counter: Bool
     public var comment: String?
 
     public init(name: String, key: [Expr], data: [Expr]? = nil, flags: SetFlags = [],
-                timeoutSeconds: UInt32? = nil, size: UInt32? = nil, comment: String? = nil) {
+                timeoutSeconds: UInt32? = nil, size: UInt32? = nil, counter: Bool = false, comment: String? = nil) {
+        self.counter = counter
         self.name = name
         self.key = key
         self.data = data
@@ -68,5 +72,15 @@ extension Dictionary where Key == [Datum], Value == [Datum] {
     /// Elements in canonical (sorted) order; `isMap` decides whether data is kept.
     public func sortedElements(isMap: Bool) -> [SluiceIR.Element] {
         map { SluiceIR.Element($0.key, isMap ? $0.value : nil) }.sorted()
+    }
+}
+
+/// The `counter` of one set element: packets and bytes counted since the element was added.
+public struct ElementCounter: Sendable, Hashable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public init(packets: UInt64, bytes: UInt64) {
+        self.packets = packets
+        self.bytes = bytes
     }
 }

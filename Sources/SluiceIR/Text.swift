@@ -176,6 +176,7 @@ extension SetDecl {
         if !flagNames.isEmpty { lines.append("flags " + flagNames.joined(separator: ",")) }
         if let timeoutSeconds { lines.append("timeout \(timeoutSeconds)s") }
         if let size { lines.append("size \(size)") }
+        if counter { lines.append("counter") }
         if let comment { lines.append("comment \(quoted(comment))") }
         return lines
     }

@@ -246,10 +246,15 @@ public struct FamilyContext: Sendable, Hashable, Codable {
     public var masqueradeBit: Int
     /// ServiceCIDRs of this family: unallocated ClusterIPs inside them are dropped.
     public var serviceCIDRs: [CIDR]
+    /// Count new connections per service address and per endpoint in the kernel
+    /// (`--connection-counters`, default on).
+    public var connectionCounters: Bool
 
     public init(family: IPFamily, nodeName: String, localDetector: LocalTrafficDetector = .none,
                 nodePortAddresses: NodePortAddresses = .ips([]), nodeIPs: [IPAddress] = [],
-                masqueradeAll: Bool = false, masqueradeBit: Int = 14, serviceCIDRs: [CIDR] = []) {
+                masqueradeAll: Bool = false, masqueradeBit: Int = 14, serviceCIDRs: [CIDR] = [],
+                connectionCounters: Bool = true) {
+        self.connectionCounters = connectionCounters
         self.family = family
         self.nodeName = nodeName
         self.localDetector = localDetector

@@ -34,6 +34,8 @@ public protocol Dataplane: AnyObject {
     @discardableResult
     func purgeDynamicElements(_ family: Family, _ table: String, set: SetDecl,
                               isValid: ([Datum], [Datum]) -> Bool) throws -> Int
+    /// The element counters of a set declared with `counter` (e.g. `service-connections`).
+    func readCounters(_ family: Family, _ table: String, set: SetDecl) throws -> [[Datum]: ElementCounter]
     /// The conntrack entries of one family and protocol.
     func conntrackFlows(family: Family, proto: UInt8) throws -> [ConntrackFlow]
     /// Deletes one conntrack entry; false if it was gone already.
@@ -43,6 +45,10 @@ public protocol Dataplane: AnyObject {
 }
 
 extension NftablesApplier: Dataplane {
+    public func readCounters(_ family: Family, _ table: String, set: SetDecl) throws -> [[Datum]: ElementCounter] {
+        try socket.readCounters(family, table, set: set)
+    }
+
     public func conntrackFlows(family: Family, proto: UInt8) throws -> [ConntrackFlow] {
         try socket.conntrackFlows(family: family, proto: proto)
     }

@@ -98,6 +98,26 @@ public final class FakeDataplane: Dataplane, @unchecked Sendable {
     public func purgeDynamicElements(_ family: Family, _ table: String, set: SetDecl,
                                      isValid: ([Datum], [Datum]) -> Bool) throws -> Int { 0 }
 
+    /// What `readCounters` reports, by set name (the datapath's counting, simulated).
+    public var counters: [String: [[Datum]: ElementCounter]] {
+        get { locked { simulatedCounters } }
+        set { locked { simulatedCounters = newValue } }
+    }
+    private var simulatedCounters: [String: [[Datum]: ElementCounter]] = [:]
+    /// Counter reads so far (tests check the caching of scrapes).
+    public var counterReads: Int { locked { reads } }
+    private var reads = 0
+
+    public func readCounters(_ family: Family, _ table: String, set: SetDecl) throws -> [[Datum]: ElementCounter] {
+        try locked {
+            reads += 1
+            guard kernel.table(family, table)?.sets.contains(where: { $0.name == set.name }) == true else {
+                throw NetlinkError.unsupported("no set \(set.name) in \(family.rawValue) \(table)")
+            }
+            return simulatedCounters[set.name] ?? [:]
+        }
+    }
+
     public func conntrackFlows(family: Family, proto: UInt8) throws -> [ConntrackFlow] { [] }
 
     public func deleteConntrack(_ flow: ConntrackFlow) throws -> Bool { false }

@@ -10,6 +10,13 @@ struct KernelElement: Equatable {
     /// Element userdata (nft marks an interval that runs to the end of the key space with
     /// NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN).
     var userdata: [UInt8]? = nil
+    /// The element's `counter` (packets, bytes), in a set declared with `counter`.
+    var counter: (packets: UInt64, bytes: UInt64)? = nil
+
+    static func == (a: KernelElement, b: KernelElement) -> Bool {
+        a.key == b.key && a.keyEnd == b.keyEnd && a.data == b.data && a.intervalEnd == b.intervalEnd
+            && a.userdata == b.userdata && a.counter?.packets == b.counter?.packets && a.counter?.bytes == b.counter?.bytes
+    }
 }
 
 /// Encoded elements of a plain set or map, back to back in one buffer.

@@ -107,6 +107,7 @@ enum Lower {
             withBytes(lens) { _ = nftnl_set_set_data(ns.raw, A(NFTNL_SET_DESC_CONCAT), $0, $1) }
         }
         if let t = s.timeoutSeconds { nftnl_set_set_u64(ns.raw, A(NFTNL_SET_TIMEOUT), UInt64(t) * 1000) }
+        if s.counter { try ns.addCounterExpression() }
         let udata = try SetUserdata.encode(s, key: key, data: data)
         withBytes(udata) { _ = nftnl_set_set_data(ns.raw, A(NFTNL_SET_USERDATA), $0, $1) }
         return ns

@@ -55,6 +55,9 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable, Equatable 
         return s
     }
 
+    /// The kernel has no such table, chain, set or element (`ENOENT`).
+    public var isNotFound: Bool { errno == ENOENT }
+
     static func unsupported(_ what: String) -> NetlinkError {
         NetlinkError(kind: .unsupported, operation: "lowering", detail: what)
     }

@@ -62,6 +62,13 @@ final class NftnlSet {
         if let userdata { withBytes(userdata) { _ = nftnl_set_elem_set(e, A(NFTNL_SET_ELEM_USERDATA), $0, $1) } }
         nftnl_set_elem_add(raw, e)
     }
+
+    /// `counter` in the declaration: the set's one stateful expression (NFTA_SET_EXPR), as
+    /// nft 1.0.6 sends a single set statement. The set owns it.
+    func addCounterExpression() throws {
+        let e = try cAlloc("nftnl_expr_alloc(counter)") { nftnl_expr_alloc("counter") }
+        nftnl_set_set_data(raw, A(NFTNL_SET_EXPR), UnsafeRawPointer(e), 0)
+    }
 }
 
 /// An owned `struct nftnl_set_elems_iter`.

@@ -195,7 +195,8 @@ struct RuleParser {
             let decl = try types.set(set)
             let key = try key(at: try word(sregKey), fieldsOf: decl.key)
             let data = try sregData.map { try self.key(at: try word($0), fieldsOf: decl.data ?? []) }
-            emit(.update(set: set, key: key, timeoutSeconds: timeout.map { UInt32($0 / 1000) }, data: data))
+            // The kernel dumps a timeout of 0 for an update that sets none.
+            emit(.update(set: set, key: key, timeoutSeconds: timeout.flatMap { $0 == 0 ? nil : UInt32($0 / 1000) }, data: data))
         case .metaSet(let sreg, let key):
             guard key == MetaKey.mark.kernelKey, case .expr(.meta(.mark))? = regs[try word(sreg)],
                   let m = masks[try word(sreg)], m.mask.count == 4 else { throw ForeignContent(what: "meta set") }

@@ -34,6 +34,17 @@ struct ReadBack {
         return ReadBackResult(table: table, foreign: foreign)
     }
 
+    /// The per-element counters of a set declared with `counter`, by key.
+    func counters(_ family: Family, _ table: String, set: SetDecl) throws -> [[Datum]: ElementCounter] {
+        let decoder = try ElementDecoder(set, types: TypeContext([set]))
+        var out: [[Datum]: ElementCounter] = [:]
+        for e in try dumpElements(family, table, set.name) {
+            guard let c = e.counter, let key = decoder.key(e) else { continue }
+            out[key] = ElementCounter(packets: c.packets, bytes: c.bytes)
+        }
+        return out
+    }
+
     /// The elements of one set or map (e.g. a dynamic map the datapath fills).
     func elements(_ family: Family, _ table: String, set: SetDecl) throws -> ElementMap {
         try elements(family, table, set, types: TypeContext([set])).0
@@ -93,6 +104,7 @@ struct ReadBack {
             if nftnl_set_is_set(s.raw, A(NFTNL_SET_TIMEOUT)) {
                 decl.timeoutSeconds = UInt32(nftnl_set_get_u64(s.raw, A(NFTNL_SET_TIMEOUT)) / 1000)
             }
+            decl.counter = nftnl_set_is_set(s.raw, A(NFTNL_SET_EXPR)) || nftnl_set_is_set(s.raw, A(NFTNL_SET_EXPRESSIONS))
             if nftnl_set_is_set(s.raw, A(NFTNL_SET_DESC_SIZE)) {
                 let size = nftnl_set_get_u32(s.raw, A(NFTNL_SET_DESC_SIZE))
                 if size != 0 { decl.size = size }
@@ -173,12 +185,23 @@ struct ReadBack {
                                          keyEnd: elemBytes(elem, NFTNL_SET_ELEM_KEY_END),
                                          data: elemBytes(elem, NFTNL_SET_ELEM_DATA),
                                          intervalEnd: nftnl_set_elem_is_set(elem, A(NFTNL_SET_ELEM_FLAGS))
-                                             && nftnl_set_elem_get_u32(elem, A(NFTNL_SET_ELEM_FLAGS)) & 1 != 0))
+                                             && nftnl_set_elem_get_u32(elem, A(NFTNL_SET_ELEM_FLAGS)) & 1 != 0,
+                                         counter: elementCounter(elem)))
                 e = nftnl_set_elems_iter_next(it.raw)
             }
         }
         return raw
     }
+}
+
+/// The `counter` expression of a dumped element, if it has one.
+private func elementCounter(_ e: OpaquePointer) -> (packets: UInt64, bytes: UInt64)? {
+    guard nftnl_set_elem_is_set(e, A(NFTNL_SET_ELEM_EXPR)) else { return nil }
+    var len: UInt32 = 0
+    guard let p = nftnl_set_elem_get(e, A(NFTNL_SET_ELEM_EXPR), &len) else { return nil }
+    let expr = OpaquePointer(p)
+    guard String(cString: nftnl_expr_get_str(expr, A(NFTNL_EXPR_NAME))) == "counter" else { return nil }
+    return (nftnl_expr_get_u64(expr, A(NFTNL_EXPR_CTR_PACKETS)), nftnl_expr_get_u64(expr, A(NFTNL_EXPR_CTR_BYTES)))
 }
 
 private func elemBytes(_ e: OpaquePointer, _ attr: Int) -> [UInt8]? {
@@ -241,6 +264,9 @@ struct ElementDecoder {
         }
         return (out, foreign)
     }
+
+    /// The key of one element of a set without intervals.
+    func key(_ e: KernelElement) -> [Datum]? { decodeKey(e.key, e.keyEnd) }
 
     private func decodeKey(_ first: [UInt8], _ last: [UInt8]?) -> [Datum]? {
         var out: [Datum] = []
@@ -305,6 +331,11 @@ extension NetlinkSocket {
                 attempt += 1
             }
         }
+    }
+
+    /// Reads the element counters of a set declared with `counter` (one dump).
+    public func readCounters(_ family: Family, _ table: String, set: SetDecl) throws -> [[Datum]: ElementCounter] {
+        try ReadBack(socket: self).counters(family, table, set: set)
     }
 
     /// Reads the current elements of one set or map over netlink.

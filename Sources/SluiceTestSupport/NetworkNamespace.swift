@@ -141,3 +141,20 @@ public func withNetworkNamespace<T>(label: String = "t", _ body: (NetworkNamespa
     defer { ns.close() }
     return try await body(ns)
 }
+
+extension NetworkNamespace {
+    /// `nft list table <family> sluice` without the connection-counter sets, whose elements
+    /// (addresses that saw traffic, for up to an hour) are runtime state, not configuration.
+    public func sluiceTableListing(family: String = "ip") throws -> String {
+        let text = try run(["nft", "list", "table", family, "sluice"]).stdout
+        var out: [Substring] = []
+        var skipping = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t == "set service-connections {" || t == "set endpoint-connections {" { skipping = true }
+            if !skipping { out.append(line) }
+            if skipping && t == "}" { skipping = false }
+        }
+        return out.joined(separator: "\n")
+    }
+}

@@ -441,7 +441,7 @@ struct DaemonAPISourceTests {
         let client = try KubeAPIClient(configuration: KubeClientConfiguration(server: server.url))
         var reflectorOptions = ReflectorOptions()
         reflectorOptions.useWatchList = watchList
-        func table() throws -> String { try rig.node.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout }
+        func table() throws -> String { try rig.node.sluiceTableListing() }
         do {
             _ = try server.create(service("web", clusterIP: "10.96.0.10"))
             _ = try server.create(slice("web-1", service: "web", addresses: ["10.77.0.2"]))
@@ -499,7 +499,7 @@ struct DaemonAPISourceTests {
         }
         func labelled(_ s: Service, _ name: String) -> Service { var o = s; label(&o.metadata, name); return o }
         func labelled(_ s: EndpointSlice, _ name: String) -> EndpointSlice { var o = s; label(&o.metadata, name); return o }
-        func table() throws -> String { try ns.run(["nft", "list", "table", "ip", "sluice"]).stdout }
+        func table() throws -> String { try ns.sluiceTableListing() }
         do {
             _ = try server.create(service("kube", clusterIP: "10.96.0.10"))
             _ = try server.create(slice("kube-1", service: "kube", addresses: ["10.244.1.1"]))
