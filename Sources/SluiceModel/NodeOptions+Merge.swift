@@ -38,6 +38,7 @@ extension NodeOptions {
             var honoured = NodeOptionFlags(hostnameOverride: flags.hostnameOverride, nodeIPs: flags.nodeIPs,
                                            serviceNodePortRange: flags.serviceNodePortRange, master: flags.master)
             honoured.serviceProxyName = flags.serviceProxyName
+            honoured.allowExternalIPs = flags.allowExternalIPs
             let (options, diagnostics) = merge(config: nil, flags: honoured, systemHostname: systemHostname)
             return (options, loadDiagnostics + diagnostics)
         }
@@ -90,6 +91,7 @@ struct NodeOptionsParser {
         if let d = parseDuration(raw.configSyncPeriod, positive: true) { o.configSyncPeriod = d }
         o.featureGates = raw.featureGates
         if let text = raw.featureGatesText { o.featureGates = parseFeatureGates(text) }
+        (o.allowExternalIPs, o.allowExternalIPsSetting) = allowExternalIPs(raw, gates: o.featureGates)
         o.kubeconfig = raw.kubeconfig.flatMap { $0.isEmpty ? nil : $0 }
         o.master = raw.master.flatMap { $0.isEmpty ? nil : $0 }
         return o
@@ -186,6 +188,19 @@ struct NodeOptionsParser {
         }
         return d
     }
+
+    /// `--allow-external-ips` if given, else the feature gate `AllowServiceExternalIPs`
+    /// (config file or `--feature-gates`), else true; with the name of the deciding setting.
+    private func allowExternalIPs(_ raw: RawNodeOptions, gates: [String: Bool]) -> (Bool, String) {
+        if let flag = raw.allowExternalIPs { return (flag.value, flag.field) }
+        let gate = Self.allowExternalIPsGate
+        let setting = raw.featureGatesText != nil ? "--feature-gates \(gate)" : "featureGates.\(gate)"
+        if let value = gates[gate] { return (value, setting) }
+        return (true, "--allow-external-ips")
+    }
+
+    /// kube-proxy's feature gate for externalIPs (KEP-5707).
+    static let allowExternalIPsGate = "AllowServiceExternalIPs"
 
     private mutating func parseFeatureGates(_ raw: RawSetting<String>) -> [String: Bool] {
         var gates: [String: Bool] = [:]

@@ -95,6 +95,14 @@ public struct NodeOptions: Sendable, Hashable {
     public var kubeconfig: String?
     /// `--master` (overrides the kubeconfig's server).
     public var master: String?
+    /// Sluice's `--allow-external-ips`, else kube-proxy's feature gate `AllowServiceExternalIPs`
+    /// (KEP-5707; default true, to become false): whether Services' `spec.externalIPs` get
+    /// rules. When false they get none at all (LoadBalancer ingress IPs are not affected).
+    public var allowExternalIPs = true
+    /// The setting that decided `allowExternalIPs`, as diagnostics name it:
+    /// `--allow-external-ips`, `featureGates.AllowServiceExternalIPs` or
+    /// `--feature-gates AllowServiceExternalIPs`.
+    public var allowExternalIPsSetting = "--allow-external-ips"
 
     public init(nodeName: String, hostnameOverride: String? = nil, clusterCIDRs: [CIDR] = [],
                 nodePortAddresses: [NodePortAddressSelector] = [], masqueradeAll: Bool = false,
@@ -126,6 +134,12 @@ public struct NodeOptions: Sendable, Hashable {
         self.featureGates = featureGates
         self.kubeconfig = kubeconfig
         self.master = master
+    }
+
+    /// The notice for a Service whose `spec.externalIPs` are ignored (`--allow-external-ips=false`),
+    /// or nil when externalIPs are programmed.
+    public var externalIPsDisabledBy: String? {
+        allowExternalIPs ? nil : "\(allowExternalIPsSetting)=false"
     }
 
     /// `nodePortAddresses`, with the nftables default `[primary]` applied.

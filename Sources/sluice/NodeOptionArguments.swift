@@ -3,7 +3,7 @@ import SluiceModel
 
 /// Node context flags, under kube-proxy's option names.
 struct NodeOptionArguments: ParsableArguments {
-    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip and --service-node-port-range, as in kube-proxy.")
+    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip, --service-node-port-range, --service-proxy-name and --allow-external-ips, as in kube-proxy.")
     var config: String?
 
     @Option(name: .customLong("hostname-override"), help: "This node's name (decides which endpoints are local). Default: the host name.")
@@ -27,6 +27,11 @@ struct NodeOptionArguments: ParsableArguments {
     @Option(name: .customLong("service-proxy-name"), help: "Proxy only Services and EndpointSlices labelled service.kubernetes.io/service-proxy-name=NAME (default: only unlabelled ones, as kube-proxy), so Sluice can run beside kube-proxy.")
     var serviceProxyName: String?
 
+    @Option(name: .customLong("allow-external-ips"),
+            help: ArgumentHelp("Program Services' spec.externalIPs (default true; wins over the AllowServiceExternalIPs feature gate). false: externalIPs get no rules at all and each such Service is reported; LoadBalancer ingress IPs are not affected.",
+                               valueName: "true|false"))
+    var allowExternalIPs: Bool?
+
     @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognized: ClusterCIDR (default), NodeCIDR, BridgeInterface, InterfaceNamePrefix.")
     var detectLocalMode: String?
 
@@ -47,6 +52,7 @@ struct NodeOptionArguments: ParsableArguments {
                         detectLocalMode: detectLocalMode, podBridgeInterface: podBridgeInterface,
                         podInterfaceNamePrefix: podInterfaceNamePrefix)
         f.serviceProxyName = serviceProxyName
+        f.allowExternalIPs = allowExternalIPs
         return f
     }
 }

@@ -87,4 +87,37 @@ struct CLITests {
         #expect(r.stderr.contains("error: "), "\(r.stderr)")
         #expect(r.stdout.contains("table ip sluice"))
     }
+
+    func rulesetArgs(_ set: String) -> [String] {
+        ["--source", Self.root + "/Rulesets/" + set, "--config", Self.root + "/Rulesets/\(set)/kube-proxy-config.yaml"]
+    }
+
+    @Test("--allow-external-ips=false: no rule for the externalIPs, one warning per service; default and =true keep them")
+    func allowExternalIPsFlag() throws {
+        let off = try sluice(["compile", "--allow-external-ips=false"] + rulesetArgs("external-ips"))
+        #expect(off.succeeded, "\(off.stderr)")
+        #expect(off.stdout.contains("table ip sluice") && off.stdout.contains("10.96.0.40"))
+        #expect(!off.stdout.contains("192.168.10.50") && !off.stdout.contains("198.51.100.20"), "\(off.stdout)")
+        #expect(off.stderr.contains("warning: \(Self.root)/Rulesets/external-ips/services.yaml: Service edge/legacy-gateway: "
+            + "spec.externalIPs: 192.168.10.50, 198.51.100.20, 2001:db8::20 ignored: --allow-external-ips=false"), "\(off.stderr)")
+        for on in [["--allow-external-ips", "true"], []] {
+            let r = try sluice(["compile"] + on + rulesetArgs("external-ips"))
+            #expect(r.succeeded && r.stdout.contains("192.168.10.50 . tcp . 80"), "\(r.stderr)")
+            #expect(!r.stderr.contains("spec.externalIPs"), "\(r.stderr)")
+        }
+        let bad = try sluice(["compile", "--allow-external-ips", "maybe"] + rulesetArgs("external-ips"))
+        #expect(!bad.succeeded && bad.stderr.contains("--allow-external-ips"), "\(bad.stderr)")
+    }
+
+    @Test("featureGates.AllowServiceExternalIPs: false in the --config file turns externalIPs off too")
+    func allowExternalIPsConfigFileGate() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-kp-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let text = try String(contentsOfFile: Self.root + "/Rulesets/external-ips/kube-proxy-config.yaml", encoding: .utf8)
+        try (text + "featureGates: {AllowServiceExternalIPs: false}\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try sluice(["compile", "--source", Self.root + "/Rulesets/external-ips", "--config", config])
+        #expect(r.succeeded, "\(r.stderr)")
+        #expect(!r.stdout.contains("192.168.10.50"), "\(r.stdout)")
+        #expect(r.stderr.contains("ignored: featureGates.AllowServiceExternalIPs=false"), "\(r.stderr)")
+    }
 }

@@ -263,3 +263,54 @@ import Testing
         #expect(c6.families.map(\.family) == [.ipv6])
     }
 }
+
+/// `--allow-external-ips` and kube-proxy's feature gate `AllowServiceExternalIPs` (KEP-5707).
+@Suite struct AllowExternalIPsOptionTests {
+    func config(_ extra: String) throws -> KubeProxyConfiguration {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" + extra
+        return try #require(KubeProxyConfiguration.parse(text: text, file: "kp.yaml").0)
+    }
+
+    @Test func onByDefault() {
+        let (o, d) = NodeOptions.merge(config: nil, flags: NodeOptionFlags(), systemHostname: "h")
+        #expect(o.allowExternalIPs && o.externalIPsDisabledBy == nil && d.isEmpty)
+    }
+
+    @Test func flagTurnsThemOff() {
+        var flags = NodeOptionFlags()
+        flags.allowExternalIPs = false
+        let (o, d) = NodeOptions.merge(config: nil, flags: flags, systemHostname: "h")
+        #expect(!o.allowExternalIPs)
+        #expect(o.externalIPsDisabledBy == "--allow-external-ips=false")
+        #expect(d.isEmpty)
+    }
+
+    @Test("the config file's featureGates.AllowServiceExternalIPs is the config-file equivalent")
+    func configFileFeatureGate() throws {
+        let c = try config("featureGates: {AllowServiceExternalIPs: false}\n")
+        let (o, d) = NodeOptions.merge(config: c, configFile: "kp.yaml", flags: NodeOptionFlags(config: "kp.yaml"),
+                                       systemHostname: "h")
+        #expect(!o.allowExternalIPs && d.isEmpty)
+        #expect(o.externalIPsDisabledBy == "featureGates.AllowServiceExternalIPs=false")
+        let on = try config("featureGates: {AllowServiceExternalIPs: true}\n")
+        #expect(NodeOptions.merge(config: on, flags: NodeOptionFlags(), systemHostname: "h").0.allowExternalIPs)
+    }
+
+    @Test("--allow-external-ips is honoured with --config and wins over the gate, without an 'ignored' warning")
+    func flagWinsOverTheConfigFileGate() throws {
+        let c = try config("featureGates: {AllowServiceExternalIPs: false}\n")
+        var flags = NodeOptionFlags(config: "kp.yaml")
+        flags.allowExternalIPs = true
+        let (o, d) = NodeOptions.merge(config: c, configFile: "kp.yaml", flags: flags, systemHostname: "h")
+        #expect(o.allowExternalIPs && d.isEmpty)
+        flags.allowExternalIPs = false
+        let (off, _) = NodeOptions.merge(config: try config("mode: nftables\n"), flags: flags, systemHostname: "h")
+        #expect(off.externalIPsDisabledBy == "--allow-external-ips=false")
+    }
+
+    @Test func featureGatesFlagWithoutConfig() {
+        let flags = NodeOptionFlags(featureGates: "AllowServiceExternalIPs=false")
+        let (o, d) = NodeOptions.merge(config: nil, flags: flags, systemHostname: "h")
+        #expect(o.externalIPsDisabledBy == "--feature-gates AllowServiceExternalIPs=false" && d.isEmpty)
+    }
+}
