@@ -123,13 +123,16 @@ struct NodeOptionsParser {
                 report(raw.field, "\"\(text.trimmingSpaces)\" is not a CIDR or one of primary, all, localhost")
                 continue
             }
-            if selector == .localhost {
-                report(raw.field, "localhost NodePorts are never served in nftables mode; entry ignored", severity: .warning)
-            }
+            if selector == .localhost { report(raw.field, Self.localhostNotSupported) }
             if !out.contains(selector) { out.append(selector) }
         }
         return out
     }
+
+    /// Why the `localhost` keyword is refused (docs/operations.md, "NodePort addresses").
+    static let localhostNotSupported = "\"localhost\" is not supported: Sluice never serves NodePorts on 127.0.0.1 or ::1 "
+        + "(a DNAT to loopback needs route_localnet, which nftables mode refuses, CVE-2020-8558; kube-proxy 1.37's "
+        + "alpha localhost NodePorts are a userspace TCP forwarder); the entry selects no address"
 
     private mutating func parseNodeIPs(_ raw: RawSetting<[String]>?) -> [IPAddress] {
         guard let raw else { return [] }

@@ -19,7 +19,9 @@ public enum NodePortAddressSelector: Sendable, Hashable, Codable, CustomStringCo
     /// Every local address of both families (the `all` keyword; `0.0.0.0/0` / `::/0` are
     /// kept as `.cidr` and mean "all" for their family only).
     case all
-    /// `127.0.0.0/8`, `::1/128`: never DNATed in nftables mode, accepted and ignored.
+    /// The `localhost` keyword (kube-proxy 1.37, KEP-6032: NodePorts on 127.0.0.1 and ::1
+    /// through a userspace forwarder). Parsed, reported as not supported, and selects no
+    /// address: Sluice never serves NodePorts on loopback (neither do `127.0.0.0/8` or `::1/128`).
     case localhost
     /// The node's addresses inside this CIDR.
     case cidr(CIDR)

@@ -12,7 +12,7 @@ struct NodeOptionArguments: ParsableArguments {
     @Option(name: .customLong("cluster-cidr"), help: "Pod network CIDRs, comma separated, at most one per family. Traffic from outside them to a ClusterIP is masqueraded.")
     var clusterCIDR: String?
 
-    @Option(name: .customLong("nodeport-addresses"), help: "CIDRs, or 'primary', selecting the node addresses that accept NodePorts (repeatable or comma separated). Default: primary (the node's InternalIPs). 0.0.0.0/0 and ::/0 mean every local address.")
+    @Option(name: .customLong("nodeport-addresses"), help: "CIDRs, 'primary' or 'all', selecting the node addresses that accept NodePorts (repeatable or comma separated). Default: primary (the node's InternalIPs). 'all' means every local address of both families, 0.0.0.0/0 and ::/0 every local address of theirs. 'localhost' is refused (no NodePorts on loopback).")
     var nodePortAddresses: [String] = []
 
     @Flag(name: .customLong("masquerade-all"), help: "Masquerade all traffic to ClusterIPs.")

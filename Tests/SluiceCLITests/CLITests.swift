@@ -120,4 +120,16 @@ struct CLITests {
         #expect(!r.stdout.contains("192.168.10.50"), "\(r.stdout)")
         #expect(r.stderr.contains("ignored: featureGates.AllowServiceExternalIPs=false"), "\(r.stderr)")
     }
+
+    @Test("--nodeport-addresses all matches every local address; localhost is an error naming the flag and the reason")
+    func nodePortAddressKeywords() throws {
+        let base = ["compile", "--source", Self.root + "/Rulesets/nodeport", "--hostname-override", "node-a"]
+        let all = try sluice(base + ["--nodeport-addresses", "all"])
+        #expect(all.succeeded && !all.stderr.contains("error:"), "\(all.stderr)")
+        #expect(all.stdout.contains("fib daddr type local") && !all.stdout.contains("nodeport-ips"), "\(all.stdout)")
+        let local = try sluice(base + ["--nodeport-addresses", "localhost,primary"])
+        #expect(local.stderr.contains("error: --nodeport-addresses: \"localhost\" is not supported: "), "\(local.stderr)")
+        #expect(local.stderr.contains("route_localnet"), "\(local.stderr)")
+        #expect(local.stdout.contains("192.168.10.11") && !local.stdout.contains("127.0.0.1"), "\(local.stdout)")
+    }
 }

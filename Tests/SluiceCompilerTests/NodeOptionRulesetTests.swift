@@ -77,3 +77,38 @@ struct ExternalIPsSwitchTests {
         #expect(go("1.2.3.4").map { $0.dnat?.address } == [IPAddress("10.180.0.2")!.datum])
     }
 }
+
+/// `--nodeport-addresses all` is the match-every-local-address mode of
+/// `Rulesets/nodeport-all-addresses` (which spells it `0.0.0.0/0`).
+struct NodePortAddressesAllTests {
+    static let set = "nodeport-all-addresses"
+
+    @Test("nodePortAddresses: [all] compiles the reviewed nodeport-all-addresses golden")
+    func allIsTheMatchAllGolden() throws {
+        let path = try #require(RulesetDirectory.config(Self.set))
+        var config = try #require(KubeProxyConfiguration.load(path: path).0)
+        #expect(config.nodePortAddresses == ["0.0.0.0/0"])
+        config.nodePortAddresses = ["all"]
+        let (options, diagnostics) = NodeOptions.merge(config: config, configFile: path, flags: NodeOptionFlags(config: path),
+                                                       systemHostname: "golden-node")
+        #expect(diagnostics.isEmpty)
+        let objects = ManifestLoader().load(paths: [RulesetDirectory.path(Self.set)]).objects
+        let r = Pipeline.compile(objects: objects, options: options)
+        let golden = try String(contentsOfFile: RulesetDirectory.path(Self.set) + "/expected.nft", encoding: .utf8)
+        #expect(NftScript.render(r.ruleset) == golden)
+        #expect(r.ruleset.table(.ip, Layout.tableName)?.set(named: "nodeport-ips") == nil)
+    }
+
+    @Test("--nodeport-addresses all differs from the default (primary) only in how node addresses match")
+    func allFromTheFlagUsesFib() throws {
+        let dir = RulesetDirectory.path("nodeport")
+        let all = Pipeline.compile(sources: [dir], flags: NodeOptionFlags(hostnameOverride: "node-a", nodePortAddresses: ["all"]))
+        let primary = Pipeline.compile(sources: [dir], flags: NodeOptionFlags(hostnameOverride: "node-a"))
+        let allTable = try #require(all.ruleset.table(.ip, Layout.tableName))
+        let primaryTable = try #require(primary.ruleset.table(.ip, Layout.tableName))
+        #expect(allTable.set(named: "nodeport-ips") == nil && primaryTable.set(named: "nodeport-ips") != nil)
+        #expect(NftScript.render(all.ruleset).contains("fib daddr type local"))
+        #expect(!NftScript.render(primary.ruleset).contains("fib daddr type local"))
+        #expect(all.diagnostics.filter(\.isError).isEmpty)
+    }
+}

@@ -314,3 +314,53 @@ import Testing
         #expect(o.externalIPsDisabledBy == "--feature-gates AllowServiceExternalIPs=false" && d.isEmpty)
     }
 }
+
+/// `--nodeport-addresses` keywords: `primary`, `all` (every local address) and `localhost`
+/// (kube-proxy 1.37's alpha localhost NodePorts, which Sluice refuses).
+@Suite struct NodePortAddressKeywordTests {
+    @Test func keywordsParseCaseInsensitively() {
+        #expect(NodePortAddressSelector(" ALL ") == .all)
+        #expect(NodePortAddressSelector("Localhost") == .localhost)
+        #expect(NodePortAddressSelector("primary") == .primary)
+        #expect(NodePortAddressSelector("everything") == nil)
+        #expect(NodePortAddressSelector("127.0.0.1") == nil)
+    }
+
+    @Test("all is every local address of both families")
+    func allFromTheFlag() {
+        let (o, d) = NodeOptions.merge(config: nil, flags: NodeOptionFlags(nodePortAddresses: ["all"]), systemHostname: "h")
+        #expect(o.nodePortAddresses == [.all] && d.isEmpty)
+        let (c, _) = NodeContext.resolve(options: o, node: nil, serviceCIDRs: [], serviceFamilies: [.ipv4, .ipv6])
+        #expect(c.families.map(\.family) == [.ipv4, .ipv6])
+        #expect(c.families.allSatisfy { $0.nodePortAddresses == .all })
+    }
+
+    @Test("localhost from a flag: an error naming the flag and the reason; it selects no address (never primary)")
+    func localhostFromTheFlag() {
+        let (o, d) = NodeOptions.merge(config: nil, flags: NodeOptionFlags(nodePortAddresses: ["localhost"]), systemHostname: "h")
+        #expect(d.count == 1)
+        #expect(d.first?.isError == true)
+        let line = d.first?.description ?? ""
+        #expect(line.hasPrefix("--nodeport-addresses: \"localhost\" is not supported: "), "\(line)")
+        #expect(line.contains("route_localnet") && line.contains("127.0.0.1"), "\(line)")
+        #expect(o.effectiveNodePortAddresses == [.localhost])
+        var withIP = o
+        withIP.nodeIPs = [ip("192.168.10.11")]
+        let (c, _) = NodeContext.resolve(options: withIP, node: nil, serviceCIDRs: [])
+        #expect(c.context(for: .ipv4)?.nodePortAddresses == .ips([]))
+    }
+
+    @Test("localhost in the config file: the error names the file and field; other entries still apply")
+    func localhostFromTheConfigFile() throws {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nnodePortAddresses: [localhost, primary]\n"
+        let config = try #require(KubeProxyConfiguration.parse(text: text, file: "kp.yaml").0)
+        let (merged, d) = NodeOptions.merge(config: config, configFile: "kp.yaml", flags: NodeOptionFlags(), systemHostname: "h")
+        #expect(d.map(\.description) == ["kp.yaml: KubeProxyConfiguration: nodePortAddresses: "
+                                          + NodeOptionsParser.localhostNotSupported])
+        #expect(d.allSatisfy { $0.isError })
+        var o = merged
+        o.nodeIPs = [ip("192.168.10.11")]
+        let (c, _) = NodeContext.resolve(options: o, node: nil, serviceCIDRs: [])
+        #expect(c.context(for: .ipv4)?.nodePortAddresses == .ips([ip("192.168.10.11")]))
+    }
+}
