@@ -132,4 +132,29 @@ struct CLITests {
         #expect(local.stderr.contains("route_localnet"), "\(local.stderr)")
         #expect(local.stdout.contains("192.168.10.11") && !local.stdout.contains("127.0.0.1"), "\(local.stdout)")
     }
+
+    @Test("--generate-completion-script: bash, zsh and fish scripts name the subcommands and complete fixed choices",
+          arguments: ["bash", "zsh", "fish"])
+    func completionScripts(_ shell: String) throws {
+        let r = try sluice(["--generate-completion-script", shell])
+        #expect(r.succeeded, "\(r.stderr)")
+        // Option names without their dashes: fish spells them `-l 'source'`.
+        for word in ["sluice", "compile", "diff", "explain", "apply", "cleanup", "run", "source", "allow-external-ips",
+                     "nodeport-addresses", "ls /run/netns", "ls /sys/class/net"] {
+            #expect(r.stdout.contains(word), "\(shell) completion lacks \(word)")
+        }
+        for values in [["primary", "all"], ["true", "false"], ["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"],
+                       ["nft", "iptables"], ["text", "json"]] {
+            #expect(r.stdout.contains(Self.choiceList(values, shell: shell)), "\(shell) completion does not offer \(values)")
+        }
+    }
+
+    /// How each shell's generated script spells a fixed list of option values.
+    static func choiceList(_ values: [String], shell: String) -> String {
+        switch shell {
+        case "bash": values.map { "'\($0)'" }.joined(separator: "$'\\n'")
+        case "zsh": "(" + values.map { "'\($0)'" }.joined(separator: " ") + ")"
+        default: "'" + values.joined(separator: " ") + "'"
+        }
+    }
 }
