@@ -138,8 +138,9 @@ public struct NodeOptions: Sendable, Hashable {
         self.master = master
     }
 
-    /// The notice for a Service whose `spec.externalIPs` are ignored (`--allow-external-ips=false`),
-    /// or nil when externalIPs are programmed.
+    /// The setting that turned externalIPs off, as each affected Service's warning names it
+    /// (`--allow-external-ips=false`, `featureGates.AllowServiceExternalIPs=false`), or nil
+    /// when externalIPs are programmed.
     public var externalIPsDisabledBy: String? {
         allowExternalIPs ? nil : "\(allowExternalIPsSetting)=false"
     }
