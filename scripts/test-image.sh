@@ -5,7 +5,8 @@
 # and a private mount namespace with /proc mounted in that root (as a container runtime
 # would: Swift reads its arguments from /proc/self/cmdline), runs the image's own binary
 # chrooted into it: `sluice apply` on the demo manifests (copied into the root), again (no
-# change), `sluice --version`, `sluice cleanup`. The table is checked from outside the chroot
+# change), `sluice --version`, `sluice cleanup`, and `sluice --generate-completion-script`
+# for each shell, which must equal the completion script installed in the image. The table is checked from outside the chroot
 # with the host's nft, in the same namespace. The root namespace's firewall, routes and
 # interfaces are never touched. `podman run` cannot start containers in this sandbox (crun:
 # setrlimit EPERM), hence chroot.
@@ -61,14 +62,27 @@ root=$(bah mount "$ctr")
 entrypoint=$(bah inspect --type container --format '{{.OCIv1.Config.Entrypoint}}' "$ctr")
 [ "$entrypoint" = '[/usr/local/bin/sluice]' ] || fail "entrypoint is $entrypoint"
 
-# The image holds the binary, shared libraries (and the loader) and the CA bundle: nothing else.
+# The image holds the binary, shared libraries (and the loader), the CA bundle and the
+# completion scripts: nothing else.
+declare -A completions=(
+  [bash]=/usr/share/bash-completion/completions/sluice
+  [zsh]=/usr/share/zsh/vendor-completions/_sluice
+  [fish]=/usr/share/fish/vendor_completions.d/sluice.fish
+)
 files=$(cd "$root" && find . ! -type d | sed 's|^\./|/|' | sort)
 echo "test-image.sh: image files:"
 sed 's/^/  /' <<<"$files"
-others=$(grep -vxE '/usr/local/bin/sluice|/etc/ssl/certs/ca-certificates\.crt|/(usr/)?lib(64|/x86_64-linux-gnu|/aarch64-linux-gnu)?/[^/]+\.so(\.[0-9]+)*' <<<"$files" || true)
+others=$(grep -vxE '/usr/local/bin/sluice|/etc/ssl/certs/ca-certificates\.crt|/(usr/)?lib(64|/x86_64-linux-gnu|/aarch64-linux-gnu)?/[^/]+\.so(\.[0-9]+)*|/usr/share/bash-completion/completions/sluice|/usr/share/zsh/vendor-completions/_sluice|/usr/share/fish/vendor_completions\.d/sluice\.fish' <<<"$files" || true)
 [ -z "$others" ] || fail "unexpected files in the image: $others"
 for name in sh bash dash busybox nft; do
   [ -z "$(find "$root" -name "$name")" ] || fail "the image contains $name"
+done
+for shell in bash zsh fish; do
+  script="$root${completions[$shell]}"
+  [ -s "$script" ] || fail "the image has no (or an empty) $shell completion script at ${completions[$shell]}"
+  for word in compile apply explain cleanup run; do
+    grep -qw -- "$word" "$script" || fail "the $shell completion script never names '$word'"
+  done
 done
 
 # What a container runtime provides: a /proc mount point. The demo manifests go in beside.
@@ -98,6 +112,14 @@ done
 
 out=$(in_image apply "${demo[@]}") || fail "second sluice apply in the image failed: $out"
 [ "$out" = "no change: nothing sent" ] || fail "second sluice apply printed '$out'"
+
+for shell in bash zsh fish; do
+  in_image --generate-completion-script "$shell" >"$work/completion.$shell" \
+    || fail "sluice --generate-completion-script $shell in the image failed"
+  cmp -s "$work/completion.$shell" "$root${completions[$shell]}" \
+    || fail "${completions[$shell]} in the image is not what the image's sluice generates for $shell"
+done
+echo "test-image.sh: completion scripts: $(for s in bash zsh fish; do printf '%s ' "${completions[$s]}"; done)"
 
 printed=$(in_image --version) || fail "sluice --version in the image failed"
 [ "$printed" = "$version" ] || fail "sluice --version prints '$printed' in an image tagged sluice:$version"

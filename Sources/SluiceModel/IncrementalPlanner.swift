@@ -256,7 +256,8 @@ public struct IncrementalPlanner: Sendable {
     /// Validates the named Services again; claims follow the validated versions. Returns
     /// the versions validated before.
     private mutating func revalidateServices(_ names: [ServiceName], _ out: inout Changes) -> [ServiceName: ValidatedService] {
-        let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs)
+        let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs,
+                                         externalIPsDisabledBy: options.externalIPsDisabledBy)
         var previous: [ServiceName: ValidatedService] = [:]
         for name in names {
             let key = ProxyObjectKey(kind: .service, namespace: name.namespace, name: name.name)

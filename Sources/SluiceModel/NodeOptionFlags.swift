@@ -45,6 +45,9 @@ public struct NodeOptionFlags: Sendable, Hashable {
     public var master: String?
     /// `--service-proxy-name` (Sluice; honoured even with `--config`).
     public var serviceProxyName: String? = nil
+    /// `--allow-external-ips` (Sluice; honoured even with `--config`, and wins over the
+    /// `AllowServiceExternalIPs` feature gate).
+    public var allowExternalIPs: Bool? = nil
 
     public init(config: String? = nil, hostnameOverride: String? = nil, clusterCIDR: String? = nil,
                 nodePortAddresses: [String]? = nil, masqueradeAll: Bool? = nil, masqueradeBit: Int? = nil,
@@ -132,6 +135,8 @@ struct RawNodeOptions: Sendable {
     var featureGatesText: RawSetting<String>?
     var kubeconfig: String?
     var master: String?
+    /// `--allow-external-ips` (the feature gate `AllowServiceExternalIPs` is read from the gates).
+    var allowExternalIPs: RawSetting<Bool>?
 }
 
 extension RawNodeOptions {
@@ -200,5 +205,6 @@ extension RawNodeOptions {
         master = f.master
         if !f.nodeIPs.isEmpty { nodeIPs = RawSetting(value: f.nodeIPs, field: "--node-ip") }
         nodePortRange = f.serviceNodePortRange.map { RawSetting(value: $0, field: "--service-node-port-range") }
+        allowExternalIPs = f.allowExternalIPs.map { RawSetting(value: $0, field: "--allow-external-ips") }
     }
 }

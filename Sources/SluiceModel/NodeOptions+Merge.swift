@@ -38,6 +38,7 @@ extension NodeOptions {
             var honoured = NodeOptionFlags(hostnameOverride: flags.hostnameOverride, nodeIPs: flags.nodeIPs,
                                            serviceNodePortRange: flags.serviceNodePortRange, master: flags.master)
             honoured.serviceProxyName = flags.serviceProxyName
+            honoured.allowExternalIPs = flags.allowExternalIPs
             let (options, diagnostics) = merge(config: nil, flags: honoured, systemHostname: systemHostname)
             return (options, loadDiagnostics + diagnostics)
         }
@@ -90,6 +91,7 @@ struct NodeOptionsParser {
         if let d = parseDuration(raw.configSyncPeriod, positive: true) { o.configSyncPeriod = d }
         o.featureGates = raw.featureGates
         if let text = raw.featureGatesText { o.featureGates = parseFeatureGates(text) }
+        (o.allowExternalIPs, o.allowExternalIPsSetting) = allowExternalIPs(raw, gates: o.featureGates)
         o.kubeconfig = raw.kubeconfig.flatMap { $0.isEmpty ? nil : $0 }
         o.master = raw.master.flatMap { $0.isEmpty ? nil : $0 }
         return o
@@ -121,13 +123,16 @@ struct NodeOptionsParser {
                 report(raw.field, "\"\(text.trimmingSpaces)\" is not a CIDR or one of primary, all, localhost")
                 continue
             }
-            if selector == .localhost {
-                report(raw.field, "localhost NodePorts are never served in nftables mode; entry ignored", severity: .warning)
-            }
+            if selector == .localhost { report(raw.field, Self.localhostNotSupported) }
             if !out.contains(selector) { out.append(selector) }
         }
         return out
     }
+
+    /// Why the `localhost` keyword is refused (docs/operations.md, "NodePort addresses").
+    static let localhostNotSupported = "\"localhost\" is not supported: Sluice never serves NodePorts on 127.0.0.1 or ::1 "
+        + "(a DNAT to loopback needs route_localnet, which nftables mode refuses, CVE-2020-8558; kube-proxy 1.37's "
+        + "alpha localhost NodePorts are a userspace TCP forwarder); the entry selects no address"
 
     private mutating func parseNodeIPs(_ raw: RawSetting<[String]>?) -> [IPAddress] {
         guard let raw else { return [] }
@@ -186,6 +191,19 @@ struct NodeOptionsParser {
         }
         return d
     }
+
+    /// `--allow-external-ips` if given, else the feature gate `AllowServiceExternalIPs`
+    /// (config file or `--feature-gates`), else true; with the name of the deciding setting.
+    private func allowExternalIPs(_ raw: RawNodeOptions, gates: [String: Bool]) -> (Bool, String) {
+        if let flag = raw.allowExternalIPs { return (flag.value, flag.field) }
+        let gate = Self.allowExternalIPsGate
+        let setting = raw.featureGatesText != nil ? "--feature-gates \(gate)" : "featureGates.\(gate)"
+        if let value = gates[gate] { return (value, setting) }
+        return (true, "--allow-external-ips")
+    }
+
+    /// kube-proxy's feature gate for externalIPs (KEP-5707).
+    static let allowExternalIPsGate = "AllowServiceExternalIPs"
 
     private mutating func parseFeatureGates(_ raw: RawSetting<String>) -> [String: Bool] {
         var gates: [String: Bool] = [:]

@@ -19,7 +19,9 @@ public enum NodePortAddressSelector: Sendable, Hashable, Codable, CustomStringCo
     /// Every local address of both families (the `all` keyword; `0.0.0.0/0` / `::/0` are
     /// kept as `.cidr` and mean "all" for their family only).
     case all
-    /// `127.0.0.0/8`, `::1/128`: never DNATed in nftables mode, accepted and ignored.
+    /// The `localhost` keyword (kube-proxy 1.37, KEP-6032: NodePorts on 127.0.0.1 and ::1
+    /// through a userspace forwarder). Parsed, reported as not supported, and selects no
+    /// address: Sluice never serves NodePorts on loopback (neither do `127.0.0.0/8` or `::1/128`).
     case localhost
     /// The node's addresses inside this CIDR.
     case cidr(CIDR)
@@ -95,6 +97,14 @@ public struct NodeOptions: Sendable, Hashable {
     public var kubeconfig: String?
     /// `--master` (overrides the kubeconfig's server).
     public var master: String?
+    /// Sluice's `--allow-external-ips`, else kube-proxy's feature gate `AllowServiceExternalIPs`
+    /// (KEP-5707; default true, to become false): whether Services' `spec.externalIPs` get
+    /// rules. When false they get none at all (LoadBalancer ingress IPs are not affected).
+    public var allowExternalIPs = true
+    /// The setting that decided `allowExternalIPs`, as diagnostics name it:
+    /// `--allow-external-ips`, `featureGates.AllowServiceExternalIPs` or
+    /// `--feature-gates AllowServiceExternalIPs`.
+    public var allowExternalIPsSetting = "--allow-external-ips"
 
     public init(nodeName: String, hostnameOverride: String? = nil, clusterCIDRs: [CIDR] = [],
                 nodePortAddresses: [NodePortAddressSelector] = [], masqueradeAll: Bool = false,
@@ -126,6 +136,13 @@ public struct NodeOptions: Sendable, Hashable {
         self.featureGates = featureGates
         self.kubeconfig = kubeconfig
         self.master = master
+    }
+
+    /// The setting that turned externalIPs off, as each affected Service's warning names it
+    /// (`--allow-external-ips=false`, `featureGates.AllowServiceExternalIPs=false`), or nil
+    /// when externalIPs are programmed.
+    public var externalIPsDisabledBy: String? {
+        allowExternalIPs ? nil : "\(allowExternalIPsSetting)=false"
     }
 
     /// `nodePortAddresses`, with the nftables default `[primary]` applied.

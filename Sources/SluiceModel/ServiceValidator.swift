@@ -5,16 +5,23 @@
 /// protocols, duplicate ports, nodePort outside the node-port range, bad affinity timeout,
 /// unknown type / policy values. Entry errors (only the entry is dropped, as kube-proxy does
 /// with an event): bad `externalIPs`, LB ingress IPs and `loadBalancerSourceRanges`.
+/// With externalIPs disabled (`--allow-external-ips=false`) a Service's `spec.externalIPs`
+/// are left out whole, with one warning, as if the field were empty.
 public struct ServiceValidator: Sendable {
     /// `--service-node-port-range`.
     public var nodePortRange: PortRange
     /// Every ServiceCIDR (all families). A ClusterIP must lie inside one of its family's
     /// CIDRs when any CIDR of that family is given.
     public var serviceCIDRs: [CIDR]
+    /// nil: `spec.externalIPs` are proxied. Else the setting that turned them off
+    /// (`NodeOptions.externalIPsDisabledBy`, e.g. `--allow-external-ips=false`), named in the warning.
+    public var externalIPsDisabledBy: String?
 
-    public init(nodePortRange: PortRange = .defaultNodePortRange, serviceCIDRs: [CIDR] = []) {
+    public init(nodePortRange: PortRange = .defaultNodePortRange, serviceCIDRs: [CIDR] = [],
+                externalIPsDisabledBy: String? = nil) {
         self.nodePortRange = nodePortRange
         self.serviceCIDRs = serviceCIDRs
+        self.externalIPsDisabledBy = externalIPsDisabledBy
     }
 
     /// `sessionAffinityConfig.clientIP.timeoutSeconds` default and bounds.
@@ -38,7 +45,9 @@ struct ServiceValidationRun {
 
     init(service: Service, file: String?, validator: ServiceValidator) {
         self.service = service
-        self.spec = service.spec
+        var spec = service.spec
+        if validator.externalIPsDisabledBy != nil { spec.externalIPs = nil }
+        self.spec = spec
         self.validator = validator
         self.ctx = DiagnosticContext(file: file, kind: "Service", namespace: service.serviceName.namespace,
                                      name: service.metadata.name)
@@ -73,6 +82,7 @@ struct ServiceValidationRun {
         if type == .loadBalancer && policies.externalLocal {
             guard validateHealthCheckNodePort(&healthCheckNodePort) else { return .rejected }
         }
+        reportIgnoredExternalIPs()
         return .valid(ValidatedService(
             name: service.serviceName, file: ctx.file, type: type, clusterIPs: clusterIPs, ports: ports,
             externalIPs: validExternalIPs(), loadBalancerVIPs: validLoadBalancerVIPs(),
@@ -262,6 +272,14 @@ struct ServiceValidationRun {
         }
         port = UInt16(hc)
         return true
+    }
+
+    /// One warning when externalIPs are disabled and the Service has some (they are left
+    /// out: `spec` has none).
+    private mutating func reportIgnoredExternalIPs() {
+        guard let setting = validator.externalIPsDisabledBy,
+              let ips = service.spec.externalIPs, !ips.isEmpty else { return }
+        warning("spec.externalIPs", "\(ips.joined(separator: ", ")) ignored: \(setting)")
     }
 
     private mutating func validExternalIPs() -> [IPAddress] {

@@ -26,13 +26,13 @@ struct Apply: ParsableCommand {
         --netns NAME programs the network namespace /run/netns/NAME instead of the current one.
         """)
 
-    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).")
+    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).", completion: .file())
     var sources: [String] = []
 
     @Option(help: "nft (netlink, default) or iptables (iptables-restore).")
     var backend: Backend = .nft
 
-    @Option(name: .customLong("netns"), help: "Program this named network namespace.")
+    @Option(name: .customLong("netns"), help: "Program this named network namespace.", completion: .networkNamespaces)
     var netns: String?
 
     @OptionGroup var node: NodeOptionArguments

@@ -31,7 +31,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Run the issue's five scales.")
     var allScales = false
 
-    @Option(help: "A scenario file (benchmarks/scenarios.json): {\"scales\": [\"1000x10\", …]}.")
+    @Option(help: "A scenario file (benchmarks/scenarios.json): {\"scales\": [\"1000x10\", …]}.", completion: .file(extensions: ["json"]))
     var scenarios: String?
 
     @Option(help: "Samples per latency metric for Sluice.")
@@ -64,7 +64,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Do not run baselines above this many services (reported as not run).")
     var baselineMaxServices: Int?
 
-    @Option(help: "Directory for results.json, update-latency.svg and results.md.")
+    @Option(help: "Directory for results.json, update-latency.svg and results.md.", completion: .directory)
     var out: String?
 
     @Flag(help: "No progress bar.")

@@ -16,7 +16,7 @@ struct Cleanup: ParsableCommand {
     @Flag(name: .customLong("kube-proxy"), help: "Also remove upstream kube-proxy's nftables tables and iptables KUBE-* chains.")
     var kubeProxy = false
 
-    @Option(name: .customLong("netns"), help: "Clean this named network namespace instead of the current one.")
+    @Option(name: .customLong("netns"), help: "Clean this named network namespace instead of the current one.", completion: .networkNamespaces)
     var netns: String?
 
     func run() throws {

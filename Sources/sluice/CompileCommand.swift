@@ -22,13 +22,13 @@ struct Compile: ParsableCommand {
         input follows after a comment line).
         """)
 
-    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).")
+    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).", completion: .file())
     var sources: [String] = []
 
     @Option(help: "Output format.")
     var format: OutputFormat = .nft
 
-    @Option(name: .shortAndLong, help: "Write to this file instead of standard output.")
+    @Option(name: .shortAndLong, help: "Write to this file instead of standard output.", completion: .file())
     var output: String?
 
     @OptionGroup var node: NodeOptionArguments

@@ -16,10 +16,10 @@ struct Demo: ParsableCommand {
         then deletes the namespace. The machine's own namespace is never touched. Needs root.
         """)
 
-    @Option(name: .customLong("source"), help: "Manifests to use instead of Rulesets/demo.")
+    @Option(name: .customLong("source"), help: "Manifests to use instead of Rulesets/demo.", completion: .file())
     var sources: [String] = []
 
-    @Option(name: .customLong("config"), help: "KubeProxyConfiguration for the demo node.")
+    @Option(name: .customLong("config"), help: "KubeProxyConfiguration for the demo node.", completion: .file())
     var config: String?
 
     func run() throws {

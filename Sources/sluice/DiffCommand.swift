@@ -12,10 +12,10 @@ struct Diff: ParsableCommand {
         a one-line count. Routine changes are element additions and deletions only.
         """)
 
-    @Option(name: .customLong("from"), help: "The current manifests (file or directory, repeatable).")
+    @Option(name: .customLong("from"), help: "The current manifests (file or directory, repeatable).", completion: .file())
     var from: [String] = []
 
-    @Option(name: .customLong("to"), help: "The desired manifests (file or directory, repeatable).")
+    @Option(name: .customLong("to"), help: "The desired manifests (file or directory, repeatable).", completion: .file())
     var to: [String] = []
 
     @OptionGroup var node: NodeOptionArguments

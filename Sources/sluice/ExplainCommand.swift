@@ -21,7 +21,7 @@ struct Explain: ParsableCommand {
         (--from-port).
         """)
 
-    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).")
+    @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).", completion: .file())
     var sources: [String] = []
 
     @Option(name: .customLong("to"), help: "Destination IP:PORT[/PROTO], e.g. 10.96.0.10:80/tcp or [fd00::10]:53/udp.")

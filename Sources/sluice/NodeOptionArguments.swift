@@ -3,7 +3,8 @@ import SluiceModel
 
 /// Node context flags, under kube-proxy's option names.
 struct NodeOptionArguments: ParsableArguments {
-    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip and --service-node-port-range, as in kube-proxy.")
+    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip, --service-node-port-range, --service-proxy-name and --allow-external-ips, as in kube-proxy.",
+            completion: .file())
     var config: String?
 
     @Option(name: .customLong("hostname-override"), help: "This node's name (decides which endpoints are local). Default: the host name.")
@@ -12,7 +13,8 @@ struct NodeOptionArguments: ParsableArguments {
     @Option(name: .customLong("cluster-cidr"), help: "Pod network CIDRs, comma separated, at most one per family. Traffic from outside them to a ClusterIP is masqueraded.")
     var clusterCIDR: String?
 
-    @Option(name: .customLong("nodeport-addresses"), help: "CIDRs, or 'primary', selecting the node addresses that accept NodePorts (repeatable or comma separated). Default: primary (the node's InternalIPs). 0.0.0.0/0 and ::/0 mean every local address.")
+    @Option(name: .customLong("nodeport-addresses"), help: "CIDRs, 'primary' or 'all', selecting the node addresses that accept NodePorts (repeatable or comma separated). Default: primary (the node's InternalIPs). 'all' means every local address of both families, 0.0.0.0/0 and ::/0 every local address of theirs. 'localhost' is refused (no NodePorts on loopback).",
+            completion: .list(["primary", "all"]))
     var nodePortAddresses: [String] = []
 
     @Flag(name: .customLong("masquerade-all"), help: "Masquerade all traffic to ClusterIPs.")
@@ -27,10 +29,18 @@ struct NodeOptionArguments: ParsableArguments {
     @Option(name: .customLong("service-proxy-name"), help: "Proxy only Services and EndpointSlices labelled service.kubernetes.io/service-proxy-name=NAME (default: only unlabelled ones, as kube-proxy), so Sluice can run beside kube-proxy.")
     var serviceProxyName: String?
 
-    @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognized: ClusterCIDR (default), NodeCIDR, BridgeInterface, InterfaceNamePrefix.")
+    @Option(name: .customLong("allow-external-ips"),
+            help: ArgumentHelp("Program Services' spec.externalIPs (default true; wins over the AllowServiceExternalIPs feature gate). false: externalIPs get no rules at all and each such Service is reported; LoadBalancer ingress IPs are not affected.",
+                               valueName: "true|false"),
+            completion: .list(["true", "false"]))
+    var allowExternalIPs: Bool?
+
+    @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognized: ClusterCIDR (default), NodeCIDR, BridgeInterface, InterfaceNamePrefix.",
+            completion: .list(DetectLocalMode.allCases.map(\.rawValue)))
     var detectLocalMode: String?
 
-    @Option(name: .customLong("pod-bridge-interface"), help: "Bridge interface for --detect-local-mode=BridgeInterface.")
+    @Option(name: .customLong("pod-bridge-interface"), help: "Bridge interface for --detect-local-mode=BridgeInterface.",
+            completion: .networkInterfaces)
     var podBridgeInterface: String?
 
     @Option(name: .customLong("pod-interface-name-prefix"), help: "Interface prefix for --detect-local-mode=InterfaceNamePrefix.")
@@ -47,6 +57,14 @@ struct NodeOptionArguments: ParsableArguments {
                         detectLocalMode: detectLocalMode, podBridgeInterface: podBridgeInterface,
                         podInterfaceNamePrefix: podInterfaceNamePrefix)
         f.serviceProxyName = serviceProxyName
+        f.allowExternalIPs = allowExternalIPs
         return f
     }
+}
+
+extension CompletionKind {
+    /// The named network namespaces (`ip netns`' directory), for `--netns`.
+    static var networkNamespaces: CompletionKind { .shellCommand("ls /run/netns 2>/dev/null") }
+    /// The node's network interfaces, for `--pod-bridge-interface`.
+    static var networkInterfaces: CompletionKind { .shellCommand("ls /sys/class/net 2>/dev/null") }
 }

@@ -37,18 +37,19 @@ struct Run: AsyncParsableCommand {
         meaning here (ipvs, conntrack sysctls, …) are accepted with a warning.
         """)
 
-    @Option(name: .customLong("source"), help: "A manifest file or directory to watch (repeatable).")
+    @Option(name: .customLong("source"), help: "A manifest file or directory to watch (repeatable).", completion: .file())
     var sources: [String] = []
 
     @OptionGroup var node: NodeOptionArguments
 
-    @Option(name: .customLong("kubeconfig"), help: "kubeconfig for the API-server source (default: in-cluster service account).")
+    @Option(name: .customLong("kubeconfig"), help: "kubeconfig for the API-server source (default: in-cluster service account).",
+            completion: .file())
     var kubeconfig: String?
 
     @Option(name: .customLong("master"), help: "API server address (overrides the kubeconfig's).")
     var master: String?
 
-    @Option(name: .customLong("proxy-mode"), help: "Must be nftables (or unset).")
+    @Option(name: .customLong("proxy-mode"), help: "Must be nftables (or unset).", completion: .list(["nftables"]))
     var proxyMode: String?
 
     @Option(name: .customLong("bind-address"), help: "Overrides the node's primary IP (kube-proxy's --bind-address).")
@@ -92,7 +93,8 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .customLong("version"), help: "Print the version and exit.")
     var version = false
 
-    @Option(name: .customLong("netns"), help: ArgumentHelp("Program this named network namespace (testing).", visibility: .hidden))
+    @Option(name: .customLong("netns"), help: ArgumentHelp("Program this named network namespace (testing).", visibility: .hidden),
+            completion: .networkNamespaces)
     var netns: String?
 
     @Option(name: .customLong("poll-interval"), help: ArgumentHelp("Manifest polling interval in ms, used only when inotify is unavailable.", visibility: .hidden))

@@ -87,4 +87,74 @@ struct CLITests {
         #expect(r.stderr.contains("error: "), "\(r.stderr)")
         #expect(r.stdout.contains("table ip sluice"))
     }
+
+    func rulesetArgs(_ set: String) -> [String] {
+        ["--source", Self.root + "/Rulesets/" + set, "--config", Self.root + "/Rulesets/\(set)/kube-proxy-config.yaml"]
+    }
+
+    @Test("--allow-external-ips=false: no rule for the externalIPs, one warning per service; default and =true keep them")
+    func allowExternalIPsFlag() throws {
+        let off = try sluice(["compile", "--allow-external-ips=false"] + rulesetArgs("external-ips"))
+        #expect(off.succeeded, "\(off.stderr)")
+        #expect(off.stdout.contains("table ip sluice") && off.stdout.contains("10.96.0.40"))
+        #expect(!off.stdout.contains("192.168.10.50") && !off.stdout.contains("198.51.100.20"), "\(off.stdout)")
+        #expect(off.stderr.contains("warning: \(Self.root)/Rulesets/external-ips/services.yaml: Service edge/legacy-gateway: "
+            + "spec.externalIPs: 192.168.10.50, 198.51.100.20, 2001:db8::20 ignored: --allow-external-ips=false"), "\(off.stderr)")
+        for on in [["--allow-external-ips", "true"], []] {
+            let r = try sluice(["compile"] + on + rulesetArgs("external-ips"))
+            #expect(r.succeeded && r.stdout.contains("192.168.10.50 . tcp . 80"), "\(r.stderr)")
+            #expect(!r.stderr.contains("spec.externalIPs"), "\(r.stderr)")
+        }
+        let bad = try sluice(["compile", "--allow-external-ips", "maybe"] + rulesetArgs("external-ips"))
+        #expect(!bad.succeeded && bad.stderr.contains("--allow-external-ips"), "\(bad.stderr)")
+    }
+
+    @Test("featureGates.AllowServiceExternalIPs: false in the --config file turns externalIPs off too")
+    func allowExternalIPsConfigFileGate() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-kp-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let text = try String(contentsOfFile: Self.root + "/Rulesets/external-ips/kube-proxy-config.yaml", encoding: .utf8)
+        try (text + "featureGates: {AllowServiceExternalIPs: false}\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try sluice(["compile", "--source", Self.root + "/Rulesets/external-ips", "--config", config])
+        #expect(r.succeeded, "\(r.stderr)")
+        #expect(!r.stdout.contains("192.168.10.50"), "\(r.stdout)")
+        #expect(r.stderr.contains("ignored: featureGates.AllowServiceExternalIPs=false"), "\(r.stderr)")
+    }
+
+    @Test("--nodeport-addresses all matches every local address; localhost is an error naming the flag and the reason")
+    func nodePortAddressKeywords() throws {
+        let base = ["compile", "--source", Self.root + "/Rulesets/nodeport", "--hostname-override", "node-a"]
+        let all = try sluice(base + ["--nodeport-addresses", "all"])
+        #expect(all.succeeded && !all.stderr.contains("error:"), "\(all.stderr)")
+        #expect(all.stdout.contains("fib daddr type local") && !all.stdout.contains("nodeport-ips"), "\(all.stdout)")
+        let local = try sluice(base + ["--nodeport-addresses", "localhost,primary"])
+        #expect(local.stderr.contains("error: --nodeport-addresses: \"localhost\" is not supported: "), "\(local.stderr)")
+        #expect(local.stderr.contains("route_localnet"), "\(local.stderr)")
+        #expect(local.stdout.contains("192.168.10.11") && !local.stdout.contains("127.0.0.1"), "\(local.stdout)")
+    }
+
+    @Test("--generate-completion-script: bash, zsh and fish scripts name the subcommands and complete fixed choices",
+          arguments: ["bash", "zsh", "fish"])
+    func completionScripts(_ shell: String) throws {
+        let r = try sluice(["--generate-completion-script", shell])
+        #expect(r.succeeded, "\(r.stderr)")
+        // Option names without their dashes: fish spells them `-l 'source'`.
+        for word in ["sluice", "compile", "diff", "explain", "apply", "cleanup", "run", "source", "allow-external-ips",
+                     "nodeport-addresses", "ls /run/netns", "ls /sys/class/net"] {
+            #expect(r.stdout.contains(word), "\(shell) completion lacks \(word)")
+        }
+        for values in [["primary", "all"], ["true", "false"], ["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"],
+                       ["nft", "iptables"], ["text", "json"]] {
+            #expect(r.stdout.contains(Self.choiceList(values, shell: shell)), "\(shell) completion does not offer \(values)")
+        }
+    }
+
+    /// How each shell's generated script spells a fixed list of option values.
+    static func choiceList(_ values: [String], shell: String) -> String {
+        switch shell {
+        case "bash": values.map { "'\($0)'" }.joined(separator: "$'\\n'")
+        case "zsh": "(" + values.map { "'\($0)'" }.joined(separator: " ") + ")"
+        default: "'" + values.joined(separator: " ") + "'"
+        }
+    }
 }

@@ -310,4 +310,27 @@ struct ProxyEnginePropertyTests {
         #expect(!out.full && out.transaction.isElementsOnly && !out.transaction.isEmpty)
         #expect(engine.compilers[.ipv4]!.storageIdentity == before, "the update copied a store buffer")
     }
+
+    @Test("--allow-external-ips=false in the daemon's engine: no externalIP element, a notice, and an externalIPs edit commits nothing")
+    func externalIPsOff() {
+        var options = testOptions()
+        options.allowExternalIPs = false
+        var engine = ProxyEngine(options: options)
+        func service(_ externalIPs: String) -> String {
+            serviceYAML("gw", clusterIP: "10.96.3.1", extraSpec: ["externalIPs: [\(externalIPs)]"])
+        }
+        let first = engine.apply(objects(service("198.51.100.20") + "---\n" + sliceYAML("gw-1", service: "gw", ips: ["10.244.3.1"])))
+        #expect(first.diagnostics.map(\.description) == [
+            "m.yaml: Service default/gw: spec.externalIPs: 198.51.100.20 ignored: --allow-external-ips=false",
+        ])
+        let table = engine.desiredRuleset.table(.ip, Layout.tableName)
+        let data = Set(table?.elements.values.flatMap { $0.flatMap { $0.key + $0.value } } ?? [])
+        #expect(!data.contains(IPAddress("198.51.100.20")!.datum))
+        #expect(data.contains(IPAddress("10.96.3.1")!.datum))
+        let edit = engine.apply(objects(service("198.51.100.21")))
+        #expect(!edit.full && edit.transaction.isEmpty && edit.replanned.isEmpty)
+        #expect(edit.diagnostics.map(\.description) == [
+            "m.yaml: Service default/gw: spec.externalIPs: 198.51.100.21 ignored: --allow-external-ips=false",
+        ])
+    }
 }

@@ -263,3 +263,104 @@ import Testing
         #expect(c6.families.map(\.family) == [.ipv6])
     }
 }
+
+/// `--allow-external-ips` and kube-proxy's feature gate `AllowServiceExternalIPs` (KEP-5707).
+@Suite struct AllowExternalIPsOptionTests {
+    func config(_ extra: String) throws -> KubeProxyConfiguration {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" + extra
+        return try #require(KubeProxyConfiguration.parse(text: text, file: "kp.yaml").0)
+    }
+
+    @Test func onByDefault() {
+        let (o, d) = NodeOptions.merge(config: nil, flags: NodeOptionFlags(), systemHostname: "h")
+        #expect(o.allowExternalIPs && o.externalIPsDisabledBy == nil && d.isEmpty)
+    }
+
+    @Test func flagTurnsThemOff() {
+        var flags = NodeOptionFlags()
+        flags.allowExternalIPs = false
+        let (o, d) = NodeOptions.merge(config: nil, flags: flags, systemHostname: "h")
+        #expect(!o.allowExternalIPs)
+        #expect(o.externalIPsDisabledBy == "--allow-external-ips=false")
+        #expect(d.isEmpty)
+    }
+
+    @Test("the config file's featureGates.AllowServiceExternalIPs is the config-file equivalent")
+    func configFileFeatureGate() throws {
+        let c = try config("featureGates: {AllowServiceExternalIPs: false}\n")
+        let (o, d) = NodeOptions.merge(config: c, configFile: "kp.yaml", flags: NodeOptionFlags(config: "kp.yaml"),
+                                       systemHostname: "h")
+        #expect(!o.allowExternalIPs && d.isEmpty)
+        #expect(o.externalIPsDisabledBy == "featureGates.AllowServiceExternalIPs=false")
+        let on = try config("featureGates: {AllowServiceExternalIPs: true}\n")
+        #expect(NodeOptions.merge(config: on, flags: NodeOptionFlags(), systemHostname: "h").0.allowExternalIPs)
+    }
+
+    @Test("--allow-external-ips is honoured with --config and wins over the gate, without an 'ignored' warning")
+    func flagWinsOverTheConfigFileGate() throws {
+        let c = try config("featureGates: {AllowServiceExternalIPs: false}\n")
+        var flags = NodeOptionFlags(config: "kp.yaml")
+        flags.allowExternalIPs = true
+        let (o, d) = NodeOptions.merge(config: c, configFile: "kp.yaml", flags: flags, systemHostname: "h")
+        #expect(o.allowExternalIPs && d.isEmpty)
+        flags.allowExternalIPs = false
+        let (off, _) = NodeOptions.merge(config: try config("mode: nftables\n"), flags: flags, systemHostname: "h")
+        #expect(off.externalIPsDisabledBy == "--allow-external-ips=false")
+    }
+
+    @Test func featureGatesFlagWithoutConfig() {
+        let flags = NodeOptionFlags(featureGates: "AllowServiceExternalIPs=false")
+        let (o, d) = NodeOptions.merge(config: nil, flags: flags, systemHostname: "h")
+        #expect(o.externalIPsDisabledBy == "--feature-gates AllowServiceExternalIPs=false" && d.isEmpty)
+    }
+}
+
+/// `--nodeport-addresses` keywords: `primary`, `all` (every local address) and `localhost`
+/// (kube-proxy 1.37's alpha localhost NodePorts, which Sluice refuses).
+@Suite struct NodePortAddressKeywordTests {
+    @Test func keywordsParseCaseInsensitively() {
+        #expect(NodePortAddressSelector(" ALL ") == .all)
+        #expect(NodePortAddressSelector("Localhost") == .localhost)
+        #expect(NodePortAddressSelector("primary") == .primary)
+        #expect(NodePortAddressSelector("everything") == nil)
+        #expect(NodePortAddressSelector("127.0.0.1") == nil)
+    }
+
+    @Test("all is every local address of both families")
+    func allFromTheFlag() {
+        let (o, d) = NodeOptions.merge(config: nil, flags: NodeOptionFlags(nodePortAddresses: ["all"]), systemHostname: "h")
+        #expect(o.nodePortAddresses == [.all] && d.isEmpty)
+        let (c, _) = NodeContext.resolve(options: o, node: nil, serviceCIDRs: [], serviceFamilies: [.ipv4, .ipv6])
+        #expect(c.families.map(\.family) == [.ipv4, .ipv6])
+        #expect(c.families.allSatisfy { $0.nodePortAddresses == .all })
+    }
+
+    @Test("localhost from a flag: an error naming the flag and the reason; it selects no address (never primary)")
+    func localhostFromTheFlag() {
+        let (o, d) = NodeOptions.merge(config: nil, flags: NodeOptionFlags(nodePortAddresses: ["localhost"]), systemHostname: "h")
+        #expect(d.count == 1)
+        #expect(d.first?.isError == true)
+        let line = d.first?.description ?? ""
+        #expect(line.hasPrefix("--nodeport-addresses: \"localhost\" is not supported: "), "\(line)")
+        #expect(line.contains("route_localnet") && line.contains("127.0.0.1"), "\(line)")
+        #expect(o.effectiveNodePortAddresses == [.localhost])
+        var withIP = o
+        withIP.nodeIPs = [ip("192.168.10.11")]
+        let (c, _) = NodeContext.resolve(options: withIP, node: nil, serviceCIDRs: [])
+        #expect(c.context(for: .ipv4)?.nodePortAddresses == .ips([]))
+    }
+
+    @Test("localhost in the config file: the error names the file and field; other entries still apply")
+    func localhostFromTheConfigFile() throws {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nnodePortAddresses: [localhost, primary]\n"
+        let config = try #require(KubeProxyConfiguration.parse(text: text, file: "kp.yaml").0)
+        let (merged, d) = NodeOptions.merge(config: config, configFile: "kp.yaml", flags: NodeOptionFlags(), systemHostname: "h")
+        #expect(d.map(\.description) == ["kp.yaml: KubeProxyConfiguration: nodePortAddresses: "
+                                          + NodeOptionsParser.localhostNotSupported])
+        #expect(d.allSatisfy { $0.isError })
+        var o = merged
+        o.nodeIPs = [ip("192.168.10.11")]
+        let (c, _) = NodeContext.resolve(options: o, node: nil, serviceCIDRs: [])
+        #expect(c.context(for: .ipv4)?.nodePortAddresses == .ips([ip("192.168.10.11")]))
+    }
+}

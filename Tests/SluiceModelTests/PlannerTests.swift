@@ -196,3 +196,57 @@ import Testing
         #expect(r.port("default/web:http")!.clusterEndpoints.strings == ["10.0.0.1:8080"])
     }
 }
+
+/// `--allow-external-ips=false`: the planner leaves every Service's `spec.externalIPs` out
+/// (and says so once per Service); LoadBalancer ingress IPs stay.
+@Suite struct ExternalIPsSwitchPlannerTests {
+    var off: NodeOptions {
+        var o = NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")])
+        o.allowExternalIPs = false
+        return o
+    }
+
+    let lb = serviceYAML("lb", clusterIP: "10.96.0.1",
+                         spec: ["type: LoadBalancer", "externalIPs: [198.51.100.1, 198.51.100.2]"],
+                         ports: ["{name: http, port: 80, nodePort: 30080}"],
+                         status: ["loadBalancer: {ingress: [{ip: 192.0.2.1}]}"])
+    let onlyExternal = serviceYAML("ext", clusterIP: "10.96.0.2", spec: ["externalTrafficPolicy: Local", "externalIPs: [198.51.100.3]"])
+
+    @Test func externalIPsAreLeftOutAndLoadBalancerIPsKept() {
+        let r = planYAML(docs(lb, onlyExternal), options: off)
+        let p = r.port("default/lb:http")!
+        #expect(p.externalIPs.isEmpty)
+        #expect(p.loadBalancerIPs == [ip("192.0.2.1")] && p.nodePort == 30080)
+        #expect(r.port("default/ext:http")?.externalIPs == [])
+        #expect(r.descriptions == [
+            "Rulesets/test.yaml: Service default/lb: spec.externalIPs: 198.51.100.1, 198.51.100.2 ignored: --allow-external-ips=false",
+            "Rulesets/test.yaml: Service default/ext: spec.externalIPs: 198.51.100.3 ignored: --allow-external-ips=false",
+        ])
+        #expect(r.diagnostics.allSatisfy { $0.severity == .warning })
+    }
+
+    @Test("a ClusterIP service reachable only through externalIPs is no longer externally accessible")
+    func externalPolicyNeedsExternalAccess() {
+        let r = planYAML(onlyExternal, options: off)
+        #expect(r.port("default/ext:http")?.externalPolicyLocal == false)
+        #expect(r.port("default/ext:http")?.externallyAccessible == false)
+    }
+
+    @Test("switched on, the plan is unchanged and nothing is reported")
+    func onChangesNothing() {
+        var on = off
+        on.allowExternalIPs = true
+        let r = planYAML(docs(lb, onlyExternal), options: on)
+        #expect(r.diagnostics.isEmpty)
+        #expect(r.port("default/lb:http")?.externalIPs == [ip("198.51.100.1"), ip("198.51.100.2")])
+        #expect(r.plan == planYAML(docs(lb, onlyExternal)).plan)
+    }
+
+    @Test("invalid externalIP entries are not reported when externalIPs are off: they are ignored whole")
+    func invalidEntriesAreNotValidated() {
+        let bad = serviceYAML("bad", clusterIP: "10.96.0.3", spec: ["externalIPs: [not-an-ip]"])
+        #expect(planYAML(bad, options: off).descriptions == [
+            "Rulesets/test.yaml: Service default/bad: spec.externalIPs: not-an-ip ignored: --allow-external-ips=false",
+        ])
+    }
+}
