@@ -236,6 +236,52 @@ struct PodEndpointTests {
         #expect(planner.servicePorts(.ipv4).first?.clusterEndpoints.strings == ["10.244.1.1:8080"])
     }
 
+    @Test("random histories of pods, selectors, a slice and a node's zone: the incremental plan equals a fresh one after every step")
+    func incrementalEqualsFreshAfterEveryStep() {
+        var rng = SplitMix(seed: 12)
+        let options = NodeOptions(nodeName: "node-a")
+        var planner = IncrementalPlanner(options: options)
+        var current: [ProxyObjectKey: SourcedObject] = [:]
+        for step in 0..<400 {
+            let yaml = randomObject(&rng)
+            var change = changes(yaml)
+            if rng.next() % 5 == 0, let key = change.keys.first { change = [key: nil] }
+            for (key, value) in change { current[key] = value }
+            _ = planner.apply(change)
+            var fresh = IncrementalPlanner(options: options)
+            _ = fresh.apply(current.mapValues { Optional($0) })
+            let differing = fresh.accepted.keys.filter { planner.endpointSlices(for: $0) != fresh.endpointSlices(for: $0) }
+            guard planner.planned == fresh.planned, differing.isEmpty else {
+                Issue.record("step \(step): the incremental plan differs from a fresh one (slices of \(differing)) after\n\(yaml)")
+                return
+            }
+        }
+    }
+
+    /// One of three services, eight pods, a slice of s0 or node-b, in a random version.
+    private func randomObject(_ rng: inout SplitMix) -> String {
+        func pick<T>(_ options: [T]) -> T { options[Int(rng.next() % UInt64(options.count))] }
+        switch rng.next() % 10 {
+        case 0, 1:
+            let i = Int(rng.next() % 3)
+            let selector = pick(["{app: a}", "{app: a, tier: x}", "{app: b}", "{}"])
+            return selectorServiceYAML("s\(i)", clusterIP: "10.96.0.1\(i)", selector: selector,
+                                       spec: pick([[], ["publishNotReadyAddresses: true"]]),
+                                       ports: ["{name: http, port: 80, targetPort: http}", "{name: m, port: 9000, targetPort: 9000}"])
+        case 2:
+            let ready = sliceYAML("s0-own", service: "s0", endpoints: ["{addresses: [10.244.9.9]}"])
+            return pick([ready, ready.replacingOccurrences(of: "IPv4", with: "IPv5")])
+        case 3:
+            return "apiVersion: v1\nkind: Node\nmetadata: {name: node-b, labels: \(pick(["{}", "{topology.kubernetes.io/zone: z1}", "{topology.kubernetes.io/zone: z2}"]))}\n"
+        default:
+            let j = Int(rng.next() % 8)
+            return podYAML("p\(j)", ns: pick(["default", "default", "other"]), labels: pick(["{app: a}", "{app: a, tier: x}", "{app: b, tier: x}", "{}"]),
+                           ip: pick(["10.244.1.\(j + 1)", "10.244.2.\(j + 1)", "bad"]), ready: pick([true, false, nil]),
+                           node: pick(["node-a", "node-b", nil]), terminating: pick([false, false, true]),
+                           ports: pick(["[{name: http, containerPort: 8080}]", "[{name: http, containerPort: 9090}]", "[]"]))
+        }
+    }
+
     // MARK: Invalid pods
 
     @Test func aBadPodIsReportedAndLeftOutAndTheRestWorks() {
@@ -273,4 +319,17 @@ func changes(_ yaml: String) -> ObjectChanges {
 func deletion(_ kind: ProxyObjectKind, _ name: String) -> ObjectChanges {
     let changes: ObjectChanges = [ProxyObjectKey(kind: kind, namespace: "default", name: name): nil]
     return changes
+}
+
+/// A small deterministic generator (SplitMix64).
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
