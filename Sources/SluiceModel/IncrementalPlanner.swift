@@ -223,11 +223,9 @@ public struct IncrementalPlanner: Sendable {
             out.serviceChanges += 1
             let name = ServiceName(namespace: key.namespace, name: key.name)
             step.services.append(name)
-            if case .service(let svc)? = new?.object, pods.setSelection(name, svc.podSelection) {
-                step.dirty.insert(name)
-            } else if new == nil, pods.setSelection(name, nil) {
-                step.dirty.insert(name)
-            }
+            // A selector change re-plans the service even when its validated form is the same.
+            let selection: PodSelection? = if case .service(let svc)? = new?.object { svc.podSelection } else { nil }
+            if pods.setSelection(name, selection) { step.dirty.insert(name) }
         case .endpointSlice, .pod:
             break
         case .node:
