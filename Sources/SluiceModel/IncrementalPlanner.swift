@@ -217,6 +217,7 @@ public struct IncrementalPlanner: Sendable {
         if key.kind == .endpointSlice { return recordSlice(key, new, &step, &out) }
         if key.kind == .pod { return recordPod(key, new, &step, &out) }
         if objects[key] == new { return }
+        let old = objects[key]
         objects[key] = new
         switch key.kind {
         case .service:
@@ -224,8 +225,11 @@ public struct IncrementalPlanner: Sendable {
             let name = ServiceName(namespace: key.namespace, name: key.name)
             step.services.append(name)
             // A selector change re-plans the service even when its validated form is the same.
-            let selection: PodSelection? = if case .service(let svc)? = new?.object { svc.podSelection } else { nil }
-            if pods.setSelection(name, selection) { step.dirty.insert(name) }
+            let selection = Self.podSelection(new)
+            if selection != Self.podSelection(old) {
+                pods.setSelection(name, selection)
+                step.dirty.insert(name)
+            }
         case .endpointSlice, .pod:
             break
         case .node:
@@ -282,7 +286,19 @@ public struct IncrementalPlanner: Sendable {
             step.podDiagnostics += d
             valid = v
         }
+        if valid != nil && !pods.indexesSelectors { pods.indexSelectors(serviceSelections()) }
         step.dirty.formUnion(pods.setPod(key, valid))
+    }
+
+    private static func podSelection(_ object: SourcedObject?) -> PodSelection? {
+        if case .service(let svc)? = object?.object { svc.podSelection } else { nil }
+    }
+
+    /// Every Service's pod selection (indexed when the first pod arrives).
+    private func serviceSelections() -> [(ServiceName, PodSelection)] {
+        objects.compactMap { key, o in
+            Self.podSelection(o).map { (ServiceName(namespace: key.namespace, name: key.name), $0) }
+        }
     }
 
     private mutating func reloadServiceCIDRs(_ out: inout Changes) {

@@ -1,10 +1,13 @@
 /// What deriving a selector Service's endpoints from Pods needs, kept up to date one change
 /// at a time for `IncrementalPlanner`: the valid Pods indexed by namespace and label, the
-/// Services' selectors indexed by one of their pairs, the Nodes' zones, and the EndpointSlices
+/// Services' selectors (`ServiceSelectorIndex`), the Nodes' zones, and the EndpointSlices
 /// that name a service but were rejected whole (they still count as the service's own, so
 /// its pods are not used). Every update returns the services whose derived slices may have
 /// changed, found through the indexes: work follows the pods and services touched, not the
 /// cluster's size.
+///
+/// The selectors are indexed only from the first pod on (`indexSelectors`): a node fed by
+/// the API server, which sends no pods, keeps no second copy of them.
 struct PodEndpointIndex: Sendable {
     /// One label (or selector pair) in one namespace.
     struct LabelKey: Hashable, Sendable {
@@ -15,17 +18,25 @@ struct PodEndpointIndex: Sendable {
 
     private var pods: [ProxyObjectKey: ValidatedPod] = [:]
     private var podsByLabel: [LabelKey: Set<String>] = [:]
-    private var selections: [ServiceName: PodSelection] = [:]
-    /// Each selector is indexed by its smallest pair: a pod it selects carries that pair.
-    private var servicesByPair: [LabelKey: Set<ServiceName>] = [:]
+    /// Nil until the first pod.
+    private var selectors: ServiceSelectorIndex?
     private var zones: [String: String] = [:]
     private var rejectedSlices: [ProxyObjectKey: ServiceName] = [:]
     private var rejectedSliceCount: [ServiceName: Int] = [:]
 
-    /// True when no pod was ever seen (nothing is derived).
+    /// True when there is no valid pod (nothing is derived).
     var hasNoPods: Bool { pods.isEmpty }
 
-    /// Sets (nil: removes) a pod; returns the services that selected it before or select it now.
+    /// True once the selectors are indexed.
+    var indexesSelectors: Bool { selectors != nil }
+
+    /// Indexes every service's selection (before the first pod is set).
+    mutating func indexSelectors(_ all: some Sequence<(ServiceName, PodSelection)>) {
+        selectors = ServiceSelectorIndex(all)
+    }
+
+    /// Sets (nil: removes) a pod; returns the services that selected it before or select it
+    /// now. Call `indexSelectors` first.
     mutating func setPod(_ key: ProxyObjectKey, _ pod: ValidatedPod?) -> Set<ServiceName> {
         let old = pods[key]
         if old == pod { return [] }
@@ -42,14 +53,9 @@ struct PodEndpointIndex: Sendable {
         return affected
     }
 
-    /// Sets (nil: removes) a service's selection; true when it changed.
-    mutating func setSelection(_ service: ServiceName, _ selection: PodSelection?) -> Bool {
-        let old = selections[service]
-        if old == selection { return false }
-        if let old { Self.remove(service, from: &servicesByPair, at: indexPair(service, old)) }
-        selections[service] = selection
-        if let selection { servicesByPair[indexPair(service, selection), default: []].insert(service) }
-        return true
+    /// Sets (nil: removes) a service's selection, once the selectors are indexed.
+    mutating func setSelection(_ service: ServiceName, _ selection: PodSelection?) {
+        selectors?.set(service, selection)
     }
 
     /// Sets (nil: removes) a node's zone; returns the services that select pods on that node.
@@ -86,7 +92,7 @@ struct PodEndpointIndex: Sendable {
 
     /// The slices derived from the pods `service`'s selector matches; empty without a selector.
     func derivedSlices(for service: ValidatedService) -> [ValidatedEndpointSlice] {
-        guard let selection = selections[service.name] else { return [] }
+        guard let selection = selectors?.selection(of: service.name) else { return [] }
         let selected = pods(selectedBy: selection, in: service.name.namespace)
         return EndpointSliceController.slices(for: service, selection: selection, pods: selected) { zones[$0] }
     }
@@ -103,27 +109,16 @@ struct PodEndpointIndex: Sendable {
 
     /// The services whose selector matches the pod.
     private func services(selecting pod: ValidatedPod) -> Set<ServiceName> {
-        var out = Set<ServiceName>()
-        for pair in labelKeys(pod) {
-            for service in servicesByPair[pair] ?? [] where selections[service].map({ pod.matches($0.selector) }) == true {
-                out.insert(service)
-            }
-        }
-        return out
+        selectors?.services(selecting: pod) ?? []
     }
 
-    /// Removes a member of an index entry, and the entry once it is empty.
-    private static func remove<T: Hashable>(_ member: T, from index: inout [LabelKey: Set<T>], at key: LabelKey) {
-        index[key]?.remove(member)
+    /// Removes a pod name from an index entry, and the entry once it is empty.
+    private static func remove(_ name: String, from index: inout [LabelKey: Set<String>], at key: LabelKey) {
+        index[key]?.remove(name)
         if index[key]?.isEmpty == true { index[key] = nil }
     }
 
     private func labelKeys(_ pod: ValidatedPod) -> [LabelKey] {
         pod.labels.map { LabelKey(namespace: pod.namespace, key: $0.key, value: $0.value) }
-    }
-
-    private func indexPair(_ service: ServiceName, _ selection: PodSelection) -> LabelKey {
-        let pair = selection.selector.min { $0.key < $1.key }!
-        return LabelKey(namespace: service.namespace, key: pair.key, value: pair.value)
     }
 }
