@@ -40,5 +40,6 @@ extension ClusterObjects {
             + endpointSlices.map { SourcedObject(.endpointSlice($0.object), file: $0.file) }
             + nodes.map { SourcedObject(.node($0.object), file: $0.file) }
             + serviceCIDRs.map { SourcedObject(.serviceCIDR($0.object), file: $0.file) }
+            + pods.map { SourcedObject(.pod($0.object), file: $0.file) }
     }
 }

@@ -6,7 +6,8 @@ import Foundation
 /// rules (validation, the ClusterIP/NodePort conflict rule, slice merging, topology).
 ///
 /// `apply(_:)` re-plans only the services a change touches (a Service, or a service one of
-/// whose EndpointSlices changed). Wider work happens only when it must:
+/// whose EndpointSlices changed, or whose selector matches a Pod that changed). Wider work
+/// happens only when it must:
 /// - the ClusterIP/NodePort conflict check is incremental: a changed service whose claims no
 ///   other service shares is accepted or dropped on its own; only contended claims re-run
 ///   `ServiceConflictChecker` over every valid service;
@@ -18,6 +19,11 @@ import Foundation
 /// others are left out whole, with an error naming them. Duplicate objects within one
 /// source are resolved before they reach the planner (`ProxyPlanner.plan`: the first one
 /// loaded; the daemon: the first source that has the key).
+///
+/// Pods (from manifests): a Service with a selector and no EndpointSlice of its own is planned
+/// with the slices `EndpointSliceController` derives from the Pods it selects, as if they were
+/// EndpointSlices (`<service>-pods-ipv4`, …). A service's own slices win: once any
+/// EndpointSlice names it (even one rejected whole), its pods are not used (`endpointSlices(for:)`).
 ///
 /// Plans are held here once (`planned`); the compilers get old and new plan of each
 /// changed service port and keep none.
@@ -40,6 +46,8 @@ public struct IncrementalPlanner: Sendable {
     private var acceptedFamilies: [IPFamily: Int] = [:]
     private var slices: [ServiceName: ServiceSlices] = [:]
     private var sliceOwner: [ProxyObjectKey: ServiceName] = [:]
+    /// Pods, selectors and Node zones, for services planned from their pods.
+    private var pods = PodEndpointIndex()
     public private(set) var nodeContext: NodeContext?
     /// Plans per service and family.
     public private(set) var planned: [ServiceName: [IPFamily: [ServicePortPlan]]] = [:]
@@ -92,6 +100,28 @@ public struct IncrementalPlanner: Sendable {
         slices.values.flatMap(\.entries).sorted { $0.key < $1.key }.map(\.slice)
     }
 
+    /// The slices a service is planned with: its own valid EndpointSlices; when it has none
+    /// (and no EndpointSlice naming it was rejected whole), those `EndpointSliceController`
+    /// derives from the Pods its selector matches.
+    public func endpointSlices(for service: ServiceName) -> [ValidatedEndpointSlice] {
+        if let own = slices[service] { return own.entries.map(\.slice) }
+        guard !pods.hasNoPods, !pods.hasRejectedSlice(service), let accepted = accepted[service] else { return [] }
+        return pods.derivedSlices(for: accepted)
+    }
+
+    /// The pod behind each endpoint address of the services planned from their pods (for
+    /// `explain`); empty when no Pods were given.
+    public var endpointPods: [ServiceName: [IPAddress: String]] {
+        guard !pods.hasNoPods else { return [:] }
+        var out: [ServiceName: [IPAddress: String]] = [:]
+        for name in accepted.keys where slices[name] == nil {
+            for slice in endpointSlices(for: name) {
+                for (endpoint, pod) in zip(slice.endpoints, slice.pods ?? []) { out[name, default: [:]][endpoint.address] = pod }
+            }
+        }
+        return out
+    }
+
     /// Every plan of one family, in name order.
     public func servicePorts(_ family: IPFamily) -> [ServicePortPlan] {
         planned.values.flatMap { $0[family] ?? [] }.sorted { $0.name < $1.name }
@@ -125,7 +155,7 @@ public struct IncrementalPlanner: Sendable {
     }
 
     /// Applies a batch of changes; diagnostics come in pipeline order (ServiceCIDRs,
-    /// Services in the order given, conflicts, EndpointSlices in the order given, node).
+    /// Services in the order given, conflicts, EndpointSlices and Pods in the order given, node).
     private mutating func apply<S: Sequence<(key: ProxyObjectKey, value: SourcedObject?)>>(_ changes: S, planning: Bool) -> Changes {
         var out = Changes()
         var step = Step(contextChanged: nodeContext == nil)
@@ -146,7 +176,7 @@ public struct IncrementalPlanner: Sendable {
             let previous = revalidateServices(revalidate, &out)
             step.dirty.formUnion(resolveConflicts(Set(revalidate), previous: previous, &out))
         }
-        out.diagnostics += step.sliceDiagnostics
+        out.diagnostics += step.sliceDiagnostics + step.podDiagnostics
         // Staging plans once this Node is known (the node context is then as final as it
         // will be, short of a change, which re-plans everything); before, it defers.
         guard planning || node != nil else {
@@ -175,6 +205,7 @@ public struct IncrementalPlanner: Sendable {
         /// Changed services, in the order they came (each once).
         var services: [ServiceName] = []
         var sliceDiagnostics: [Diagnostic] = []
+        var podDiagnostics: [Diagnostic] = []
         var dirty = Set<ServiceName>()
         var contextChanged: Bool
         var cidrsChanged = false
@@ -184,19 +215,30 @@ public struct IncrementalPlanner: Sendable {
 
     private mutating func record(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
         if key.kind == .endpointSlice { return recordSlice(key, new, &step, &out) }
+        if key.kind == .pod { return recordPod(key, new, &step, &out) }
         if objects[key] == new { return }
+        let old = objects[key]
         objects[key] = new
         switch key.kind {
         case .service:
             out.serviceChanges += 1
-            step.services.append(ServiceName(namespace: key.namespace, name: key.name))
-        case .endpointSlice:
+            let name = ServiceName(namespace: key.namespace, name: key.name)
+            step.services.append(name)
+            // A selector change re-plans the service even when its validated form is the same.
+            let selection = Self.podSelection(new)
+            if selection != Self.podSelection(old) {
+                pods.setSelection(name, selection)
+                step.dirty.insert(name)
+            }
+        case .endpointSlice, .pod:
             break
         case .node:
             if key.name.lowercased() == options.nodeName {
                 step.contextChanged = true
                 step.nodeTouched = true
             }
+            let zone: String? = if case .node(let n)? = new?.object { n.zone } else { nil }
+            step.dirty.formUnion(pods.setZone(node: key.name, zone: zone))
         case .serviceCIDR:
             step.cidrsChanged = true
             step.contextChanged = true
@@ -204,20 +246,23 @@ public struct IncrementalPlanner: Sendable {
     }
 
     /// A slice is compared in its validated form: an update that changes nothing the proxy
-    /// uses (or an invalid slice seen again) dirties nothing.
+    /// uses (or an invalid slice seen again) dirties nothing. A slice rejected whole still
+    /// names its service (which then does not use its pods).
     private mutating func recordSlice(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
         let owner = sliceOwner[key]
         let old = owner.flatMap { slices[$0]?[key] }
         var valid: ValidatedEndpointSlice?
+        var rejectedFor: ServiceName?
         if let new, case .endpointSlice(let slice) = new.object,
            ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) {
             let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file)
             step.sliceDiagnostics += d
-            if case .valid(let v) = outcome { valid = v }
+            if case .valid(let v) = outcome { valid = v } else { rejectedFor = slice.serviceName }
             if valid != old, let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {
                 out.triggerTimes.append(date)
             }
         }
+        step.dirty.formUnion(pods.setRejectedSlice(key, service: rejectedFor))
         if valid == old { return }
         out.endpointSliceChanges += 1
         if let owner {
@@ -230,6 +275,30 @@ public struct IncrementalPlanner: Sendable {
         slices[v.service, default: ServiceSlices()][key] = v
         sliceOwner[key] = v.service
         step.dirty.insert(v.service)
+    }
+
+    /// A pod is compared in its validated form; a change re-plans the services whose
+    /// selector matched it before or matches it now. An invalid pod is reported and left out.
+    private mutating func recordPod(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
+        var valid: ValidatedPod?
+        if let new, case .pod(let pod) = new.object {
+            let (v, d) = PodValidator().validate(pod, file: new.file)
+            step.podDiagnostics += d
+            valid = v
+        }
+        if valid != nil && !pods.indexesSelectors { pods.indexSelectors(serviceSelections()) }
+        step.dirty.formUnion(pods.setPod(key, valid))
+    }
+
+    private static func podSelection(_ object: SourcedObject?) -> PodSelection? {
+        if case .service(let svc)? = object?.object { svc.podSelection } else { nil }
+    }
+
+    /// Every Service's pod selection (indexed when the first pod arrives).
+    private func serviceSelections() -> [(ServiceName, PodSelection)] {
+        objects.compactMap { key, o in
+            Self.podSelection(o).map { (ServiceName(namespace: key.namespace, name: key.name), $0) }
+        }
     }
 
     private mutating func reloadServiceCIDRs(_ out: inout Changes) {
@@ -349,8 +418,7 @@ public struct IncrementalPlanner: Sendable {
 
     private func plan(_ name: ServiceName, context: NodeContext) -> [IPFamily: [ServicePortPlan]] {
         guard let service = accepted[name] else { return [:] }
-        let serviceSlices = slices[name]?.entries.map(\.slice) ?? []
-        return context.planServicePorts(service, slices: serviceSlices)
+        return context.planServicePorts(service, slices: endpointSlices(for: name))
     }
 
     /// Keeps the health-check targets and no-local-endpoint counts in step with one service's plan.

@@ -186,6 +186,18 @@ public struct JSONReader {
         try readOptionalArray { try $0.readString() }
     }
 
+    /// `null` → nil, else an object of strings (a label selector); a key given twice is
+    /// outside the plain shape.
+    public mutating func readOptionalStringMap() throws -> [String: String]? {
+        guard try !readNull() else { return nil }
+        var out: [String: String] = [:]
+        try readObject { r, key in
+            let value = try r.readString()
+            guard out.updateValue(value, forKey: key.text) == nil else { throw r.unsupported() }
+        }
+        return out
+    }
+
     /// Skips any one value, checking its syntax.
     public mutating func skipValue() throws {
         skipWhitespace()

@@ -4,7 +4,8 @@ import Yams
 /// Loads Kubernetes manifests: files and directories (recursively; `.yaml`, `.yml`, `.json`,
 /// sorted by path for determinism; hidden entries such as a ConfigMap mount's `..data` are
 /// skipped), several YAML documents per file, JSON files, and `List` / `ServiceList` /
-/// `EndpointSliceList` / `NodeList` / `ServiceCIDRList` objects (items of typed lists may
+/// `EndpointSliceList` / `NodeList` / `ServiceCIDRList` / `PodList` objects (`kubectl get
+/// pods -o yaml` gives a `List` of Pods) (items of typed lists may
 /// lack `kind`/`apiVersion`; they are inferred from the list kind).
 ///
 /// Unknown kinds are ignored silently. A document that cannot be parsed or decoded yields a
@@ -339,7 +340,7 @@ struct ObjectDecoder {
     /// Item kinds of typed lists.
     static let listItemKinds: [String: String] = [
         "ServiceList": "Service", "EndpointSliceList": "EndpointSlice",
-        "NodeList": "Node", "ServiceCIDRList": "ServiceCIDR",
+        "NodeList": "Node", "ServiceCIDRList": "ServiceCIDR", "PodList": "Pod",
     ]
 
     /// What is read of any object before it is decoded as its kind.
@@ -383,6 +384,8 @@ struct ObjectDecoder {
             if let o = decode(Node.self, decoder, head, kind: kind) { objects.nodes.append(o) }
         case "ServiceCIDR":
             if let o = decode(ServiceCIDR.self, decoder, head, kind: kind) { objects.serviceCIDRs.append(o) }
+        case "Pod":
+            if let o = decode(Pod.self, decoder, head, kind: kind) { objects.pods.append(o) }
         default:
             guard kind == "List" || kind.hasSuffix("List") else { return }  // unknown kind: ignored
             decodeList(head, kind: kind)
@@ -428,7 +431,7 @@ struct ObjectDecoder {
 
     private func diagnostic(_ head: KeyedDecodingContainer<HeadKeys>, kind: String?, field: String?, message: String) -> Diagnostic {
         let identity = try? head.decodeIfPresent(Identity.self, forKey: .metadata)
-        let namespaced = kind == "Service" || kind == "EndpointSlice"
+        let namespaced = kind == "Service" || kind == "EndpointSlice" || kind == "Pod"
         return Diagnostic(file: file, document: document, kind: kind,
                           namespace: identity?.namespace ?? (namespaced ? "default" : nil),
                           name: identity?.name, field: field, message: message)

@@ -11,7 +11,8 @@ public struct ObjectMeta: Sendable, Hashable, Codable {
     public var resourceVersion: String?
     /// Set when the object is being deleted (RFC 3339 text, kept as is).
     public var deletionTimestamp: String?
-    /// The labels among `WellKnownKeys.labels`; nil when none.
+    /// The labels among `WellKnownKeys.labels` (every label for a Pod, whose labels Service
+    /// selectors match); nil when none.
     public var labels: [String: String]?
     /// The annotations among `WellKnownKeys.annotations`; nil when none.
     public var annotations: [String: String]?
@@ -26,12 +27,22 @@ public struct ObjectMeta: Sendable, Hashable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, keepingAllLabels: false)
+    }
+
+    /// Decodes `metadata`; with `keepingAllLabels` every label is kept (a Pod's, which
+    /// Service selectors match), else only `WellKnownKeys.labels`.
+    public init(from decoder: any Decoder, keepingAllLabels: Bool) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decodeIfPresent(String.self, forKey: .name)
         namespace = try c.decodeIfPresent(String.self, forKey: .namespace)
         resourceVersion = try c.decodeIfPresent(String.self, forKey: .resourceVersion)
         deletionTimestamp = try c.decodeIfPresent(String.self, forKey: .deletionTimestamp)
-        labels = try c.decodeIfPresent(KeptEntries<KeptLabel>.self, forKey: .labels)?.entries
+        if keepingAllLabels {
+            labels = try c.decodeIfPresent([String: String].self, forKey: .labels).flatMap { $0.isEmpty ? nil : $0 }
+        } else {
+            labels = try c.decodeIfPresent(KeptEntries<KeptLabel>.self, forKey: .labels)?.entries
+        }
         annotations = try c.decodeIfPresent(KeptEntries<KeptAnnotation>.self, forKey: .annotations)?.entries
     }
 

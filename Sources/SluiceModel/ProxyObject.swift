@@ -7,14 +7,17 @@ public enum ProxyObjectKind: String, Sendable, Hashable, Comparable, CaseIterabl
     case endpointSlice = "EndpointSlice"
     case node = "Node"
     case serviceCIDR = "ServiceCIDR"
+    /// Manifests only: endpoints of selector Services without EndpointSlices (`EndpointSliceController`).
+    case pod = "Pod"
 
-    /// Name order (EndpointSlice, Node, Service, ServiceCIDR), without comparing strings.
+    /// Name order (EndpointSlice, Node, Pod, Service, ServiceCIDR), without comparing strings.
     private var rank: Int {
         switch self {
         case .endpointSlice: 0
         case .node: 1
-        case .service: 2
-        case .serviceCIDR: 3
+        case .pod: 2
+        case .service: 3
+        case .serviceCIDR: 4
         }
     }
 
@@ -48,6 +51,7 @@ public indirect enum ProxyObject: Sendable, Hashable {
     case endpointSlice(EndpointSlice)
     case node(Node)
     case serviceCIDR(ServiceCIDR)
+    case pod(Pod)
 
     public var kind: ProxyObjectKind {
         switch self {
@@ -55,6 +59,7 @@ public indirect enum ProxyObject: Sendable, Hashable {
         case .endpointSlice: .endpointSlice
         case .node: .node
         case .serviceCIDR: .serviceCIDR
+        case .pod: .pod
         }
     }
 
@@ -64,6 +69,7 @@ public indirect enum ProxyObject: Sendable, Hashable {
         case .endpointSlice(let o): o.metadata
         case .node(let o): o.metadata
         case .serviceCIDR(let o): o.metadata
+        case .pod(let o): o.metadata
         }
     }
 
@@ -71,7 +77,7 @@ public indirect enum ProxyObject: Sendable, Hashable {
     public var key: ProxyObjectKey {
         let m = metadata
         switch kind {
-        case .service, .endpointSlice:
+        case .service, .endpointSlice, .pod:
             return ProxyObjectKey(kind: kind, namespace: m.namespace ?? "default", name: m.name ?? "")
         case .node, .serviceCIDR:
             return ProxyObjectKey(kind: kind, name: m.name ?? "")

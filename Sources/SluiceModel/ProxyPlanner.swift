@@ -8,6 +8,8 @@ public struct PlanResult: Sendable, Hashable {
     public var nodeContext: NodeContext
     /// The services that were planned (validated, conflict-free), sorted by name.
     public var services: [ValidatedService]
+    /// For services planned from their Pods: the pod (`namespace/name`) behind each endpoint address.
+    public var endpointPods: [ServiceName: [IPAddress: String]] = [:]
 
     public var errors: [Diagnostic] { diagnostics.filter(\.isError) }
     public var warnings: [Diagnostic] { diagnostics.filter { !$0.isError } }
@@ -22,7 +24,9 @@ public struct PlanResult: Sendable, Hashable {
 ///    services are reported as skipped.
 /// 3. The cross-service pass (`ServiceConflictChecker`) rejects later claimants of a
 ///    ClusterIP or NodePort.
-/// 4. EndpointSlices are validated (`EndpointSliceValidator`) and grouped per service.
+/// 4. EndpointSlices are validated (`EndpointSliceValidator`) and grouped per service;
+///    Pods are validated (`PodValidator`), and a selector Service without EndpointSlices gets
+///    the slices `EndpointSliceController` derives from its Pods.
 /// 5. The node context is resolved (`NodeContext.resolve`) and every service is planned per
 ///    family (`ServicePortPlanner`).
 ///
@@ -54,6 +58,9 @@ public struct ProxyPlanner: Sendable {
         let slices = dedupe(objects.endpointSlices, kind: "EndpointSlice",
                             key: { ServiceName(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name ?? "") },
                             &diagnostics)
+        let pods = dedupe(objects.pods, kind: "Pod",
+                          key: { ServiceName(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name ?? "") },
+                          &diagnostics)
         diagnostics += missingNodeWarning(objects.nodes)
         var changes: [(key: ProxyObjectKey, value: SourcedObject?)] = []
         var seen = Set<ProxyObjectKey>()
@@ -64,6 +71,7 @@ public struct ProxyPlanner: Sendable {
         for n in objects.nodes { add(.node(n.object), n.file) }
         for s in services { add(.service(s.object), s.file) }
         for s in slices { add(.endpointSlice(s.object), s.file) }
+        for p in pods { add(.pod(p.object), p.file) }
         var planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses)
         let applied = planner.apply(ordered: changes)
         diagnostics += applied.diagnostics
@@ -75,7 +83,8 @@ public struct ProxyPlanner: Sendable {
         let families = context.families.map { FamilyPlan(context: $0, servicePorts: planner.servicePorts($0.family)) }
         diagnostics += unreachableNodePortWarnings(families)
         return PlanResult(plan: ProxyPlan(families: families, skipped: Array(planner.skipped.values)), diagnostics: diagnostics,
-                          nodeContext: context, services: planner.accepted.values.sorted { $0.name < $1.name })
+                          nodeContext: context, services: planner.accepted.values.sorted { $0.name < $1.name },
+                          endpointPods: planner.endpointPods)
     }
 
     /// Valid slices whose Service is not among the objects.

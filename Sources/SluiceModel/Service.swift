@@ -1,6 +1,7 @@
 /// Kubernetes vocabulary: a v1 `Service` as the API server serves it (or as a manifest
-/// writes it), reduced to the fields a node proxy reads: anything else (`selector`,
-/// `loadBalancerIP`, `appProtocol`, …) is skipped while decoding. Decoding is lenient: unknown
+/// writes it), reduced to the fields a node proxy reads: anything else (`loadBalancerIP`,
+/// `appProtocol`, …) is skipped while decoding. `selector` and `publishNotReadyAddresses`
+/// are read for manifests that give Pods instead of EndpointSlices (`EndpointSliceController`). Decoding is lenient: unknown
 /// fields are ignored and every field may be absent. Values are kept as written; `ServiceValidator` checks and parses them.
 public struct Service: Sendable, Hashable, Codable {
     public var apiVersion: String?
@@ -24,6 +25,13 @@ public struct Service: Sendable, Hashable, Codable {
         metadata = try c.decode(.metadata, default: ObjectMeta())
         spec = try c.decode(.spec, default: Spec())
         status = try c.decode(.status, default: Status())
+    }
+
+    /// What selects the service's pods; nil without a selector (an empty one selects nothing
+    /// here: the API server drops it, and the controller manages no slices then).
+    public var podSelection: PodSelection? {
+        guard let selector = spec.selector, !selector.isEmpty else { return nil }
+        return PodSelection(selector: selector, publishNotReadyAddresses: spec.publishNotReadyAddresses ?? false)
     }
 
     /// `namespace/name`; a missing namespace means `default`, as `kubectl apply` would.
@@ -52,13 +60,18 @@ public struct Service: Sendable, Hashable, Codable {
         public var externalName: String?
         /// `PreferClose`, `PreferSameZone`, `PreferSameNode` (consumed via EndpointSlice hints).
         public var trafficDistribution: String?
+        /// The pods' labels that select the service's endpoints (all pairs must match).
+        public var selector: [String: String]?
+        /// Every pod with an address counts as ready (endpoints of pods that are not).
+        public var publishNotReadyAddresses: Bool?
 
         public init(type: String? = nil, clusterIP: String? = nil, clusterIPs: [String]? = nil,
                     ipFamilies: [String]? = nil, ports: [Port]? = nil, externalIPs: [String]? = nil,
                     loadBalancerSourceRanges: [String]? = nil, sessionAffinity: String? = nil,
                     sessionAffinityConfig: SessionAffinityConfig? = nil, externalTrafficPolicy: String? = nil,
                     internalTrafficPolicy: String? = nil, healthCheckNodePort: Int? = nil,
-                    externalName: String? = nil, trafficDistribution: String? = nil) {
+                    externalName: String? = nil, trafficDistribution: String? = nil,
+                    selector: [String: String]? = nil, publishNotReadyAddresses: Bool? = nil) {
             self.type = type
             self.clusterIP = clusterIP
             self.clusterIPs = clusterIPs
@@ -73,6 +86,8 @@ public struct Service: Sendable, Hashable, Codable {
             self.healthCheckNodePort = healthCheckNodePort
             self.externalName = externalName
             self.trafficDistribution = trafficDistribution
+            self.selector = selector
+            self.publishNotReadyAddresses = publishNotReadyAddresses
         }
     }
 
@@ -139,6 +154,18 @@ public struct Service: Sendable, Hashable, Codable {
     }
 }
 
+/// A Service's `spec.selector` and `spec.publishNotReadyAddresses`: which pods are its
+/// endpoints when it has no EndpointSlice of its own.
+public struct PodSelection: Sendable, Hashable {
+    public var selector: [String: String]
+    public var publishNotReadyAddresses: Bool
+
+    public init(selector: [String: String], publishNotReadyAddresses: Bool = false) {
+        self.selector = selector
+        self.publishNotReadyAddresses = publishNotReadyAddresses
+    }
+}
+
 /// `spec.type` values.
 public enum ServiceType: String, Sendable, Hashable, Codable, CaseIterable {
     case clusterIP = "ClusterIP"
@@ -191,6 +218,8 @@ extension Service.Spec {
             case "healthCheckNodePort": try seen.mark(11, r); healthCheckNodePort = try r.readOptionalInt()
             case "externalName": try seen.mark(12, r); externalName = try r.readOptionalString()
             case "trafficDistribution": try seen.mark(13, r); trafficDistribution = try r.readOptionalString()
+            case "selector": try seen.mark(14, r); selector = try r.readOptionalStringMap()
+            case "publishNotReadyAddresses": try seen.mark(15, r); publishNotReadyAddresses = try r.readOptionalBool()
             default: try r.skipValue()
             }
         }

@@ -13,6 +13,9 @@ public struct ValidatedEndpointSlice: Sendable, Hashable {
     public var endpoints: [Endpoint]
     /// Annotation `sluice.dev/weight` (0…1000, default 1), applied to every endpoint.
     public var weight: UInt32
+    /// For a slice derived from Pods (`EndpointSliceController`): the pod behind each
+    /// endpoint (`namespace/name`, parallel to `endpoints`); nil for an EndpointSlice given as one.
+    public var pods: [String]?
 
     /// One `ports[]` entry with a usable port number.
     public struct Port: Sendable, Hashable {
@@ -52,7 +55,7 @@ public struct ValidatedEndpointSlice: Sendable, Hashable {
     }
 
     public init(sliceName: String, service: ServiceName, file: String? = nil, family: IPFamily, ports: [Port],
-                endpoints: [Endpoint], weight: UInt32 = 1) {
+                endpoints: [Endpoint], weight: UInt32 = 1, pods: [String]? = nil) {
         self.sliceName = sliceName
         self.service = service
         self.file = file
@@ -60,6 +63,7 @@ public struct ValidatedEndpointSlice: Sendable, Hashable {
         self.ports = ports
         self.endpoints = endpoints
         self.weight = weight
+        self.pods = pods
     }
 }
 

@@ -19,6 +19,9 @@ struct Explain: ParsableCommand {
         address: with --from, explain names the one endpoint that client gets; without, it \
         prints the distribution over clients. `consistent-hash` also hashes the client port \
         (--from-port).
+
+        An endpoint derived from a Pod (a selector Service without EndpointSlices) is named \
+        with its pod, e.g. `→ 10.244.1.20:8080 (pod shop/tomcat-0)`.
         """)
 
     @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).", completion: .file())
@@ -80,12 +83,14 @@ struct Explain: ParsableCommand {
         let originText = origin == .localProcess ? "a process on the node" : "\(src)"
         print("\(dst.proto.rawValue) \(dst.address.datum.withPort(dst.port)) from \(originText)")
         for match in describeTarget(dst, in: fam) { print("  service: \(match)") }
+        let pods = endpointPods(dst, in: fam, result.planned.endpointPods)
         for o in outcomes.sorted(by: { $0.probability > $1.probability }) {
             let p = String(format: "%.4f", o.probability)
             switch o.fate {
             case .accepted:
                 if let d = o.dnat {
-                    print("  p=\(p)  → \(d.address.withPort(d.port))\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
+                    let pod = pods[d.address].map { " (pod \($0))" } ?? ""
+                    print("  p=\(p)  → \(d.address.withPort(d.port))\(pod)\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
                 } else {
                     print("  p=\(p)  not a service of this node: passed through untouched\(o.masqueraded ? " (masqueraded)" : "")")
                 }
@@ -101,6 +106,15 @@ struct Explain: ParsableCommand {
     func nodePortAddresses(_ ctx: FamilyContext) -> [Datum] {
         if case .ips(let ips) = ctx.nodePortAddresses { return ips.map(\.datum) }
         return []
+    }
+
+    /// The pods behind the endpoint addresses of the services the destination belongs to.
+    func endpointPods(_ dst: Destination, in fam: FamilyPlan, _ all: [ServiceName: [IPAddress: String]]) -> [Datum: String] {
+        var out: [Datum: String] = [:]
+        for sp in fam.servicePorts where sp.name.proto == dst.proto && (sp.port == dst.port || sp.nodePort == dst.port) {
+            for (ip, pod) in all[sp.name.service] ?? [:] { out[ip.datum] = pod }
+        }
+        return out
     }
 
     /// Which service ports the destination belongs to, and how.

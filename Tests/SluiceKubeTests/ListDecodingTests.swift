@@ -23,8 +23,12 @@ struct ListDecodingTests {
         #expect(svc.metadata.annotations == nil)
         #expect(svc.metadata.resourceVersion == "41")
         #expect(svc.spec.ports?.first?.port == 80)
-        let encoded = String(decoding: try JSONEncoder().encode(svc), as: UTF8.self)
-        for dropped in ["managedFields", "last-applied", "selector", "uid", "appProtocol", "\"app\""] {
+        // `spec.selector` is kept (Pods by selector, in file mode); the foreign label `app` is not.
+        #expect(svc.spec.selector == ["app": "web"])
+        var withoutSelector = svc
+        withoutSelector.spec.selector = nil
+        let encoded = String(decoding: try JSONEncoder().encode(withoutSelector), as: UTF8.self)
+        for dropped in ["managedFields", "last-applied", "uid", "appProtocol", "\"app\""] {
             #expect(!encoded.contains(dropped), "\(dropped) kept: \(encoded)")
         }
     }
