@@ -3,6 +3,7 @@ import ArgumentParser
 import SluiceCompiler
 import SluiceIR
 import SluiceModel
+import SluiceNetlink
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,12 @@ struct Explain: ParsableCommand {
         address: with --from, explain names the one endpoint that client gets; without, it \
         prints the distribution over clients. `consistent-hash` also hashes the client port \
         (--from-port).
+
+        --live walks the tables read back from the kernel instead (--netns for another \
+        namespace): no manifests are needed, affinity entries are what the kernel holds, and the \
+        kernel's connection counters for the destination and its endpoints are printed too. The \
+        node's addresses are then those in `nodeport-ips`; add others with --local-address. \
+        --source still names the services.
 
         An endpoint derived from a Pod (a selector Service without EndpointSlices) is named \
         with its pod, e.g. `→ 10.244.1.20:8080 (pod shop/tomcat-0)`.
@@ -44,62 +51,129 @@ struct Explain: ParsableCommand {
 
     @OptionGroup var node: NodeOptionArguments
 
+    @Flag(help: "Walk the tables read back from the kernel (no manifests needed; --source only names services).")
+    var live = false
+
+    @Option(name: .customLong("netns"), help: "With --live: read this named network namespace.", completion: .networkNamespaces)
+    var netns: String?
+
+    func validate() throws {
+        guard live || !sources.isEmpty else { throw ValidationError("give at least one --source, or --live") }
+        guard netns == nil || live else { throw ValidationError("--netns needs --live") }
+    }
+
     func run() throws {
-        guard !sources.isEmpty else { throw ValidationError("give at least one --source") }
         guard let dst = Destination(destination) else {
             throw ValidationError("--to must look like 10.96.0.10:80/tcp or [fd00::10]:53/udp")
         }
         let family: IPFamily = dst.address.family
-        let src: IPAddress
-        if let from {
-            guard let ip = IPAddress(from), ip.family == family else {
-                throw ValidationError("--from must be an address of the same family as --to")
-            }
-            src = ip
-        } else {
-            src = family == .ipv4 ? IPAddress("198.51.100.1")! : IPAddress("2001:db8::1")!
-        }
-        let result = Pipeline.compile(sources: sources, flags: node.flags)
-        report(result.diagnostics)
-        guard let fam = result.plan.family(family),
-              let table = result.ruleset.table(family == .ipv4 ? .ip : .ip6, Layout.tableName) else {
-            print("no \(family.rawValue) services: Sluice does not touch this packet")
-            return
-        }
+        let src = try source(family)
         var extra: [Datum] = []
         for text in localAddresses {
             guard let ip = IPAddress(text) else { throw ValidationError("--local-address \(text) is not an IP address") }
             extra.append(ip.datum)
         }
-        let nodeAddresses = Set(fam.context.nodeIPs.map(\.datum) + nodePortAddresses(fam.context) + extra)
-        let origin: Packet.Origin = nodeAddresses.contains(src.datum) ? .localProcess : .network(interface: "eth0")
+        guard var scene = try live ? liveScene(dst) : manifestScene(dst) else {
+            print(live ? "no \(family.rawValue) table \(Layout.tableName) in the kernel: Sluice does not touch this packet"
+                       : "no \(family.rawValue) services: Sluice does not touch this packet")
+            return
+        }
+        scene.nodeAddresses.formUnion(extra)
+        let origin: Packet.Origin = scene.nodeAddresses.contains(src.datum) ? .localProcess : .network(interface: "eth0")
         var unknown: Set<PayloadField> = []
         if from == nil { unknown.insert(family == .ipv4 ? .ipSaddr : .ip6Saddr) }
         if fromPort == nil { unknown.insert(.thSport) }
         let packet = Packet(saddr: src.datum, daddr: dst.address.datum, proto: dst.proto.number, sport: fromPort ?? 40000,
                             dport: dst.port, origin: origin, unknownFields: unknown)
-        let outcomes = walk(packet, through: table, node: NodeEnvironment(localAddresses: nodeAddresses))
+        let outcomes = walk(packet, through: scene.table, node: NodeEnvironment(localAddresses: scene.nodeAddresses))
+        print("\(dst.proto.rawValue) \(dst.address.datum.withPort(dst.port)) from \(origin == .localProcess ? "a process on the node" : "\(src)")")
+        for match in scene.services { print("  service: \(match)") }
+        for o in outcomes.sorted(by: { $0.probability > $1.probability }) { printOutcome(o, pods: scene.pods) }
+        if let counts = scene.counters { printCounters(counts, dst, outcomes) }
+    }
 
-        let originText = origin == .localProcess ? "a process on the node" : "\(src)"
-        print("\(dst.proto.rawValue) \(dst.address.datum.withPort(dst.port)) from \(originText)")
-        for match in describeTarget(dst, in: fam) { print("  service: \(match)") }
-        let pods = endpointPods(dst, in: fam, result.planned.endpointPods)
-        for o in outcomes.sorted(by: { $0.probability > $1.probability }) {
-            let p = String(format: "%.4f", o.probability)
-            switch o.fate {
-            case .accepted:
-                if let d = o.dnat {
-                    let pod = pods[d.address].map { " (pod \($0))" } ?? ""
-                    print("  p=\(p)  → \(d.address.withPort(d.port))\(pod)\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
-                } else {
-                    print("  p=\(p)  not a service of this node: passed through untouched\(o.masqueraded ? " (masqueraded)" : "")")
-                }
-            case .dropped:
-                print("  p=\(p)  DROP — \(o.decidedBy ?? "?")")
-            case .rejected:
-                print("  p=\(p)  REJECT — \(o.decidedBy ?? "?")")
+    /// `--from`, or an address outside the cluster.
+    func source(_ family: IPFamily) throws -> IPAddress {
+        guard let from else { return family == .ipv4 ? IPAddress("198.51.100.1")! : IPAddress("2001:db8::1")! }
+        guard let ip = IPAddress(from), ip.family == family else {
+            throw ValidationError("--from must be an address of the same family as --to")
+        }
+        return ip
+    }
+
+    /// What the walk needs: the table, the node's addresses, and what names the destination.
+    struct Scene {
+        var table: Table
+        var nodeAddresses: Set<Datum>
+        var services: [String] = []
+        var pods: [Datum: String] = [:]
+        /// The kernel's connection counters (`--live`).
+        var counters: ConnectionCounts?
+    }
+
+    /// The compiled manifests.
+    func manifestScene(_ dst: Destination) throws -> Scene? {
+        let result = Pipeline.compile(sources: sources, flags: node.flags)
+        report(result.diagnostics)
+        let family = dst.address.family
+        guard let fam = result.plan.family(family),
+              let table = result.ruleset.table(Layout(family).family, Layout.tableName) else { return nil }
+        return Scene(table: table, nodeAddresses: Set(fam.context.nodeIPs.map(\.datum) + nodePortAddresses(fam.context)),
+                     services: describeTarget(dst, in: fam), pods: endpointPods(dst, in: fam, result.planned.endpointPods))
+    }
+
+    /// The table read back from the kernel, dynamic state (affinity, counters) included.
+    /// The node's addresses are those in `nodeport-ips` (plus `--local-address`).
+    func liveScene(_ dst: Destination) throws -> Scene? {
+        let layout = Layout(dst.address.family)
+        let socket = try netns.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
+        guard let read = try socket.readTable(layout.family, Layout.tableName, dynamicElements: true) else { return nil }
+        for f in read.foreign { FileHandle.standardError.write(Data("warning: foreign content left out of the walk: \(f)\n".utf8)) }
+        let table = read.table
+        var scene = Scene(table: table, nodeAddresses: Set((table.elements[Layout.nodePortIPs] ?? [:]).keys.compactMap(\.first)))
+        if !sources.isEmpty {
+            let result = Pipeline.compile(sources: sources, flags: node.flags)
+            if let fam = result.plan.family(dst.address.family) {
+                scene.services = describeTarget(dst, in: fam)
+                scene.pods = endpointPods(dst, in: fam, result.planned.endpointPods)
             }
-            if trace { for t in o.trace { print("      \(t)") } }
+        }
+        if table.set(named: Layout.serviceConnections) != nil {
+            var counts = ConnectionCounts()
+            counts.add(service: try socket.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.serviceConnections)),
+                       endpoint: try socket.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.endpointConnections)),
+                       services: ServicePortNames([]))
+            scene.counters = counts
+        }
+        return scene
+    }
+
+    func printOutcome(_ o: Outcome, pods: [Datum: String]) {
+        let p = String(format: "%.4f", o.probability)
+        switch o.fate {
+        case .accepted:
+            if let d = o.dnat {
+                let pod = pods[d.address].map { " (pod \($0))" } ?? ""
+                print("  p=\(p)  → \(d.address.withPort(d.port))\(pod)\(o.masqueraded ? "  (masqueraded: source becomes the node's address)" : "  (source address kept)")")
+            } else {
+                print("  p=\(p)  not a service of this node: passed through untouched\(o.masqueraded ? " (masqueraded)" : "")")
+            }
+        case .dropped:
+            print("  p=\(p)  DROP — \(o.decidedBy ?? "?")")
+        case .rejected:
+            print("  p=\(p)  REJECT — \(o.decidedBy ?? "?")")
+        }
+        if trace { for t in o.trace { print("      \(t)") } }
+    }
+
+    /// `--live`: the kernel's counts for the destination and for each endpoint it may reach.
+    func printCounters(_ counts: ConnectionCounts, _ dst: Destination, _ outcomes: [Outcome]) {
+        let tuple = ConnectionCounts.Tuple(address: dst.address, proto: dst.proto, port: dst.port)
+        print("  counted: \(counts.tuples[tuple] ?? 0) new connections to \(tuple) (last hour of activity)")
+        for d in outcomes.compactMap(\.dnat) {
+            guard let ip = IPAddress(datum: d.address) else { continue }
+            let e = ConnectionCounts.Tuple(address: ip, proto: dst.proto, port: d.port)
+            print("  counted: \(counts.endpoints[e] ?? 0) new connections to endpoint \(e) (all services)")
         }
     }
 

@@ -23,7 +23,7 @@ struct Top: ParsableCommand {
         over one interval.
         """)
 
-    @Option(name: .customLong("netns"), help: "Read this named network namespace.")
+    @Option(name: .customLong("netns"), help: "Read this named network namespace.", completion: .networkNamespaces)
     var netns: String?
 
     @Flag(help: "Print one table and exit.")
@@ -35,7 +35,7 @@ struct Top: ParsableCommand {
     @Option(help: "Rows per table.")
     var limit: Int = 20
 
-    @Option(name: .customLong("source"), help: "Manifests whose Services name the addresses (repeatable).")
+    @Option(name: .customLong("source"), help: "Manifests whose Services name the addresses (repeatable).", completion: .file())
     var sources: [String] = []
 
     @OptionGroup var node: NodeOptionArguments
