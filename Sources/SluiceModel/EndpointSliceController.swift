@@ -11,6 +11,8 @@
 ///   `ready` = serving and not terminating; with `publishNotReadyAddresses` every pod with an
 ///   address is ready and serving;
 /// - `nodeName` is `spec.nodeName`, `zone` that Node's `topology.kubernetes.io/zone` label;
+/// - `spec.trafficDistribution` gives hints (`TrafficDistribution.hints`): `PreferClose` and
+///   `PreferSameZone` the endpoint's zone, `PreferSameNode` its node and zone;
 /// - a numeric `targetPort` is used as is (absent: the service port); a named one is the pod's
 ///   container port of that name and the service port's protocol, and a pod without one is
 ///   left out of that service port.
@@ -57,9 +59,11 @@ public enum EndpointSliceController {
                          zone: (String) -> String?) -> ValidatedEndpointSlice.Endpoint {
         let publish = selection.publishNotReadyAddresses
         let serving = publish || pod.ready
+        let podZone = pod.nodeName.flatMap(zone)
+        let hints = selection.trafficDistribution?.hints(node: pod.nodeName, zone: podZone) ?? (zones: [], nodes: [])
         return ValidatedEndpointSlice.Endpoint(
             address: address, ready: publish || (serving && !pod.terminating), serving: serving,
-            terminating: pod.terminating, nodeName: pod.nodeName, zone: pod.nodeName.flatMap(zone))
+            terminating: pod.terminating, nodeName: pod.nodeName, zone: podZone, zoneHints: hints.zones, nodeHints: hints.nodes)
     }
 
     /// The service ports the pod serves, with the pod's port numbers (`getEndpointPorts`).

@@ -31,7 +31,8 @@ public struct Service: Sendable, Hashable, Codable {
     /// here: the API server drops it, and the controller manages no slices then).
     public var podSelection: PodSelection? {
         guard let selector = spec.selector, !selector.isEmpty else { return nil }
-        return PodSelection(selector: selector, publishNotReadyAddresses: spec.publishNotReadyAddresses ?? false)
+        return PodSelection(selector: selector, publishNotReadyAddresses: spec.publishNotReadyAddresses ?? false,
+                            trafficDistribution: spec.trafficDistribution.flatMap(TrafficDistribution.init(rawValue:)))
     }
 
     /// `namespace/name`; a missing namespace means `default`, as `kubectl apply` would.
@@ -154,15 +155,41 @@ public struct Service: Sendable, Hashable, Codable {
     }
 }
 
-/// A Service's `spec.selector` and `spec.publishNotReadyAddresses`: which pods are its
-/// endpoints when it has no EndpointSlice of its own.
+/// A Service's `spec.selector`, `spec.publishNotReadyAddresses` and `spec.trafficDistribution`:
+/// which pods are its endpoints when it has no EndpointSlice of its own, and the hints their
+/// slices carry.
 public struct PodSelection: Sendable, Hashable {
     public var selector: [String: String]
     public var publishNotReadyAddresses: Bool
+    /// A known `spec.trafficDistribution` (an unknown value gives no hints, as the
+    /// EndpointSlice controller ignores it).
+    public var trafficDistribution: TrafficDistribution?
 
-    public init(selector: [String: String], publishNotReadyAddresses: Bool = false) {
+    public init(selector: [String: String], publishNotReadyAddresses: Bool = false, trafficDistribution: TrafficDistribution? = nil) {
         self.selector = selector
         self.publishNotReadyAddresses = publishNotReadyAddresses
+        self.trafficDistribution = trafficDistribution
+    }
+}
+
+/// `spec.trafficDistribution`: the hints the EndpointSlice controller writes (KEP-4444,
+/// KEP-3015), which kube-proxy and Sluice then follow (`CategorizedEndpoints`).
+public enum TrafficDistribution: String, Sendable, Hashable {
+    /// Zone hints: each endpoint's own zone.
+    case preferClose = "PreferClose"
+    /// The same as `PreferClose` under its newer name.
+    case preferSameZone = "PreferSameZone"
+    /// Node hints (each endpoint's own node) plus zone hints, for the zone fallback.
+    case preferSameNode = "PreferSameNode"
+
+    /// The controller's hints for an endpoint on `node` in `zone` (none when that is unknown:
+    /// one endpoint without hints makes kube-proxy ignore topology for the service).
+    func hints(node: String?, zone: String?) -> (zones: [String], nodes: [String]) {
+        let zones = zone.map { [$0] } ?? []
+        switch self {
+        case .preferClose, .preferSameZone: return (zones, [])
+        case .preferSameNode: return (zones, node.map { [$0] } ?? [])
+        }
     }
 }
 
