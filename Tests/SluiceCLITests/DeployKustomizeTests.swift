@@ -32,7 +32,7 @@ struct DeployKustomizeTests {
         try #require(try one(objects, kind: "DaemonSet", name: "sluice")["spec"]?["template"]?["spec"])
     }
 
-    @Test func rendersRBACConfigMapAndDaemonSet() throws {
+    @Test func rendersRBACConfigMapsAndDaemonSet() throws {
         let objects = try Self.render()
         let names = objects.map { "\($0["kind"]?.string ?? "?")/\($0["metadata"]?["name"]?.string ?? "?")" }.sorted()
         #expect(names == [
@@ -40,6 +40,7 @@ struct DeployKustomizeTests {
             "ClusterRoleBinding/sluice-node-proxier",
             "ClusterRoleBinding/sluice-servicecidrs",
             "ConfigMap/sluice-config",
+            "ConfigMap/sluice-grafana-dashboard",
             "DaemonSet/sluice",
             "ServiceAccount/sluice",
         ])
@@ -109,5 +110,19 @@ struct DeployKustomizeTests {
         #expect(r.succeeded, "\(r.stderr)")
         #expect(r.stdout.contains("table ip sluice"))
         #expect(!r.stderr.contains("error"), "\(r.stderr)")
+    }
+
+    /// deploy/grafana-dashboard.json, unchanged, in a ConfigMap the Grafana sidecar picks up
+    /// (label `grafana_dashboard: "1"`) under a fixed name (no generator hash suffix).
+    @Test func grafanaDashboardConfigMapCarriesTheDashboard() throws {
+        let map = try Self.one(try Self.render(), kind: "ConfigMap", name: "sluice-grafana-dashboard")
+        #expect(map["metadata"]?["namespace"]?.string == "kube-system")
+        #expect(map["metadata"]?["labels"]?["grafana_dashboard"]?.string == "1")
+        let text = try #require(map["data"]?["grafana-dashboard.json"]?.string, "no grafana-dashboard.json key")
+        let file = try String(contentsOfFile: CLITests.root + "/deploy/grafana-dashboard.json", encoding: .utf8)
+        #expect(text == file, "the rendered dashboard differs from deploy/grafana-dashboard.json")
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(dashboard["uid"] as? String == "sluice-overview")
+        #expect((dashboard["panels"] as? [Any])?.isEmpty == false)
     }
 }
