@@ -84,13 +84,27 @@ public final class DaemonWorker {
         return monitor!
     }
 
+    /// A scrape that already counts `syncs` more syncs than `before`: the daemon records a
+    /// sync's metrics just after its commit, which the commit monitor may see first.
+    /// Gives up after the timeout and returns the last scrape.
+    func metricsAfterSyncs(_ daemon: DaemonProcess, before: [String: Double], syncs: Int) -> [String: Double] {
+        let key = DaemonSyncAccount.sync + "_count"
+        let deadline = Date().addingTimeInterval(min(options.timeout, 60))
+        var after = daemon.metrics() ?? [:]
+        while (after[key] ?? 0) - (before[key] ?? 0) < Double(syncs) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+            after = daemon.metrics() ?? [:]
+        }
+        return after
+    }
+
     func measure(_ daemon: DaemonProcess, _ monitor: CommitMonitor, _ sink: ChangeSink,
                  into result: inout DaemonSourceResult) throws {
         monitor.captureElements = true
         let n = source == .api ? options.samples : options.directorySamples
         let before = daemon.metrics() ?? [:]
         let (m, commits, missed) = try singleChanges(n, &cluster, sink, monitor, timeout: min(options.timeout, 60), progress: progress)
-        result.singleChangeSyncs = DaemonSyncAccount(before: before, after: daemon.metrics() ?? [:])
+        result.singleChangeSyncs = DaemonSyncAccount(before: before, after: metricsAfterSyncs(daemon, before: before, syncs: n - missed))
         result.eventToKernel = m
         result.commitsPerChange = commits
         result.missedChanges = missed
