@@ -238,25 +238,42 @@ actor SyncLoop {
     @discardableResult
     func checkDrift() -> Int {
         guard initialized, !needFull else { return 0 }
-        do {
-            let generation = try dataplane.currentGeneration()
-            if generation == dataplane.expectedGeneration { return 0 }
-            try dataplane.adopt(tables: ownTables, desired: nil)
-            let report = try reconcileAll()
-            if report.isNoOp { return 0 }
-            metrics.driftRepairs.increment()
-            purgeStaleAffinity(nil)
-            logger.warning("repaired tables changed by someone else", metadata: [
-                "operations": "\(report.transaction.operations.count)", "objects": "\(report.transaction.objectCount)",
-            ])
-            return report.transaction.operations.count
-        } catch {
-            needFull = true
-            metrics.syncFailures.increment()
-            logger.error("drift check failed; a full resync follows", metadata: ["error": "\(error)"])
-            wake.yield()
-            return 0
+        // A writer still at work (e.g. flushing sets one command at a time) moves the
+        // generation under the repair: the repair's batch is refused and the check runs again.
+        for attempt in 0..<3 {
+            do {
+                return try repairDrift(force: attempt > 0)
+            } catch let e as NetlinkError where e.kind == .generationMismatch {
+                continue
+            } catch {
+                return driftCheckFailed(error)
+            }
         }
+        return driftCheckFailed(DaemonError("the tables kept changing during three repairs"))
+    }
+
+    private func driftCheckFailed(_ error: Error) -> Int {
+        needFull = true
+        metrics.syncFailures.increment()
+        logger.error("drift check failed; a full resync follows", metadata: ["error": "\(error)"])
+        wake.yield()
+        return 0
+    }
+
+    /// One drift check: generation id, then read back and reconcile if it moved (`force`:
+    /// after a refused repair, whose read-back already took the new generation as expected).
+    private func repairDrift(force: Bool) throws -> Int {
+        let generation = try dataplane.currentGeneration()
+        if !force && generation == dataplane.expectedGeneration { return 0 }
+        try dataplane.adopt(tables: ownTables, desired: nil)
+        let report = try reconcileAll()
+        if report.isNoOp { return 0 }
+        metrics.driftRepairs.increment()
+        purgeStaleAffinity(nil)
+        logger.warning("repaired tables changed by someone else", metadata: [
+            "operations": "\(report.transaction.operations.count)", "objects": "\(report.transaction.objectCount)",
+        ])
+        return report.transaction.operations.count
     }
 
     /// Deletes conntrack entries of UDP flows whose endpoint went away (one dump per
