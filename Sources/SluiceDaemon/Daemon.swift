@@ -168,7 +168,9 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
     /// (the Node's addresses) when they cannot be read.
     private func initialHostAddresses() -> [IPAddress]? {
         do {
-            return hostIPAddresses(try InterfaceAddresses.dump(namespace: configuration.netns))
+            let addresses = hostIPAddresses(try InterfaceAddresses.dump(namespace: configuration.netns))
+            logger.info("host addresses", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
+            return addresses
         } catch {
             logger.error("cannot read the host's addresses; NodePort addresses come from the Node", metadata: ["error": "\(error)"])
             return nil
