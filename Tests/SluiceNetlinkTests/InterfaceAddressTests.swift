@@ -18,6 +18,7 @@ struct InterfaceAddressTests {
             try ns.runChecked(["ip", "addr", "add", "10.33.1.7/32", "dev", dev])
             try ns.runChecked(["ip", "addr", "add", "fd33::5/64", "dev", dev, "nodad"])
             try ns.runChecked(["ip", "link", "set", dev, "up"])
+            try ns.runChecked(["ip", "link", "set", "p\(ns.name.suffix(6))", "up"])   // carrier: DAD runs
             try body(ns, dev)
         }
     }
@@ -57,6 +58,23 @@ struct InterfaceAddressTests {
     func waitForChange(_ monitor: AddressMonitor) throws -> Bool {
         for _ in 0..<20 where try monitor.waitForChange(timeout: 0.5) { return true }
         return false
+    }
+
+    @Test("an IPv6 address in duplicate address detection is reported tentative, then usable")
+    func tentativeThenUsable() throws {
+        try withAddresses { ns, dev in
+            let monitor = try AddressMonitor(namespace: ns.name)
+            try ns.runChecked(["ip", "addr", "add", "fd33::9/64", "dev", dev])
+            let first = try #require(try monitor.addresses().first { $0.address == "fd33::9" })
+            #expect(first.isTentative && !first.isUsable)
+            // DAD ends about a second later with a notification (generous deadline, no fixed sleep).
+            var usable = false
+            for _ in 0..<40 where !usable {
+                _ = try monitor.waitForChange(timeout: 0.5)
+                usable = try monitor.addresses().first { $0.address == "fd33::9" }?.isUsable ?? false
+            }
+            #expect(usable)
+        }
     }
 
     @Test("tentative and DAD-failed addresses are not usable")
