@@ -23,6 +23,8 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
 
 /* Helpers for things Swift cannot import (function-like macros, macro constants of
  * composite expressions). Kept tiny: everything else is called directly. */
@@ -71,5 +73,21 @@ static inline struct nlmsghdr *sluice_ct_msg(void *buf, uint8_t msg, uint16_t fl
     nfg->version = NFNETLINK_V0;
     nfg->res_id = 0;
     return nlh;
+}
+
+/** Starts an RTM_GETADDR dump request (every family) with its ifaddrmsg header. */
+static inline struct nlmsghdr *sluice_getaddr_dump(void *buf, uint32_t seq) {
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = RTM_GETADDR;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = seq;
+    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifaddrmsg));
+    ifa->ifa_family = AF_UNSPEC;
+    return nlh;
+}
+
+/** Offset of the attributes after the ifaddrmsg header of an RTM_NEWADDR message. */
+static inline uint32_t sluice_ifaddr_payload_offset(void) {
+    return (uint32_t)(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct ifaddrmsg)));
 }
 #endif

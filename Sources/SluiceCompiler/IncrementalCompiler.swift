@@ -40,7 +40,7 @@ public struct IncrementalCompiler: Sendable {
     }
 
     /// Elements the node context puts in the table (node IPs, pod CIDRs, …).
-    public let contextElementCount: Int
+    public private(set) var contextElementCount: Int
 
     /// Addresses of the stores' heap buffers, for tests that check an update copied no
     /// table-sized storage (a copy-on-write copy moves a buffer to a new address).
@@ -123,6 +123,26 @@ public struct IncrementalCompiler: Sendable {
             adds[set] = a.filter { !delSet.contains($0) }
         }
         return assemble(deletes: deletes, adds: adds, classesBefore: classesBefore, contextBefore: context)
+    }
+
+    /// Takes new NodePort addresses (a list of IPs before and after, never `all`: that
+    /// changes rules, hence a reload) and returns the transaction that adds and deletes the
+    /// `nodeport-ips` elements that changed. O(addresses): nothing else is touched.
+    public mutating func updateNodePortAddresses(_ addresses: NodePortAddresses) -> Transaction {
+        precondition(addresses != .all && context.nodePortAddresses != .all, "NodePort addresses .all change rules: reload")
+        let old = Skeleton(context: context, classes: []).contextElements[Layout.nodePortIPs] ?? [:]
+        context.nodePortAddresses = addresses
+        let skeleton = Skeleton(context: context, classes: [])
+        let new = skeleton.contextElements[Layout.nodePortIPs] ?? [:]
+        contextElementCount += new.count - old.count
+        guard let decl = skeleton.sets.first(where: { $0.name == Layout.nodePortIPs }) else { return Transaction([]) }
+        let f = layout.family, t = Layout.tableName
+        let deleted = old.keys.filter { new[$0] == nil }.map { Element($0) }.sorted()
+        let added = new.keys.filter { old[$0] == nil }.map { Element($0) }.sorted()
+        var ops: [Operation] = []
+        if !deleted.isEmpty { ops.append(.deleteElements(f, t, set: decl, deleted)) }
+        if !added.isEmpty { ops.append(.addElements(f, t, set: decl, added)) }
+        return Transaction(ops)
     }
 
     /// Replaces the whole service set (a full resync): the transaction is the diff.

@@ -17,19 +17,21 @@ public struct CompileResult: Sendable {
 
 public enum Pipeline {
     /// Loads manifests from `sources` and node options from `flags` (including `--config`),
-    /// then plans and compiles.
+    /// then plans and compiles. `hostAddresses`: the host's interface addresses for CIDR
+    /// entries of `--nodeport-addresses` (nil: the Node's addresses and `--node-ip`).
     public static func compile(sources: [String], flags: NodeOptionFlags,
-                               systemHostname: String? = NodeOptions.systemHostname()) -> CompileResult {
+                               systemHostname: String? = NodeOptions.systemHostname(),
+                               hostAddresses: [IPAddress]? = nil) -> CompileResult {
         let (options, optionDiagnostics) = NodeOptions.load(flags: flags, systemHostname: systemHostname)
         let loaded = ManifestLoader().load(paths: sources)
-        var result = compile(objects: loaded.objects, options: options)
+        var result = compile(objects: loaded.objects, options: options, hostAddresses: hostAddresses)
         result.diagnostics = optionDiagnostics + loaded.diagnostics + result.diagnostics
         return result
     }
 
     /// Plans and compiles objects that are already in memory (the daemon's path).
-    public static func compile(objects: ClusterObjects, options: NodeOptions) -> CompileResult {
-        let planned = ProxyPlanner(options: options).plan(objects)
+    public static func compile(objects: ClusterObjects, options: NodeOptions, hostAddresses: [IPAddress]? = nil) -> CompileResult {
+        let planned = ProxyPlanner(options: options, hostAddresses: hostAddresses).plan(objects)
         let (ruleset, conflicts) = Compiler.compile(planned.plan)
         let conflictDiagnostics = conflicts.map { Diagnostic(severity: .warning, message: $0) }
         return CompileResult(planned: planned, ruleset: ruleset, diagnostics: planned.diagnostics + conflictDiagnostics)

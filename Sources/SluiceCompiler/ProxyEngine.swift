@@ -8,7 +8,9 @@ import SluiceModel
 /// `apply(_:)` turns a batch of object changes into the transaction that takes the kernel
 /// from the previous state to the new one, in time and memory proportional to the change:
 /// no table-sized copy is made (`IncrementalCompiler.storageIdentity` lets tests check it).
-/// When the node context changes every plan is new: the compilers are reloaded and the
+/// When only the NodePort addresses change (the host's addresses, `setHostAddresses`, or
+/// the Node's), the transaction updates the `nodeport-ips` set and nothing else.
+/// When the node context changes otherwise every plan is new: the compilers are reloaded and the
 /// caller reconciles each table with its compiler (`skeleton`, `serviceElements`); on the
 /// first sync it can instead stream the table into an empty kernel with `loadStreamed`.
 /// `desiredRuleset` materializes the whole table (tests, review).
@@ -22,6 +24,12 @@ public struct ProxyEngine: Sendable {
 
     public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil) {
         planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses)
+    }
+
+    /// Replaces the host's interface addresses (`IncrementalPlanner.setHostAddresses`); the
+    /// next `apply` carries the change, usually as `nodeport-ips` element updates only.
+    public mutating func setHostAddresses(_ addresses: [IPAddress]?) {
+        planner.setHostAddresses(addresses)
     }
 
     /// What one `apply` produced: the planner's changes (`full`, counts, diagnostics with the
@@ -48,7 +56,7 @@ public struct ProxyEngine: Sendable {
     /// compilers empty (`needsLoad`) for the caller to `load` or `loadStreamed`.
     public mutating func apply(_ changes: ObjectChanges, loadNow: Bool = true) -> Outcome {
         var out = Outcome(planned: planner.apply(changes))
-        if out.full { resetCompilers() }
+        if out.full { resetCompilers() } else if out.nodePortAddressesChanged && needsLoad { _ = followNodePortAddresses() }
         if needsLoad {
             // The compilers are (re)loaded from the planner's plans, whole: no transaction;
             // the caller reconciles every table (`full`).
@@ -56,7 +64,7 @@ public struct ProxyEngine: Sendable {
             if loadNow { out.planned.diagnostics += load() }
             return out
         }
-        var ops: [SluiceIR.Operation] = []
+        var ops = followNodePortAddresses()
         for family in out.ports.keys.sorted() where compilers[family] != nil {
             // In place: a copy of the compiler would copy its whole store on write.
             let tx = compilers[family]!.update(planChanges: out.ports[family]!)
@@ -74,8 +82,21 @@ public struct ProxyEngine: Sendable {
     public mutating func stage(_ changes: ObjectChanges) -> IncrementalPlanner.Changes {
         let staged = planner.stage(changes)
         // Plans changed and no transaction says so: the compilers are loaded anew.
-        if staged.full || (!needsLoad && !staged.ports.isEmpty) { resetCompilers() }
+        if staged.full || (!needsLoad && (!staged.ports.isEmpty || staged.nodePortAddressesChanged)) { resetCompilers() }
+        if staged.nodePortAddressesChanged { _ = followNodePortAddresses() }
         return staged
+    }
+
+    /// Gives each compiler the planner's NodePort addresses where they differ (after a
+    /// `nodePortAddressesChanged`); returns the `nodeport-ips` element operations.
+    private mutating func followNodePortAddresses() -> [SluiceIR.Operation] {
+        var ops: [SluiceIR.Operation] = []
+        for family in compilers.keys.sorted() {
+            guard let wanted = planner.nodeContext?.context(for: family)?.nodePortAddresses,
+                  compilers[family]!.context.nodePortAddresses != wanted else { continue }
+            ops += compilers[family]!.updateNodePortAddresses(wanted).operations
+        }
+        return ops
     }
 
     /// Empty compilers for the families of the current context.

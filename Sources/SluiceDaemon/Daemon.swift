@@ -29,8 +29,13 @@ public struct DaemonConfiguration: Sendable {
     public var retryPeriod: Duration
     /// Delete the tables when stopping (default: leave the rules in place, as kube-proxy).
     public var cleanupOnExit: Bool
-    /// Host interface addresses for CIDR entries of `--nodeport-addresses` (nil: from the Node).
+    /// Fixed host interface addresses for CIDR entries of `--nodeport-addresses` (tests);
+    /// nil: read them from the kernel (`followHostAddresses`), else from the Node.
     public var hostAddresses: [IPAddress]?
+    /// Read the interface addresses of `netns` over rtnetlink and follow their changes
+    /// (`HostAddressWatchService`), as kube-proxy does for CIDR entries of
+    /// `--nodeport-addresses`. Only when such an entry is configured and `hostAddresses` is nil.
+    public var followHostAddresses = true
     /// The `--config` file and the bytes the options were read from. As kube-proxy does, the
     /// daemon exits with an error when the file's content changes, so that its DaemonSet
     /// restarts it with the new configuration.
@@ -113,6 +118,11 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         return await hc.ports
     }
 
+    /// Hands the sync loop the host's interface addresses, as the address watch does (tests).
+    public func receiveHostAddresses(_ addresses: [IPAddress]) {
+        runtime.withLockedValue { $0.loop }?.receiveHostAddresses(addresses)
+    }
+
     /// Runs a drift check now (tests; the daemon runs one every sync period).
     @discardableResult
     public func checkDrift() async -> Int {
@@ -128,7 +138,8 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         let c = configuration
         let healthChecks = HealthCheckServers(host: c.healthCheckBindHost, health: health, logger: logger)
         let dataplane = try c.dataplane?() ?? NftablesApplier(namespace: c.netns, tracksElements: false)
-        let loop = SyncLoop(dataplane: dataplane, options: c.options, hostAddresses: c.hostAddresses, sources: c.sources.count,
+        let hostAddresses = c.hostAddresses ?? (watchesHostAddresses ? initialHostAddresses() : nil)
+        let loop = SyncLoop(dataplane: dataplane, options: c.options, hostAddresses: hostAddresses, sources: c.sources.count,
                             logger: logger, metrics: metrics, health: health, healthChecks: healthChecks,
                             minSyncPeriod: c.minSyncPeriod, retryPeriod: c.retryPeriod, coldStartChunk: c.coldStartChunk)
         runtime.withLockedValue { $0.loop = loop; $0.healthChecks = healthChecks }
@@ -145,6 +156,25 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
             throw error
         }
         await finish(loop: loop, cleanup: c.cleanupOnExit)
+    }
+
+    /// Whether the daemon follows the interface addresses of its namespace.
+    private var watchesHostAddresses: Bool {
+        configuration.followHostAddresses && configuration.hostAddresses == nil
+            && configuration.options.nodePortAddressesNeedHostAddresses
+    }
+
+    /// The interface addresses before the first sync, so that it already uses them; nil
+    /// (the Node's addresses) when they cannot be read.
+    private func initialHostAddresses() -> [IPAddress]? {
+        do {
+            let addresses = hostIPAddresses(try InterfaceAddresses.dump(namespace: configuration.netns))
+            logger.info("host addresses", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
+            return addresses
+        } catch {
+            logger.error("cannot read the host's addresses; NodePort addresses come from the Node", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// The daemon's services, in start order (graceful shutdown runs in reverse: sources stop
@@ -170,6 +200,10 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
             out.append(.init(service: CommitWatchService(loop: loop, netns: c.netns, logger: logger,
                                                          listening: { runtime.withLockedValue { $0.watchingCommits = true } }),
                              successTerminationBehavior: .ignore, serviceName: "commit-watch"))
+        }
+        if watchesHostAddresses {
+            out.append(.init(service: HostAddressWatchService(loop: loop, netns: c.netns, logger: logger),
+                             successTerminationBehavior: .ignore, serviceName: "host-address-watch"))
         }
         if let (path, contents) = c.configFile {
             out.append(.init(service: ConfigWatcherService(path: path, contents: contents, interval: c.configCheckInterval, logger: logger),

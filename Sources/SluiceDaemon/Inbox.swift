@@ -14,6 +14,9 @@ final class Inbox: @unchecked Sendable {
     private var sourceObjects: [[ProxyObjectKey: SourcedObject]]
     private var sourceSynced: [Bool]
     private var currentFamilies: [IPFamily] = [.ipv4]
+    /// The host's addresses last received, and whether the loop has yet to take them.
+    private var hostAddresses: [IPAddress]?
+    private var hostAddressesPending = false
 
     init(sources: Int) {
         sourceObjects = sources > 1 ? Array(repeating: [:], count: sources) : []
@@ -40,6 +43,25 @@ final class Inbox: @unchecked Sendable {
             guard delta.synced, !sourceSynced[index] else { return false }
             sourceSynced[index] = true
             return true
+        }
+    }
+
+    /// Records the host's interface addresses; returns false when they are the ones last
+    /// received (nothing to do).
+    func setHostAddresses(_ addresses: [IPAddress]) -> Bool {
+        locked {
+            guard addresses != hostAddresses else { return false }
+            hostAddresses = addresses
+            hostAddressesPending = true
+            return true
+        }
+    }
+
+    /// The host's addresses, if they changed since the last call.
+    func takeHostAddresses() -> [IPAddress]? {
+        locked {
+            defer { hostAddressesPending = false }
+            return hostAddressesPending ? hostAddresses : nil
         }
     }
 

@@ -53,6 +53,12 @@ actor SyncLoop {
          minSyncPeriod: Duration, retryPeriod: Duration, coldStartChunk: Int = 50_000) {
         self.dataplane = dataplane
         engine = ProxyEngine(options: options, hostAddresses: hostAddresses)
+        inbox = Inbox(sources: sources)
+        if let hostAddresses {
+            // Known from the start: the watch's first read of the same set is no change.
+            _ = inbox.setHostAddresses(hostAddresses)
+            _ = inbox.takeHostAddresses()
+        }
         self.logger = logger
         self.metrics = metrics
         self.health = health
@@ -60,7 +66,6 @@ actor SyncLoop {
         self.minSyncPeriod = minSyncPeriod
         self.retryPeriod = retryPeriod
         self.coldStartChunk = coldStartChunk
-        inbox = Inbox(sources: sources)
         (wakeStream, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -75,6 +80,14 @@ actor SyncLoop {
             metrics.markQueued()
             health.queued(inbox.families)
         }
+        wake.yield()
+    }
+
+    /// Takes the host's interface addresses (`HostAddressWatchService`); a change is
+    /// committed like an object change (usually `nodeport-ips` elements only). Never waits.
+    nonisolated func receiveHostAddresses(_ addresses: [IPAddress]) {
+        guard inbox.setHostAddresses(addresses) else { return }
+        logger.info("host addresses", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
         wake.yield()
     }
 
@@ -99,6 +112,7 @@ actor SyncLoop {
     /// and, once this Node is known, planned), so the first lists are never held whole as
     /// decoded objects, and that work runs while the sources still receive.
     func stage() {
+        if let addresses = inbox.takeHostAddresses() { engine.setHostAddresses(addresses) }
         let changes = inbox.take()
         guard !changes.isEmpty else { return }
         let start = ContinuousClock.now
@@ -115,8 +129,10 @@ actor SyncLoop {
 
     /// Commits what is pending.
     func sync() async {
+        let addresses = inbox.takeHostAddresses()
+        if let addresses { engine.setHostAddresses(addresses) }
         var changes = inbox.take()
-        if changes.isEmpty && !needFull { return }
+        if changes.isEmpty && addresses == nil && !needFull { return }
         let start = ContinuousClock.now
         let outcome = engine.apply(changes, loadNow: !needFull)
         let planned = ContinuousClock.now

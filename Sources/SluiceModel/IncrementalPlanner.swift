@@ -11,8 +11,10 @@ import Foundation
 /// - the ClusterIP/NodePort conflict check is incremental: a changed service whose claims no
 ///   other service shares is accepted or dropped on its own; only contended claims re-run
 ///   `ServiceConflictChecker` over every valid service;
-/// - when the node context changes (this Node, ServiceCIDRs, the set of families), every
-///   service is re-planned and the result says `full`.
+/// - when the node context changes (this Node, ServiceCIDRs, the set of families, the
+///   host's addresses), every service is re-planned and the result says `full`; unless only
+///   the NodePort addresses changed (`nodePortAddressesChanged`): plans do not depend on
+///   them, so none is re-planned.
 ///
 /// Conflict rule (the same here and in `ProxyPlanner.plan`): of the Services claiming one
 /// ClusterIP, or one NodePort and protocol, the first in `namespace/name` order wins and the
@@ -29,7 +31,8 @@ import Foundation
 /// changed service port and keep none.
 public struct IncrementalPlanner: Sendable {
     public let options: NodeOptions
-    public let hostAddresses: [IPAddress]?
+    /// The host's interface addresses (`setHostAddresses`); nil: the Node's and `--node-ip`.
+    public private(set) var hostAddresses: [IPAddress]?
 
     /// Services, Nodes and ServiceCIDRs as received (Services are validated again when the
     /// ServiceCIDRs change). EndpointSlices are kept only validated, in `slices`.
@@ -62,6 +65,8 @@ public struct IncrementalPlanner: Sendable {
     private struct Deferred {
         var dirty = Set<ServiceName>()
         var contextCheck = false
+        /// `setHostAddresses` changed them: the context is resolved again (this Node as known).
+        var hostAddresses = false
     }
 
     public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil) {
@@ -73,6 +78,10 @@ public struct IncrementalPlanner: Sendable {
     public struct Changes: Sendable {
         /// True when the node context changed: every plan is new (read `planned`).
         public var full = false
+        /// True when the node context changed in its NodePort addresses only (both before and
+        /// after a list of IPs, not `all`): no plan changed; the compilers take the new
+        /// context (`nodeContext`) and update the `nodeport-ips` set.
+        public var nodePortAddressesChanged = false
         /// Per family, the changed service ports with their old and new plan (when not `full`).
         public var ports: [IPFamily: [ServicePortName: PlanChange]] = [:]
         public var diagnostics: [Diagnostic] = []
@@ -127,6 +136,15 @@ public struct IncrementalPlanner: Sendable {
         planned.values.flatMap { $0[family] ?? [] }.sorted { $0.name < $1.name }
     }
 
+    /// Replaces the host's interface addresses (nil: use the Node's and `--node-ip`), which
+    /// CIDR entries of `--nodeport-addresses` select from. Takes effect at the next `apply`
+    /// or `stage`: usually only the NodePort addresses change (`nodePortAddressesChanged`).
+    public mutating func setHostAddresses(_ addresses: [IPAddress]?) {
+        guard addresses != hostAddresses else { return }
+        hostAddresses = addresses
+        deferred.hostAddresses = true
+    }
+
     /// Applies a batch of changes (in key order; the keys are sorted, not the objects).
     public mutating func apply(_ changes: ObjectChanges) -> Changes {
         apply(Self.sorted(changes), planning: true)
@@ -163,6 +181,7 @@ public struct IncrementalPlanner: Sendable {
         if step.cidrsChanged { reloadServiceCIDRs(&out) }
         step.dirty.formUnion(deferred.dirty)
         step.contextChanged = step.contextChanged || deferred.contextCheck
+        let hostAddressesChanged = deferred.hostAddresses
         deferred = Deferred()
         // Staging looks the Node up only when a batch touches it (not for every part).
         if step.contextChanged && (planning || step.nodeTouched) { node = findNode() }
@@ -182,22 +201,35 @@ public struct IncrementalPlanner: Sendable {
         guard planning || node != nil else {
             deferred.dirty.formUnion(step.dirty)
             deferred.contextCheck = deferred.contextCheck || step.contextChanged || familiesBefore != Set(acceptedFamilies.keys)
+                || hostAddressesChanged
             return out
         }
-        if step.contextChanged || familiesBefore != Set(acceptedFamilies.keys) {
+        if step.contextChanged || hostAddressesChanged || familiesBefore != Set(acceptedFamilies.keys) {
             let (context, d) = NodeContext.resolve(options: options, node: node, serviceCIDRs: serviceCIDRs,
                                                    serviceFamilies: Set(acceptedFamilies.keys), hostAddresses: hostAddresses)
             if context != nodeContext {
                 out.diagnostics += d
-                replanAll(context)
-                out.full = true
-                out.replanned = Set(accepted.keys)
-                return out
+                if adopt(context, &out) { return out }
             }
         }
         guard let context = nodeContext else { return out }
         for name in step.dirty { replan(name, context: context, &out) }
         return out
+    }
+
+    /// Takes a new node context. When only its NodePort addresses differ no plan depends
+    /// on them: the context is swapped (`nodePortAddressesChanged`). Otherwise every service
+    /// is re-planned (`full`) and true is returned.
+    private mutating func adopt(_ context: NodeContext, _ out: inout Changes) -> Bool {
+        if let old = nodeContext, old.differsOnlyInNodePortAddresses(from: context) {
+            nodeContext = context
+            out.nodePortAddressesChanged = true
+            return false
+        }
+        replanAll(context)
+        out.full = true
+        out.replanned = Set(accepted.keys)
+        return true
     }
 
     /// What the first pass over a batch found.

@@ -22,6 +22,20 @@ public struct NodeContext: Sendable, Hashable {
 
     public func context(for family: IPFamily) -> FamilyContext? { families.first { $0.family == family } }
 
+    /// True when `other` is this context with other NodePort addresses only, each family's
+    /// a list of IPs before and after (not `all`, which changes rules): then no plan and no
+    /// rule changes, only the elements of the `nodeport-ips` set.
+    public func differsOnlyInNodePortAddresses(from other: NodeContext) -> Bool {
+        guard families.count == other.families.count else { return false }
+        var mine = self, theirs = other
+        for i in families.indices {
+            guard case .ips = families[i].nodePortAddresses, case .ips = other.families[i].nodePortAddresses else { return false }
+            mine.families[i].nodePortAddresses = .ips([])
+            theirs.families[i].nodePortAddresses = .ips([])
+        }
+        return mine == theirs
+    }
+
     /// Resolves the context.
     ///
     /// - `node`: this node's Node object, if known (addresses, podCIDRs, zone label).

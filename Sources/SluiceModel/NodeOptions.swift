@@ -150,6 +150,12 @@ public struct NodeOptions: Sendable, Hashable {
         nodePortAddresses.isEmpty ? [.primary] : nodePortAddresses
     }
 
+    /// True when a CIDR entry of `--nodeport-addresses` (not `0.0.0.0/0` or `::/0`) selects
+    /// from the host's interface addresses: only then do they matter (kube-proxy reads them).
+    public var nodePortAddressesNeedHostAddresses: Bool {
+        effectiveNodePortAddresses.contains { if case .cidr(let c) = $0 { return !c.isMatchAll }; return false }
+    }
+
     /// The `--cluster-cidr` of one family.
     public func clusterCIDR(for family: IPFamily) -> CIDR? { clusterCIDRs.first { $0.family == family } }
 

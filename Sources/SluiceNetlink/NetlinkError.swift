@@ -120,3 +120,12 @@ func cCheck(_ operation: String, _ rc: Int) throws(NetlinkError) -> Int {
     if rc >= 0 { return rc }
     throw NetlinkError(kind: .system, errno: Glibc.errno, operation: operation)
 }
+
+/// Runs a system call again while it fails with EINTR (a signal arrived before it did anything).
+@inline(__always)
+func retryingEINTR<T: BinaryInteger>(_ call: () -> T) -> T {
+    while true {
+        let r = call()
+        if r >= 0 || Glibc.errno != EINTR { return r }
+    }
+}

@@ -1,9 +1,11 @@
 import CNftnl
 import Glibc
 
-/// A `NETLINK_NETFILTER` socket (libmnl `struct mnl_socket`), optionally created inside a
-/// named network namespace (`/run/netns/NAME`). A socket stays in the namespace it was
-/// created in, so only its creation happens on a helper thread that entered the namespace.
+/// A netlink socket (libmnl `struct mnl_socket`): `NETLINK_NETFILTER` (nf_tables,
+/// conntrack) or `NETLINK_ROUTE` (interface addresses), optionally created inside a named
+/// network namespace (`/run/netns/NAME`). A socket stays in the namespace it was created
+/// in, so only its creation happens on a helper thread that entered the namespace.
+/// System calls interrupted by a signal (EINTR) are retried.
 ///
 /// Not thread-safe: use one socket from one thread (or one actor) at a time.
 public final class NetlinkSocket {
@@ -13,14 +15,27 @@ public final class NetlinkSocket {
     private var nextSeq: UInt32
     private var receiveBuffer: [UInt8]
 
-    /// Opens a socket in the caller's network namespace, or in `namespacePath` (a file such
-    /// as `/run/netns/NAME` or `/proc/PID/ns/net`).
-    public init(namespacePath: String? = nil) throws {
+    /// The netlink protocol a socket speaks.
+    enum Bus {
+        case netfilter
+        case route
+
+        var number: Int32 { self == .netfilter ? NETLINK_NETFILTER : NETLINK_ROUTE }
+    }
+
+    /// Opens a `NETLINK_NETFILTER` socket in the caller's network namespace, or in
+    /// `namespacePath` (a file such as `/run/netns/NAME` or `/proc/PID/ns/net`).
+    public convenience init(namespacePath: String? = nil) throws {
+        try self.init(namespacePath: namespacePath, bus: .netfilter)
+    }
+
+    /// Opens a socket of `bus` in the caller's namespace or in `namespacePath`.
+    init(namespacePath: String?, bus: Bus) throws {
         let opened: OpaquePointer
         if let namespacePath {
-            opened = try Self.openInNamespace(namespacePath)
+            opened = try Self.openInNamespace(namespacePath, bus: bus)
         } else {
-            opened = try Self.openHere()
+            opened = try Self.openHere(bus: bus)
         }
         nl = opened
         fd = mnl_socket_get_fd(opened)
@@ -48,8 +63,8 @@ public final class NetlinkSocket {
         return nextSeq
     }
 
-    private static func openHere() throws -> OpaquePointer {
-        let nl = try cAlloc("mnl_socket_open(NETLINK_NETFILTER)") { mnl_socket_open(NETLINK_NETFILTER) }
+    private static func openHere(bus: Bus) throws -> OpaquePointer {
+        let nl = try cAlloc("mnl_socket_open(\(bus == .netfilter ? "NETLINK_NETFILTER" : "NETLINK_ROUTE"))") { mnl_socket_open(bus.number) }
         if mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
             let e = NetlinkError(kind: .system, errno: errno, operation: "mnl_socket_bind")
             mnl_socket_close(nl)
@@ -61,15 +76,19 @@ public final class NetlinkSocket {
     /// Context handed to the namespace thread through `void *`.
     private final class NamespaceOpen {
         let path: String
+        let bus: Bus
         var socket: OpaquePointer?
         var error: NetlinkError?
-        init(path: String) { self.path = path }
+        init(path: String, bus: Bus) {
+            self.path = path
+            self.bus = bus
+        }
     }
 
     /// Creates the socket on a dedicated thread that `setns`es into the namespace and then
     /// exits, so no thread of the caller ever changes namespace.
-    private static func openInNamespace(_ path: String) throws -> OpaquePointer {
-        let ctx = NamespaceOpen(path: path)
+    private static func openInNamespace(_ path: String, bus: Bus) throws -> OpaquePointer {
+        let ctx = NamespaceOpen(path: path, bus: bus)
         let ptr = Unmanaged.passRetained(ctx).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
@@ -85,7 +104,7 @@ public final class NetlinkSocket {
                 return nil
             }
             do {
-                ctx.socket = try NetlinkSocket.openHere()
+                ctx.socket = try NetlinkSocket.openHere(bus: ctx.bus)
             } catch let e as NetlinkError {
                 ctx.error = e
             } catch {
@@ -159,7 +178,7 @@ public final class NetlinkSocket {
                 msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
                 msg.msg_iov = ib.baseAddress
                 msg.msg_iovlen = ib.count
-                return try cCheck("sendmsg", sendmsg(fd, &msg, 0))
+                return try cCheck("sendmsg", retryingEINTR { sendmsg(fd, &msg, 0) })
             }
         }
         guard sent == total else {
@@ -169,7 +188,7 @@ public final class NetlinkSocket {
 
     /// Sends one plain message (a request outside a batch).
     func send(_ bytes: [UInt8]) throws {
-        let n = bytes.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
+        let n = bytes.withUnsafeBytes { b in retryingEINTR { mnl_socket_sendto(nl, b.baseAddress, b.count) } }
         try cCheck("mnl_socket_sendto", n)
     }
 
@@ -177,7 +196,7 @@ public final class NetlinkSocket {
     /// Returns false when nothing was pending (`dontWait`).
     @discardableResult
     func receive(dontWait: Bool = false, _ body: (UnsafePointer<nlmsghdr>) throws -> Void) throws -> Bool {
-        let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, dontWait ? Int32(MSG_DONTWAIT) : 0) }
+        let n = receiveBuffer.withUnsafeMutableBytes { b in retryingEINTR { recv(fd, b.baseAddress, b.count, dontWait ? Int32(MSG_DONTWAIT) : 0) } }
         if n < 0 {
             if dontWait && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
             throw NetlinkError(kind: .system, errno: errno, operation: "recv")

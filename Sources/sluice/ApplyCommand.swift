@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SluiceCompiler
+import SluiceDaemon
 import SluiceEmit
 import SluiceIR
 import SluiceModel
@@ -24,6 +25,9 @@ struct Apply: ParsableCommand {
         --noflush` (and `ip6tables-restore`), deleting stale KUBE- chains.
 
         --netns NAME programs the network namespace /run/netns/NAME instead of the current one.
+
+        CIDR entries of --nodeport-addresses select from the interface addresses of the \
+        namespace programmed (read over rtnetlink), as kube-proxy does.
         """)
 
     @Option(name: .customLong("source"), help: "A manifest file or directory (repeatable).", completion: .file())
@@ -39,7 +43,8 @@ struct Apply: ParsableCommand {
 
     func run() throws {
         guard !sources.isEmpty else { throw ValidationError("give at least one --source") }
-        let result = Pipeline.compile(sources: sources, flags: node.flags)
+        let hostAddresses = hostIPAddresses(try InterfaceAddresses.dump(namespace: netns))
+        let result = Pipeline.compile(sources: sources, flags: node.flags, hostAddresses: hostAddresses)
         report(result.diagnostics)
         switch backend {
         case .nft:

@@ -43,6 +43,21 @@ struct CLITests {
         }
     }
 
+    @Test("apply: CIDR entries of --nodeport-addresses select from the interface addresses of the namespace programmed")
+    func applyReadsInterfaceAddresses() throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft"])
+        try withNetworkNamespace(label: "clinp") { ns in
+            try ns.runChecked(["ip", "link", "add", "np0", "type", "veth", "peer", "name", "np1"])
+            try ns.runChecked(["ip", "addr", "add", "10.55.0.9/32", "dev", "np0"])
+            // Flags rather than the demo's config file (whose nodePortAddresses would win).
+            let r = try sluice(["apply", "--netns", ns.name, "--hostname-override", "node-a", "--nodeport-addresses", "10.55.0.0/16",
+                                "--source", Self.root + "/Rulesets/demo"])
+            #expect(r.succeeded, "\(r.stderr)")
+            let set = try ns.runChecked(["nft", "list", "set", "ip", "sluice", "nodeport-ips"]).stdout
+            #expect(set.contains("10.55.0.9"), "\(set)")
+        }
+    }
+
     @Test func cleanupKubeProxyRemovesUpstreamLeftovers() throws {
         try requireKernelTestEnvironment(tools: ["ip", "nft", "iptables-restore", "iptables-save"])
         try withNetworkNamespace(label: "clikp") { ns in

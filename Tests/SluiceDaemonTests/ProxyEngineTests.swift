@@ -228,9 +228,19 @@ struct ProxyEnginePropertyTests {
         try randomHistory(seed: seed, stageChance: 0.4)
     }
 
-    func randomHistory(seed: UInt64, stageChance: Double) throws {
+    @Test("random histories with --nodeport-addresses CIDRs and host addresses changing between batches: every transaction reaches the full compile",
+          arguments: [8, 9, 10])
+    func randomHostAddressHistories(seed: UInt64) throws {
+        try randomHistory(seed: seed, stageChance: 0.2, hostAddressChance: 0.4)
+    }
+
+    func randomHistory(seed: UInt64, stageChance: Double, hostAddressChance: Double = 0) throws {
         var universe = ObjectUniverse(rng: SeededGenerator(state: seed))
-        var engine = ProxyEngine(options: testOptions())
+        var options = testOptions()
+        if hostAddressChance > 0 { options.nodePortAddresses = [.cidr(CIDR("10.77.0.0/16")!), .cidr(CIDR("fd00::/8")!)] }
+        var engine = ProxyEngine(options: options)
+        var hosts: [IPAddress]?
+        var narrow = 0
         var current: [Int: String] = [:]
         var kernel = Ruleset()
         for step in 0..<60 {
@@ -248,22 +258,30 @@ struct ProxyEnginePropertyTests {
                     current[slot] = yaml
                 }
             }
+            if hostAddressChance > 0, universe.chance(hostAddressChance) {
+                let pool = ["10.77.0.1", "10.77.5.5", "10.77.6.6", "192.0.2.1", "fd00::7", "127.0.0.1"].map { IPAddress($0)! }
+                hosts = pool.filter { _ in universe.chance(0.5) }
+                engine.setHostAddresses(hosts)
+            }
             if stageChance > 0, step < 59, universe.chance(stageChance) {
                 _ = engine.stage(changes)
                 continue
             }
             let out = engine.apply(changes)
+            if out.nodePortAddressesChanged && !out.full { narrow += 1 }
             if out.full {
                 kernel = try kernel.applying(diff(kernel, engine.desiredRuleset))
             } else {
                 kernel = try kernel.applying(out.transaction)
             }
             let text = current.keys.sorted().map { current[$0]! }.joined(separator: "---\n")
-            let batch = Pipeline.compile(objects: ManifestLoader().parse(text: text, file: "m.yaml").objects, options: testOptions())
+            let batch = Pipeline.compile(objects: ManifestLoader().parse(text: text, file: "m.yaml").objects, options: options,
+                                         hostAddresses: hosts)
             let delta = diff(kernel, batch.ruleset)
             #expect(delta.isEmpty, "seed \(seed) step \(step): the kernel after the transaction differs from a full compile: \(delta)")
             if !delta.isEmpty { return }
         }
+        if hostAddressChance > 0 { #expect(narrow > 0, "no batch took the nodeport-ips-only path") }
     }
 
     @Test("staging plans once this Node is known, defers before; the next apply loads the compilers whole and equals the batch compile")
