@@ -24,8 +24,8 @@ struct Explain: ParsableCommand {
         --live walks the tables read back from the kernel instead (--netns for another \
         namespace): no manifests are needed, affinity entries are what the kernel holds, and the \
         kernel's connection counters for the destination and its endpoints are printed too. The \
-        node's addresses are then those in `nodeport-ips`; add others with --local-address. \
-        --source still names the services.
+        node's addresses are then its interfaces' addresses (read over rtnetlink) and those in \
+        `nodeport-ips`. --source still names the services.
 
         An endpoint derived from a Pod (a selector Service without EndpointSlices) is named \
         with its pod, e.g. `→ 10.244.1.20:8080 (pod shop/tomcat-0)`.
@@ -123,14 +123,17 @@ struct Explain: ParsableCommand {
     }
 
     /// The table read back from the kernel, dynamic state (affinity, counters) included.
-    /// The node's addresses are those in `nodeport-ips` (plus `--local-address`).
+    /// The node's addresses are its interfaces' and those in `nodeport-ips` (plus `--local-address`).
     func liveScene(_ dst: Destination) throws -> Scene? {
         let layout = Layout(dst.address.family)
         let socket = try netns.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
         guard let read = try socket.readTable(layout.family, Layout.tableName, dynamicElements: true) else { return nil }
         for f in read.foreign { FileHandle.standardError.write(Data("warning: foreign content left out of the walk: \(f)\n".utf8)) }
         let table = read.table
-        var scene = Scene(table: table, nodeAddresses: Set((table.elements[Layout.nodePortIPs] ?? [:]).keys.compactMap(\.first)))
+        // The node's own addresses: every interface address of the namespace (what `fib daddr
+        // type local` sees), plus `nodeport-ips`.
+        let interfaces = try InterfaceAddresses.dump(namespace: netns).compactMap { IPAddress($0.address)?.datum }
+        var scene = Scene(table: table, nodeAddresses: Set((table.elements[Layout.nodePortIPs] ?? [:]).keys.compactMap(\.first) + interfaces))
         if !sources.isEmpty {
             let result = Pipeline.compile(sources: sources, flags: node.flags)
             if let fam = result.plan.family(dst.address.family) {
