@@ -17,11 +17,7 @@ extension CLITests {
     @Test func explainLiveAgreesWithExplainOnTheDemo() throws {
         try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
         try withNetworkNamespace(label: "live") { ns in
-            for cmd in [["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-                        ["ip", "addr", "add", "192.168.10.11/24", "dev", "v0"], ["ip", "link", "set", "v0", "up"],
-                        ["ip", "link", "set", "v1", "up"], ["ip", "route", "add", "default", "via", "192.168.10.1"]] {
-                _ = try ns.runChecked(cmd)
-            }
+            try giveNodeAddress(ns)
             let applied = try sluice(["apply", "--netns", ns.name] + demoSource)
             #expect(applied.succeeded, "\(applied.stderr)")
             let compiled = try sluice(["compile"] + demoSource).stdout

@@ -3,6 +3,16 @@ import SluiceTestSupport
 import Testing
 
 extension CLITests {
+    /// Makes `ns` look like the golden sets' node: 192.168.10.11 on a veth, a default route
+    /// (to nowhere: nothing in it is connected to another namespace).
+    func giveNodeAddress(_ ns: NetworkNamespace) throws {
+        for cmd in [["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+                    ["ip", "addr", "add", "192.168.10.11/24", "dev", "v0"], ["ip", "link", "set", "v0", "up"],
+                    ["ip", "link", "set", "v1", "up"], ["ip", "route", "add", "default", "via", "192.168.10.1"]] {
+            _ = try ns.runChecked(cmd)
+        }
+    }
+
     /// `sluice top --once` reads the kernel's counters in a namespace the test programs with
     /// `sluice apply`: three connection attempts from inside it to a ClusterIP (DNATed in
     /// the output hook and counted there, whether or not an endpoint answers) show up under
@@ -10,11 +20,7 @@ extension CLITests {
     @Test func topShowsCountedConnectionsByService() throws {
         try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
         try withNetworkNamespace(label: "top") { ns in
-            for cmd in [["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-                        ["ip", "addr", "add", "192.168.10.11/24", "dev", "v0"], ["ip", "link", "set", "v0", "up"],
-                        ["ip", "link", "set", "v1", "up"], ["ip", "route", "add", "default", "via", "192.168.10.1"]] {
-                _ = try ns.runChecked(cmd)
-            }
+            try giveNodeAddress(ns)
             let applied = try sluice(["apply", "--netns", ns.name] + loadBalancing)
             #expect(applied.succeeded, "\(applied.stderr)")
             let before = try sluice(["top", "--once", "--interval", "0", "--netns", ns.name] + loadBalancing)
