@@ -42,7 +42,7 @@ public struct AffinityValidity: Sendable {
             for op in transaction.operations {
                 switch op {
                 case .deleteElements(_, _, let set, let elements):
-                    if let kind = Self.endpointMapKind(set.name) {
+                    if let kind = Layout.parseEndpointMap(set.name)?.kind {
                         for e in elements {
                             let tuple = Array(e.key.dropLast())       // drop the slot number
                             if kind.isNodePort { nodePortTuples.insert(tuple) } else { serviceTuples.insert(tuple) }
@@ -54,18 +54,13 @@ public struct AffinityValidity: Sendable {
                         }
                     }
                 case .deleteSet(_, _, let set):
-                    if Self.endpointMapKind(set.name) != nil || Self.affinityClass(set.name) != nil { everything = true }
+                    if Layout.parseEndpointMap(set.name) != nil || Self.affinityClass(set.name) != nil { everything = true }
                 case .deleteTable:
                     everything = true
                 default:
                     continue
                 }
             }
-        }
-
-        /// The kind of an `endpoints-<T>`-style slot map, nil for other sets.
-        static func endpointMapKind(_ name: String) -> Layout.EndpointMapKind? {
-            Layout.parseEndpointMap(name)?.kind
         }
 
         /// For an `affinity-<seconds>` class set: false; `affinity-nodeports-<seconds>`: true;
@@ -91,7 +86,7 @@ public struct AffinityValidity: Sendable {
         // Without affinity tuples every entry is stale: no need to index the endpoint maps.
         guard !affinityTuples.isEmpty || !affinityNodePorts.isEmpty else { return }
         for set in table.setNames {
-            guard let kind = Impact.endpointMapKind(set) else { continue }
+            guard let kind = Layout.parseEndpointMap(set)?.kind else { continue }
             table.forEachElement(of: set) { key, data in
                 let tuple = Array(key.dropLast())          // drop the slot number
                 guard kind.isNodePort ? affinityNodePorts.contains(tuple) : affinityTuples.contains(tuple) else { return }

@@ -38,6 +38,16 @@ public struct ConnectionCounts: Sendable {
 
     public init() {}
 
+    /// Reads one family's two counter sets of Sluice's table with `read` (a netlink socket's
+    /// or a dataplane's `readCounters`: table family, table name, set) and adds them.
+    public mutating func read(_ family: IPFamily, services names: ServicePortNames = ServicePortNames([]),
+                              _ read: (Family, String, SetDecl) throws -> [[Datum]: ElementCounter]) rethrows {
+        let layout = Layout(family)
+        let service = try read(layout.family, Layout.tableName, layout.connectionCounters(Layout.serviceConnections))
+        let endpoint = try read(layout.family, Layout.tableName, layout.connectionCounters(Layout.endpointConnections))
+        add(service: service, endpoint: endpoint, services: names)
+    }
+
     /// Adds one family's counters; `services` names the tuples.
     public mutating func add(service: [[Datum]: ElementCounter], endpoint: [[Datum]: ElementCounter],
                              services names: ServicePortNames) {

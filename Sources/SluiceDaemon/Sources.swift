@@ -32,14 +32,3 @@ public struct StaticSource: ObjectSource {
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
     }
 }
-
-extension ClusterObjects {
-    /// The objects as `SourcedObject`s, in load order.
-    var sourcedObjects: [SourcedObject] {
-        services.map { SourcedObject(.service($0.object), file: $0.file) }
-            + endpointSlices.map { SourcedObject(.endpointSlice($0.object), file: $0.file) }
-            + nodes.map { SourcedObject(.node($0.object), file: $0.file) }
-            + serviceCIDRs.map { SourcedObject(.serviceCIDR($0.object), file: $0.file) }
-            + pods.map { SourcedObject(.pod($0.object), file: $0.file) }
-    }
-}

@@ -328,11 +328,8 @@ actor SyncLoop {
         guard initialized else { return counts }
         let names = ServicePortNames(engine.accepted.values)
         for (family, compiler) in engine.compilers where compiler.context.connectionCounters {
-            let layout = Layout(family)
             do {
-                let service = try dataplane.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.serviceConnections))
-                let endpoint = try dataplane.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.endpointConnections))
-                counts.add(service: service, endpoint: endpoint, services: names)
+                try counts.read(family, services: names) { try dataplane.readCounters($0, $1, set: $2) }
             } catch {
                 logger.warning("reading connection counters failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
             }

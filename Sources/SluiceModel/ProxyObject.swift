@@ -128,3 +128,21 @@ public struct SourceDelta: Sendable {
 
 /// Changes to objects by key: a value upserts, `nil` deletes.
 public typealias ObjectChanges = [ProxyObjectKey: SourcedObject?]
+
+extension ClusterObjects {
+    /// The objects as `SourcedObject`s, in load order.
+    public var sourcedObjects: [SourcedObject] {
+        services.map { SourcedObject(.service($0.object), file: $0.file) }
+            + endpointSlices.map { SourcedObject(.endpointSlice($0.object), file: $0.file) }
+            + nodes.map { SourcedObject(.node($0.object), file: $0.file) }
+            + serviceCIDRs.map { SourcedObject(.serviceCIDR($0.object), file: $0.file) }
+            + pods.map { SourcedObject(.pod($0.object), file: $0.file) }
+    }
+
+    /// Every object as an upsert (a key given twice keeps the later object).
+    public var upsertChanges: ObjectChanges {
+        var out: ObjectChanges = [:]
+        for o in sourcedObjects { out[o.object.key] = o }
+        return out
+    }
+}

@@ -190,24 +190,12 @@ public final class CommitMonitor: @unchecked Sendable {
     private static func walk(_ h: UnsafePointer<nlmsghdr>, _ body: (UInt16, UnsafePointer<nlattr>) -> Void) {
         let start = UnsafeRawPointer(h).advanced(by: Int(sluice_nfgen_payload_offset()))
         let len = Int(h.pointee.nlmsg_len) - Int(sluice_nfgen_payload_offset())
-        each(start, len, body)
-    }
-
-    /// Calls `body` for each attribute of the TLV region `start ..< start + len`.
-    private static func each(_ start: UnsafeRawPointer, _ len: Int, _ body: (UInt16, UnsafePointer<nlattr>) -> Void) {
-        var attr = sluice_attr_first(start)
-        var remaining = Int32(len)
-        while remaining > 0, let a = attr, sluice_attr_ok(a, remaining) != 0 {
-            body(mnl_attr_get_type(a), a)
-            let next = sluice_attr_next(a)!
-            remaining -= Int32(UnsafeRawPointer(next) - UnsafeRawPointer(a))
-            attr = next
-        }
+        forEachAttribute(start, len, body)
     }
 
     /// Calls `body` for each nested attribute of `a`.
     private static func nested(_ a: UnsafePointer<nlattr>, _ body: (UInt16, UnsafePointer<nlattr>) -> Void) {
-        each(UnsafeRawPointer(mnl_attr_get_payload(a)!), Int(mnl_attr_get_payload_len(a)), body)
+        forEachAttribute(UnsafeRawPointer(mnl_attr_get_payload(a)!), Int(mnl_attr_get_payload_len(a)), body)
     }
 
     /// Elements listed in one element message (normally one per notification).

@@ -248,3 +248,15 @@ struct NetlinkReply {
         }
     }
 }
+
+/// Calls `body` for each attribute of the TLV region `start ..< start + len`.
+func forEachAttribute(_ start: UnsafeRawPointer, _ len: Int, _ body: (UInt16, UnsafePointer<nlattr>) -> Void) {
+    var attr = sluice_attr_first(start)
+    var remaining = Int32(len)
+    while remaining > 0, let a = attr, sluice_attr_ok(a, remaining) != 0 {
+        body(mnl_attr_get_type(a), a)
+        let next = sluice_attr_next(a)!
+        remaining -= Int32(UnsafeRawPointer(next) - UnsafeRawPointer(a))
+        attr = next
+    }
+}

@@ -143,9 +143,7 @@ struct Explain: ParsableCommand {
         }
         if table.set(named: Layout.serviceConnections) != nil {
             var counts = ConnectionCounts()
-            counts.add(service: try socket.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.serviceConnections)),
-                       endpoint: try socket.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.endpointConnections)),
-                       services: ServicePortNames([]))
+            try counts.read(dst.address.family) { try socket.readCounters($0, $1, set: $2) }
             scene.counters = counts
         }
         return scene

@@ -71,11 +71,8 @@ struct Top: ParsableCommand {
     func read(_ socket: NetlinkSocket, _ names: ServicePortNames?) throws -> ConnectionCounts {
         var counts = ConnectionCounts()
         for family in IPFamily.allCases {
-            let layout = Layout(family)
             do {
-                let service = try socket.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.serviceConnections))
-                let endpoint = try socket.readCounters(layout.family, Layout.tableName, set: layout.connectionCounters(Layout.endpointConnections))
-                counts.add(service: service, endpoint: endpoint, services: names ?? ServicePortNames([]))
+                try counts.read(family, services: names ?? ServicePortNames([])) { try socket.readCounters($0, $1, set: $2) }
             } catch let e as NetlinkError where e.isNotFound {
                 continue
             }

@@ -18,12 +18,15 @@ func testOptions() -> NodeOptions {
     NodeOptions(nodeName: nodeName, nodeIPs: [IPAddress("10.77.0.1")!])
 }
 
+/// A Service with one port `p`; with `nodePort` it is `type: NodePort`.
 func serviceYAML(_ name: String, ns: String = "default", clusterIP: String, port: Int = 80, targetPort: Int = 8080,
-                 proto: String = "TCP", extraSpec: [String] = [], status: [String] = []) -> String {
+                 proto: String = "TCP", nodePort: Int? = nil, extraSpec: [String] = [], status: [String] = []) -> String {
     var lines = ["apiVersion: v1", "kind: Service", "metadata: {name: \(name), namespace: \(ns)}", "spec:",
                  "  clusterIP: \"\(clusterIP)\""]
+    if nodePort != nil { lines.append("  type: NodePort") }
     lines += extraSpec.map { "  " + $0 }
-    lines += ["  ports:", "  - {name: p, port: \(port), targetPort: \(targetPort), protocol: \(proto)}"]
+    let np = nodePort.map { ", nodePort: \($0)" } ?? ""
+    lines += ["  ports:", "  - {name: p, port: \(port), targetPort: \(targetPort), protocol: \(proto)\(np)}"]
     if !status.isEmpty { lines.append("status:"); lines += status.map { "  " + $0 } }
     return lines.joined(separator: "\n") + "\n"
 }

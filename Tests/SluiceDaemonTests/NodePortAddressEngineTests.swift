@@ -12,27 +12,10 @@ struct NodePortAddressEngineTests {
     static let options = NodeOptions(nodeName: nodeName, nodePortAddresses: [.cidr(CIDR("10.88.0.0/16")!)],
                                      nodeIPs: [IPAddress("10.77.0.1")!])
 
-    static let manifests = """
-        apiVersion: v1
-        kind: Service
-        metadata: {name: web, namespace: default}
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.10
-          ports:
-          - {name: p, port: 80, targetPort: 8080, protocol: TCP, nodePort: 30080}
-        ---
-
-        """ + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"])
+    static let manifests = serviceYAML("web", clusterIP: "10.96.0.10", nodePort: 30080) + "---\n" + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"])
         + "---\n" + serviceYAML("db", clusterIP: "10.96.0.11", port: 5432, targetPort: 5432)
 
-    func objects() -> ObjectChanges {
-        let loaded = ManifestLoader().parse(text: Self.manifests, file: "m.yaml")
-        var out: ObjectChanges = [:]
-        for s in loaded.objects.services { out[ProxyObject.service(s.object).key] = SourcedObject(.service(s.object), file: "m.yaml") }
-        for s in loaded.objects.endpointSlices { out[ProxyObject.endpointSlice(s.object).key] = SourcedObject(.endpointSlice(s.object), file: "m.yaml") }
-        return out
-    }
+    func objects() -> ObjectChanges { ManifestLoader().parse(text: Self.manifests, file: "m.yaml").objects.upsertChanges }
 
     func ips(_ texts: [String]) -> [IPAddress] { texts.map { IPAddress($0)! } }
 

@@ -18,17 +18,8 @@ struct NodePortAddressKernelTests {
           addresses:
           - {type: InternalIP, address: 10.77.0.1}
         ---
-        apiVersion: v1
-        kind: Service
-        metadata: {name: web, namespace: default}
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.10
-          ports:
-          - {name: p, port: 80, targetPort: 8080, protocol: TCP, nodePort: 30080}
-        ---
 
-        """ + sliceYAML("web-1", service: "web", ips: ["10.77.0.2"])
+        """ + serviceYAML("web", clusterIP: "10.96.0.10", nodePort: 30080) + "---\n" + sliceYAML("web-1", service: "web", ips: ["10.77.0.2"])
 
     func config(_ dir: ManifestDir, _ rig: PacketRig) -> DaemonConfiguration {
         let options = NodeOptions(nodeName: nodeName, nodePortAddresses: [.cidr(CIDR("10.88.0.0/16")!)],

@@ -206,15 +206,7 @@ struct ObjectUniverse {
 
 @Suite("Proxy engine: incremental equals batch (property)")
 struct ProxyEnginePropertyTests {
-    func objects(_ yaml: String) -> ObjectChanges {
-        let loaded = ManifestLoader().parse(text: yaml, file: "m.yaml")
-        var out: ObjectChanges = [:]
-        for o in loaded.objects.services { out[ProxyObject.service(o.object).key] = SourcedObject(.service(o.object), file: "m.yaml") }
-        for o in loaded.objects.endpointSlices { out[ProxyObject.endpointSlice(o.object).key] = SourcedObject(.endpointSlice(o.object), file: "m.yaml") }
-        for o in loaded.objects.nodes { out[ProxyObject.node(o.object).key] = SourcedObject(.node(o.object), file: "m.yaml") }
-        for o in loaded.objects.serviceCIDRs { out[ProxyObject.serviceCIDR(o.object).key] = SourcedObject(.serviceCIDR(o.object), file: "m.yaml") }
-        return out
-    }
+    func objects(_ yaml: String) -> ObjectChanges { ManifestLoader().parse(text: yaml, file: "m.yaml").objects.upsertChanges }
 
     @Test("random histories of Services, EndpointSlices, the Node and ServiceCIDRs: every transaction reaches the full compile",
           arguments: [1, 2, 3, 4])

@@ -51,15 +51,7 @@ struct TopologyObjects {
     let family: IPFamily
 
     func changes(_ yaml: String) -> ObjectChanges {
-        let loaded = ManifestLoader().parse(text: yaml, file: "topology.yaml")
-        var out: ObjectChanges = [:]
-        func put(_ o: ProxyObject) { out[o.key] = SourcedObject(o, file: "topology.yaml") }
-        loaded.objects.services.forEach { put(.service($0.object)) }
-        loaded.objects.endpointSlices.forEach { put(.endpointSlice($0.object)) }
-        loaded.objects.nodes.forEach { put(.node($0.object)) }
-        loaded.objects.serviceCIDRs.forEach { put(.serviceCIDR($0.object)) }
-        loaded.objects.pods.forEach { put(.pod($0.object)) }
-        return out
+        ManifestLoader().parse(text: yaml, file: "topology.yaml").objects.upsertChanges
     }
 
     func node(zone: String) -> String {

@@ -304,16 +304,7 @@ struct PodEndpointTests {
 }
 
 /// Every object of a manifest stream as upserts.
-func changes(_ yaml: String) -> ObjectChanges {
-    let loaded = loadYAML(yaml)
-    var out: ObjectChanges = [:]
-    let objects = loaded.objects.services.map { SourcedObject(.service($0.object), file: $0.file) }
-        + loaded.objects.endpointSlices.map { SourcedObject(.endpointSlice($0.object), file: $0.file) }
-        + loaded.objects.nodes.map { SourcedObject(.node($0.object), file: $0.file) }
-        + loaded.objects.pods.map { SourcedObject(.pod($0.object), file: $0.file) }
-    for o in objects { out[o.object.key] = o }
-    return out
-}
+func changes(_ yaml: String) -> ObjectChanges { loadYAML(yaml).objects.upsertChanges }
 
 /// The deletion of one object in namespace `default`.
 func deletion(_ kind: ProxyObjectKind, _ name: String) -> ObjectChanges {
