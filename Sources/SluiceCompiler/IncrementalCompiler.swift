@@ -30,6 +30,11 @@ public struct IncrementalCompiler: Sendable {
     private var store: [SetID: SetStore] = [:]
     /// Conflicts seen by the last update.
     public private(set) var lastConflicts: [String] = []
+    /// Whether any insert since the last load met a conflict. Until one does, an update
+    /// skips the elements a port's old and new fragments share (their counts stay as they
+    /// are); after, it removes and re-adds them all, so an element left out for a conflict
+    /// is added when its owner leaves in the same update.
+    private var conflictsSeen = false
     /// Set declarations by name: they depend only on the context, which never changes.
     private var setDecls: [String: SetDecl] = [:]
 
@@ -104,23 +109,28 @@ public struct IncrementalCompiler: Sendable {
         var deletes: [SetID: [Element]] = [:]
         var adds: [SetID: [Element]] = [:]
         let names = changes.count == 1 ? Array(changes.keys) : changes.keys.sorted()
+        // Each port's old and new fragments; while no conflict was ever seen, only the
+        // elements that differ between them (an element both have keeps its count).
+        var fragments: [(old: ServiceFragment?, new: ServiceFragment?)] = []
+        fragments.reserveCapacity(names.count)
+        for name in names {
+            let change = changes[name]!
+            if keepsPlans { planStore[name] = change.new }
+            var old = change.old.map { compileFragment($0, context: context) }
+            var new = change.new.map { compileFragment($0, context: context) }
+            if !conflictsSeen, old != nil, new != nil { ServiceFragment.dropCommon(&old!, &new!) }
+            fragments.append((old, new))
+        }
         // Remove old contributions first, then add new ones, so a key moving between
         // service ports in one update is counted correctly.
-        for name in names {
-            if let old = changes[name]!.old { remove(compileFragment(old, context: context), into: &deletes) }
-        }
-        for name in names {
-            let new = changes[name]!.new
-            if keepsPlans { planStore[name] = new }
-            if let new { insert(compileFragment(new, context: context), into: &adds) }
-        }
-        // A key deleted and re-added with the same data cancels out.
-        for (set, dels) in deletes {
-            guard let a = adds[set] else { continue }
-            let addSet = Set(a)
-            let delSet = Set(dels)
-            deletes[set] = dels.filter { !addSet.contains($0) }
-            adds[set] = a.filter { !delSet.contains($0) }
+        for f in fragments { if let old = f.old { remove(old, into: &deletes) } }
+        for f in fragments { if let new = f.new { insert(new, into: &adds) } }
+        // Sorted; a key deleted and re-added with the same data cancels out.
+        for set in Set(deletes.keys).union(adds.keys) {
+            var d = deletes.removeValue(forKey: set) ?? [], a = adds.removeValue(forKey: set) ?? []
+            Element.sortCancelling(&d, &a)
+            if !d.isEmpty { deletes[set] = d }
+            if !a.isEmpty { adds[set] = a }
         }
         return assemble(deletes: deletes, adds: adds, classesBefore: classesBefore, contextBefore: context)
     }
@@ -166,6 +176,7 @@ public struct IncrementalCompiler: Sendable {
     /// Resets the stores for a load; returns the service ports' indices in name order.
     private mutating func beginLoad<C: RandomAccessCollection<ServicePortPlan>>(_ servicePorts: C) -> [Int] where C.Index == Int {
         lastConflicts = []
+        conflictsSeen = false
         planStore = PlanStore()
         store = [:]
         let order = Self.uniqueSorted(servicePorts)
@@ -274,6 +285,7 @@ public struct IncrementalCompiler: Sendable {
                 case .added: adds?[set, default: []].append(Element(key, set.isMap ? data : nil))
                 case .counted: break
                 case .conflict:
+                    conflictsSeen = true
                     lastConflicts.append("\(fragment.name): conflicts in \(set.name) for \(Element(key).text); the existing element wins")
                 }
             }
@@ -282,7 +294,8 @@ public struct IncrementalCompiler: Sendable {
     }
 
     /// Orders element operations around skeleton changes: new sets and chains first, element
-    /// deletes, rewritten chains, element adds, then removed chains and sets.
+    /// deletes, rewritten chains, element adds, then removed chains and sets. Each set's
+    /// elements come sorted.
     private mutating func assemble(deletes: [SetID: [Element]], adds: [SetID: [Element]],
                                    classesBefore: Set<SetID>, contextBefore: FamilyContext) -> Transaction {
         let f = layout.family, t = Layout.tableName
@@ -304,12 +317,12 @@ public struct IncrementalCompiler: Sendable {
         var ops: [Operation] = skeletonOps.filter { if case .addSet = $0 { return true }; if case .addChain = $0 { return true }; return false }
         for set in deletes.keys.sorted() where !removedSets.contains(set.name) {
             let elems = deletes[set]!
-            if !elems.isEmpty { ops.append(.deleteElements(f, t, set: decl(set), elems.sorted())) }
+            if !elems.isEmpty { ops.append(.deleteElements(f, t, set: decl(set), elems)) }
         }
         ops += skeletonOps.filter { if case .flushChain = $0 { return true }; if case .addRule = $0 { return true }; return false }
         for set in adds.keys.sorted() {
             let elems = adds[set]!
-            if !elems.isEmpty { ops.append(.addElements(f, t, set: decl(set), elems.sorted())) }
+            if !elems.isEmpty { ops.append(.addElements(f, t, set: decl(set), elems)) }
         }
         ops += skeletonOps.filter {
             switch $0 {

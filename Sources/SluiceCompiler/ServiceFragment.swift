@@ -39,6 +39,23 @@ public enum SetID: Sendable, Hashable, Comparable {
         case .endpoints: 3
         }
     }
+
+    /// Hashes a fixed set's name by its UTF-8 bytes (set names are ASCII), skipping
+    /// `String`'s Unicode normalization: an update looks set IDs up for every element.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rank)
+        switch self {
+        case .fixed(let name):
+            var n = name
+            n.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        case .endpoints(let kind, let mode, let slots):
+            hasher.combine(kind)
+            hasher.combine(mode)
+            hasher.combine(slots)
+        case .affinityPorts(let x), .affinityNodePorts(let x):
+            hasher.combine(x)
+        }
+    }
 }
 
 extension LoadBalancing {
@@ -67,6 +84,21 @@ public struct ServiceFragment: Sendable, Hashable {
 
     /// Total element count.
     public var elementCount: Int { elements.values.reduce(0) { $0 + $1.count } }
+
+    /// Removes from both fragments the elements they share (same set, key and data): what
+    /// is left of `old` leaves the table, what is left of `new` enters it.
+    static func dropCommon(_ old: inout ServiceFragment, _ new: inout ServiceFragment) {
+        for set in Array(old.elements.keys) {
+            guard var n = new.elements[set], var o = old.elements.removeValue(forKey: set) else { continue }
+            new.elements[set] = nil
+            for (key, data) in o where n[key] == data {
+                o[key] = nil
+                n[key] = nil
+            }
+            if !o.isEmpty { old.elements[set] = o }
+            if !n.isEmpty { new.elements[set] = n }
+        }
+    }
 }
 
 extension IPAddress {

@@ -59,9 +59,22 @@ public struct Element: Sendable, Hashable, Codable, Comparable {
         self.data = data
     }
 
+    /// Key first, then data (none sorts as empty); one pass over each.
     public static func < (a: Element, b: Element) -> Bool {
-        if a.key != b.key { return a.key.lexicographicallyPrecedes(b.key) }
-        return (a.data ?? []).lexicographicallyPrecedes(b.data ?? [])
+        let byKey = compare(a.key, b.key)
+        if byKey != 0 { return byKey < 0 }
+        return compare(a.data ?? [], b.data ?? []) < 0
+    }
+
+    /// Lexicographic three-way comparison: -1, 0 or 1.
+    @inline(__always)
+    static func compare(_ x: [Datum], _ y: [Datum]) -> Int {
+        x.withUnsafeBufferPointer { xs in
+            y.withUnsafeBufferPointer { ys in
+                for i in 0..<min(xs.count, ys.count) where xs[i] != ys[i] { return xs[i] < ys[i] ? -1 : 1 }
+                return xs.count == ys.count ? 0 : (xs.count < ys.count ? -1 : 1)
+            }
+        }
     }
 }
 
@@ -82,5 +95,101 @@ public struct ElementCounter: Sendable, Hashable {
     public init(packets: UInt64, bytes: UInt64) {
         self.packets = packets
         self.bytes = bytes
+    }
+}
+
+extension Element {
+    /// Up to six datums (key, then data) of at most 40 bits each as words that compare as
+    /// the datums do: (rank + 1) << 56 | payload; unused words are 0, so a shorter list sorts
+    /// first. Nil for IPv6 datums or longer lists.
+    private struct SortKey: Comparable {
+        var w: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+
+        init?(_ e: Element) {
+            var n = 0
+            func put(_ d: Datum) -> Bool {
+                let word: UInt64
+                switch d {
+                case .ipv4(let v): word = 1 << 56 | UInt64(v)
+                case .prefix4(let v, let l): word = 3 << 56 | UInt64(v) << 8 | UInt64(l)
+                case .proto(let v): word = 5 << 56 | UInt64(v)
+                case .port(let v): word = 6 << 56 | UInt64(v)
+                case .integer(let v): word = 7 << 56 | UInt64(v)
+                case .ipv6, .prefix6: return false
+                }
+                switch n {
+                case 0: w.0 = word
+                case 1: w.1 = word
+                case 2: w.2 = word
+                case 3: w.3 = word
+                case 4: w.4 = word
+                case 5: w.5 = word
+                default: return false
+                }
+                n += 1
+                return true
+            }
+            for d in e.key where !put(d) { return nil }
+            // Keys of one set have one length, so key and data may run together.
+            for d in e.data ?? [] where !put(d) { return nil }
+        }
+
+        static func < (a: SortKey, b: SortKey) -> Bool {
+            if a.w.0 != b.w.0 { return a.w.0 < b.w.0 }
+            if a.w.1 != b.w.1 { return a.w.1 < b.w.1 }
+            if a.w.2 != b.w.2 { return a.w.2 < b.w.2 }
+            if a.w.3 != b.w.3 { return a.w.3 < b.w.3 }
+            if a.w.4 != b.w.4 { return a.w.4 < b.w.4 }
+            return a.w.5 < b.w.5
+        }
+
+        static func == (a: SortKey, b: SortKey) -> Bool {
+            a.w.0 == b.w.0 && a.w.1 == b.w.1 && a.w.2 == b.w.2 && a.w.3 == b.w.3 && a.w.4 == b.w.4 && a.w.5 == b.w.5
+        }
+    }
+
+    /// Sorts elements of one set (keys of one length) into `<` order. Elements that pack
+    /// into words (IPv4 layouts) are sorted by those words, without touching their arrays.
+    public static func sort(_ elements: inout [Element]) {
+        guard elements.count > 1 else { return }
+        var keyed: [(SortKey, Int32)] = []
+        keyed.reserveCapacity(elements.count)
+        for (i, e) in elements.enumerated() {
+            guard let k = SortKey(e) else {
+                elements.sort()
+                return
+            }
+            keyed.append((k, Int32(i)))
+        }
+        keyed.sort { $0.0 < $1.0 }
+        elements = keyed.map { elements[Int($0.1)] }
+    }
+
+    /// Sorts both lists of one set and removes from both the elements they share (a key
+    /// deleted and added again with the same data is no change).
+    public static func sortCancelling(_ deletes: inout [Element], _ adds: inout [Element]) {
+        sort(&deletes)
+        sort(&adds)
+        guard !deletes.isEmpty, !adds.isEmpty else { return }
+        var d: [Element] = [], a: [Element] = []
+        d.reserveCapacity(deletes.count)
+        a.reserveCapacity(adds.count)
+        var i = 0, j = 0
+        while i < deletes.count && j < adds.count {
+            if deletes[i] == adds[j] {
+                i += 1
+                j += 1
+            } else if deletes[i] < adds[j] {
+                d.append(deletes[i])
+                i += 1
+            } else {
+                a.append(adds[j])
+                j += 1
+            }
+        }
+        d += deletes[i...]
+        a += adds[j...]
+        deletes = d
+        adds = a
     }
 }

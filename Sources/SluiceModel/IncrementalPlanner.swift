@@ -61,6 +61,9 @@ public struct IncrementalPlanner: Sendable {
     private var noLocalByService: [ServiceName: NoLocalCount] = [:]
     /// What `stage` recorded but did not plan yet: the next `apply` plans it.
     private var deferred = Deferred()
+    /// Services staged without endpoints and not planned yet: the next `apply` plans
+    /// those still in it (a part that brings their slices plans them and takes them out).
+    private var awaitingEndpoints = Set<ServiceName>()
 
     private struct Deferred {
         var dirty = Set<ServiceName>()
@@ -213,7 +216,19 @@ public struct IncrementalPlanner: Sendable {
             }
         }
         guard let context = nodeContext else { return out }
-        for name in step.dirty { replan(name, context: context, &out) }
+        for name in step.dirty {
+            // Staging leaves a new service with no endpoints yet to the next `apply`: its
+            // EndpointSlices usually follow in a later part, and it is planned once.
+            if !planning && planned[name] == nil && slices[name] == nil && pods.hasNoPods {
+                awaitingEndpoints.insert(name)
+                continue
+            }
+            replan(name, context: context, &out)
+        }
+        if planning && !awaitingEndpoints.isEmpty {
+            for name in awaitingEndpoints.subtracting(step.dirty) { replan(name, context: context, &out) }
+            awaitingEndpoints = []
+        }
         return out
     }
 
@@ -418,6 +433,7 @@ public struct IncrementalPlanner: Sendable {
     /// Re-plans everything for a new node context.
     private mutating func replanAll(_ context: NodeContext) {
         nodeContext = context
+        awaitingEndpoints = []
         planned = [:]
         healthChecks = [:]
         noLocalByService = [:]
@@ -432,6 +448,7 @@ public struct IncrementalPlanner: Sendable {
 
     /// Re-plans one service; records its changed ports and conntrack targets.
     private mutating func replan(_ name: ServiceName, context: NodeContext, _ out: inout Changes) {
+        if !awaitingEndpoints.isEmpty { awaitingEndpoints.remove(name) }
         let old = planned[name] ?? [:]
         let new = plan(name, context: context)
         if old == new { return }

@@ -22,7 +22,7 @@ struct Sluice: AsyncParsableCommand {
         --nodeport-addresses, --masquerade-all, --config FILE with a KubeProxyConfiguration).
         """,
         version: SluiceVersion.string,
-        subcommands: [Compile.self, Diff.self, Explain.self, Apply.self, Cleanup.self, Top.self, Demo.self, Run.self, Bench.self, DecodeBench.self]
+        subcommands: [Compile.self, Diff.self, Explain.self, Apply.self, Cleanup.self, Top.self, Demo.self, Run.self, Bench.self, DecodeBench.self, EngineBench.self]
     )
 }
 

@@ -147,4 +147,60 @@ struct IncrementalCompilerTests {
         inc.load(plans)
         #expect(inc.update([plans[7].name: plans[7]]).isEmpty)
     }
+
+    /// Two ports claim the same slot keys with different data (invalid input: one
+    /// ClusterIP, port and protocol): the first keeps them. When it leaves in the same
+    /// update that changes the other, the other's elements, shared by its old and new
+    /// fragments, enter the table: the update does not skip shared elements once a
+    /// conflict was seen.
+    @Test func conflictOwnerLeavingHandsItsKeysOver() throws {
+        func plan(_ name: String, _ endpoints: [UInt32], nodePort: UInt16? = nil) -> ServicePortPlan {
+            ServicePortPlan(name: Fixtures.name("ns", name), family: .ipv4, clusterIP: .v4(0xAC1E_0001), port: 80,
+                            nodePort: nodePort,
+                            clusterEndpoints: endpoints.map { WeightedEndpoint(ip: .v4($0), port: 8080) }, localEndpoints: [])
+        }
+        let a = plan("a", [0x0AB4_0001, 0x0AB4_0002]), b = plan("b", [0x0AB4_0003, 0x0AB4_0004])
+        var inc = IncrementalCompiler(context: Fixtures.context)
+        var kernel = try Ruleset().applying(diff(Ruleset(), Ruleset(tables: [inc.table])))
+        kernel = try kernel.applying(inc.update([a.name: a, b.name: b]))
+        #expect(!inc.lastConflicts.isEmpty)
+        let b2 = plan("b", [0x0AB4_0003, 0x0AB4_0004], nodePort: 30080)
+        let removeA: [ServicePortName: ServicePortPlan?] = [a.name: nil, b.name: b2]
+        kernel = try kernel.applying(inc.update(removeA))
+        let batch = Compiler.compile(FamilyPlan(context: Fixtures.context, servicePorts: [b2])).table
+        #expect(kernel.normalized == Ruleset(tables: [batch]).normalized)
+        #expect(inc.table.normalized == batch.normalized)
+    }
+
+    /// `Element.sort` (packed words for IPv4 layouts) gives `<` order, with IPv6 and mixed
+    /// lists too; `sortCancelling` leaves each list sorted and without the shared elements.
+    @Test(arguments: [7, 8, 9])
+    func elementSortAndCancellationMatchTheirDefinitions(seed: UInt64) {
+        var rng = Rng(state: seed)
+        func datum() -> Datum {
+            switch rng.int(rng.int(10) == 0 ? 7 : 5) {
+            case 0: .ipv4(UInt32(rng.int(4)))
+            case 1: .proto(UInt8(rng.int(3)))
+            case 2: .port(UInt16(rng.int(3)))
+            case 3: .integer(UInt32(rng.int(3)))
+            case 4: .prefix4(UInt32(rng.int(2)), UInt8(rng.int(3)))
+            case 5: .ipv6(0xFD00, UInt64(rng.int(3)))
+            default: .prefix6(0xFD00, UInt64(rng.int(2)), UInt8(rng.int(3)))
+            }
+        }
+        func elements(_ map: Bool) -> [Element] {
+            (0..<rng.int(60)).map { _ in Element((0..<3).map { _ in datum() }, map ? (0..<2).map { _ in datum() } : nil) }
+        }
+        for _ in 0..<40 {
+            let map = rng.int(2) == 0
+            var list = elements(map)
+            Element.sort(&list)
+            #expect(list == list.sorted())
+            let deletes = Array(Set(elements(map))), adds = Array(Set(elements(map) + deletes.filter { _ in rng.int(2) == 0 }))
+            var d = deletes, a = adds
+            Element.sortCancelling(&d, &a)
+            #expect(d == deletes.filter { !adds.contains($0) }.sorted())
+            #expect(a == adds.filter { !deletes.contains($0) }.sorted())
+        }
+    }
 }

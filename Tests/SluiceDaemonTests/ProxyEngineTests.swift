@@ -305,6 +305,28 @@ struct ProxyEnginePropertyTests {
         #expect(diff(engine.desiredRuleset, batch.ruleset).isEmpty)
     }
 
+    @Test("staging leaves a Service without EndpointSlices unplanned until its slices come (planned once) or the first apply")
+    func stagingWaitsForEndpointsBeforePlanning() {
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: \(nodeName)}\nstatus: {addresses: [{type: InternalIP, address: 10.77.0.1}]}\n"
+        let services = (0..<4).map { serviceYAML("s\($0)", clusterIP: "10.96.3.\($0 + 1)") }
+        let slices = (0..<3).map { sliceYAML("s\($0)-1", service: "s\($0)", ips: ["10.244.\($0).1"]) }
+        var engine = ProxyEngine(options: testOptions())
+        _ = engine.stage(objects(node))
+        // The Services part: validated and accepted, none planned yet.
+        let first = engine.stage(objects(services.joined(separator: "---\n")))
+        #expect(engine.accepted.count == 4 && engine.planner.planned.isEmpty && first.replanned.isEmpty)
+        // The slices part: each of s0…s2 is planned once, now.
+        let second = engine.stage(objects(slices.joined(separator: "---\n")))
+        #expect(second.replanned == Set((0..<3).map { ServiceName(namespace: "default", name: "s\($0)") }))
+        // s3 never gets a slice: the first apply plans it (no endpoints: reject).
+        let out = engine.apply([:])
+        #expect(out.replanned.contains(ServiceName(namespace: "default", name: "s3")) || out.full)
+        #expect(engine.planner.planned.count == 4)
+        let batch = Pipeline.compile(objects: ManifestLoader().parse(text: (services + slices + [node]).joined(separator: "---\n"),
+                                                                     file: "m.yaml").objects, options: testOptions())
+        #expect(diff(engine.desiredRuleset, batch.ruleset).isEmpty)
+    }
+
     @Test("a single-service update mutates the compiler's store in place: no table-sized copy")
     func updateCopiesNothing() {
         var engine = ProxyEngine(options: testOptions())
