@@ -26,9 +26,19 @@ public struct APIServerSource: ObjectSource {
     public var name: String { "apiserver:\(client.configuration.server)" }
 
     public func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws {
+        try await run(deliver: deliver, pacing: nil)
+    }
+
+    /// The first lists' decoding waits for `pace` between stream buffers.
+    public func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws {
+        try await run(deliver: deliver, pacing: pace)
+    }
+
+    private func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pacing: (@Sendable () async -> Void)?) async throws {
         // The engine holds every object the proxy uses; the reflectors keep identities only.
         var options = options
         options.cachesContent = false
+        if let pacing { options.firstListPacing = pacing }
         // This Node, Services, EndpointSlices and ServiceCIDRs (an older server's 404 counts as listed).
         let gate = SyncGate(pending: 4)
         // Each event goes to the sync loop's inbox on the thread that decoded it.

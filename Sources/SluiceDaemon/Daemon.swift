@@ -48,8 +48,15 @@ public struct DaemonConfiguration: Sendable {
     /// Elements per transaction of a streamed cold start (each holds whole services).
     public var coldStartChunk = 50_000
     /// Repair someone else's write as soon as the kernel announces its commit
-    /// (`NFNLGRP_NFTABLES`), not only at the next sync period.
+    /// (`NFNLGRP_NFTABLES`), not only at the next sync period. Only while the tables are
+    /// not owned (`ownTables`): an owned table cannot be written by anyone else.
     public var watchCommits = true
+    /// Create and adopt the tables owned by the daemon's netlink socket and persistent
+    /// (`NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST`, Linux 6.9+): the kernel refuses other
+    /// writers, `nft flush ruleset` passes them by, and a restarted daemon claims them back
+    /// with nothing flushed. On older kernels (or false) the daemon watches commits and
+    /// repairs drift instead.
+    public var ownTables = true
     /// A `/metrics` scrape reads the kernel's connection counters at most this often.
     public var connectionCountersInterval: Duration = .seconds(5)
 
@@ -138,6 +145,13 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         let c = configuration
         let healthChecks = HealthCheckServers(host: c.healthCheckBindHost, health: health, logger: logger)
         let dataplane = try c.dataplane?() ?? NftablesApplier(namespace: c.netns, tracksElements: false)
+        if c.ownTables, let applier = dataplane as? NftablesApplier {
+            if try applier.takeOwnership() {
+                logger.info("tables owned by this process (owner, persist): other writers are refused, no drift to watch")
+            } else {
+                logger.info("the kernel cannot own tables (Linux < 6.9): watching commits and repairing drift instead")
+            }
+        }
         let hostAddresses = c.hostAddresses ?? (watchesHostAddresses ? initialHostAddresses() : nil)
         let loop = SyncLoop(dataplane: dataplane, options: c.options, hostAddresses: hostAddresses, sources: c.sources.count,
                             logger: logger, metrics: metrics, health: health, healthChecks: healthChecks,

@@ -36,7 +36,8 @@ struct SourceService: ServiceLifecycle.Service {
             // seconds) never holds up the daemon's other services, nor the other sources.
             try await withTaskExecutorPreference(DaemonExecutor(label: "sluice.source.\(index)")) {
                 try await cancelWhenGracefulShutdown { [source, index, loop] in
-                    try await source.run { delta in loop.receive(source: index, delta) }
+                    try await source.run(deliver: { delta in loop.receive(source: index, delta) },
+                                         pace: { await loop.roomForInitialState() })
                 }
             }
         } catch is CancellationError {
@@ -127,6 +128,8 @@ struct CommitWatchService: ServiceLifecycle.Service {
             return true
         }) ?? false
         guard started else { return }
+        // Owned tables cannot drift: nothing to listen for (and no notification to build per commit).
+        guard await !loop.ownsTables else { return }
         let monitor: CommitMonitor
         do {
             monitor = try CommitMonitor(namespace: netns, receiveBufferBytes: 4 << 20)

@@ -68,13 +68,46 @@ final class Inbox: @unchecked Sendable {
     /// Every source has delivered its initial state.
     var allSynced: Bool { locked { sourceSynced.allSatisfy { $0 } } }
 
-    /// Takes every pending change.
+    /// Takes every pending change (and lets sources waiting for room go on).
     func take() -> ObjectChanges {
-        locked {
-            defer { pending = [:] }
-            return pending
+        let (changes, waiting) = locked {
+            defer {
+                pending = [:]
+                waiters = [:]
+            }
+            return (pending, waiters)
+        }
+        for w in waiting.values { w.resume() }
+        return changes
+    }
+
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
+
+    /// Returns once at most `limit` changes are pending (after the next `take`), at once if
+    /// every source is synced, or when the task is cancelled.
+    func waitForRoom(below limit: Int) async {
+        let id = locked {
+            nextWaiter += 1
+            return nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let wait = locked {
+                    guard pending.count > limit, !sourceSynced.allSatisfy({ $0 }), !Task.isCancelled else { return false }
+                    waiters[id] = c
+                    return true
+                }
+                if !wait { c.resume() }
+            }
+        } onCancel: {
+            let c = locked { waiters.removeValue(forKey: id) }
+            c?.resume()
         }
     }
+
+    /// Sources waiting for room (tests).
+    var waitingSources: Int { locked { waiters.count } }
 
     /// The families in use (for the health's "queued" mark, set by the loop).
     var families: [IPFamily] {

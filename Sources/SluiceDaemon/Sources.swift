@@ -13,6 +13,16 @@ public protocol ObjectSource: Sendable {
     /// For logs, e.g. `manifests:/etc/sluice/manifests`.
     var name: String { get }
     func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws
+    /// As `run(deliver:)`; while the initial state arrives, a source that produces it faster
+    /// than the daemon stages it awaits `pace` between parts (it returns once the sync
+    /// loop has room), so decoded objects do not pile up. Defaults to `run(deliver:)`.
+    func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws
+}
+
+extension ObjectSource {
+    public func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws {
+        try await run(deliver: deliver)
+    }
 }
 
 /// A fixed set of objects, delivered once (tests, `--source` of a one-shot file).

@@ -37,6 +37,7 @@ actor SyncLoop {
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private(set) var initialized = false
+    private var reportedOwnershipLoss = false
     private var needFull = true
     private var lastCommit: ContinuousClock.Instant?
     private var pendingTriggerTimes: [Date] = []
@@ -83,6 +84,17 @@ actor SyncLoop {
         wake.yield()
     }
 
+    /// Objects waiting in the inbox beyond which a source producing the first state pauses
+    /// (`roomForInitialState`): four list parts. Staging keeps up with decoding then, and
+    /// decoded objects never pile up while the first lists arrive.
+    static let initialStateBacklog = 2000
+
+    /// Returns once the inbox holds at most `initialStateBacklog` objects, or at once after
+    /// the first sync's inputs are complete (every source synced) or when cancelled.
+    nonisolated func roomForInitialState() async {
+        await inbox.waitForRoom(below: Self.initialStateBacklog)
+    }
+
     /// Takes the host's interface addresses (`HostAddressWatchService`); a change is
     /// committed like an object change (usually `nodeport-ips` elements only). Never waits.
     nonisolated func receiveHostAddresses(_ addresses: [IPAddress]) {
@@ -126,6 +138,9 @@ actor SyncLoop {
         metrics.serviceChanges.increment(by: planned.serviceChanges)
         metrics.endpointChanges.increment(by: planned.endpointSliceChanges)
     }
+
+    /// Whether the tables are owned (nobody else can write them): drift checks are skipped.
+    var ownsTables: Bool { dataplane.ownsTables }
 
     /// Commits what is pending.
     func sync() async {
@@ -181,7 +196,16 @@ actor SyncLoop {
     /// against the engine's store. Either way the elements are held once, in the engine.
     private func commitFull() throws -> ApplyReport {
         if needFull {
-            let foreign = try dataplane.adopt(tables: ownTables, desired: nil)
+            let foreign: [String]
+            do {
+                foreign = try dataplane.adopt(tables: ownTables, desired: nil)
+            } catch let e as NetlinkError where e.isOwnedElsewhere {
+                throw DaemonError("Sluice's table is owned by another process (is another `sluice run` using this network namespace?): \(e)")
+            }
+            if let reason = (dataplane as? NftablesApplier)?.ownershipLost, !reportedOwnershipLoss {
+                reportedOwnershipLoss = true
+                logger.warning("tables not owned: watching commits and repairing drift instead", metadata: ["reason": "\(reason)"])
+            }
             for f in foreign { logger.warning("foreign content in Sluice's table will be rewritten", metadata: ["content": "\(f)"]) }
             if engine.needsLoad && dataplane.committed.tables.isEmpty { return try coldStart() }
         }
@@ -253,7 +277,7 @@ actor SyncLoop {
     /// and repairs the difference. Returns the number of repair operations (0: nothing to do).
     @discardableResult
     func checkDrift() -> Int {
-        guard initialized, !needFull else { return 0 }
+        guard initialized, !needFull, !ownsTables else { return 0 }
         // A writer still at work (e.g. flushing sets one command at a time) moves the
         // generation under the repair: the repair's batch is refused and the check runs again.
         for attempt in 0..<3 {

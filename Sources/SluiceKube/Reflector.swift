@@ -47,6 +47,10 @@ public struct ReflectorOptions: Sendable {
     /// refuses it (the WatchList gate off: 422) gets paged lists from then on; any other
     /// failure falls back to one paged list, as client-go does.
     public var useWatchList: Bool = false
+    /// Awaited between the stream's buffers while the first list arrives (watch-list), so
+    /// that a consumer slower than decoding bounds how much is decoded ahead of it (the
+    /// daemon waits while its sync loop has parts of the first lists still to stage).
+    public var firstListPacing: (@Sendable () async -> Void)?
 
     public init() {}
 }
@@ -462,6 +466,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
                         return outcome
                     }
                 }
+                if initial?.first == true, let pace = options.firstListPacing { await pace() }
             }
         } catch let e as KubeAPIError {
             throw e

@@ -76,7 +76,7 @@ extension NftablesApplier {
         var batches: [BatchStats] = []
         do {
             for ops in chunks where !ops.isEmpty {
-                let stats = try socket.commit(ops, known: known, generation: expectedGeneration)
+                let stats = try socket.commit(ops, known: known, generation: expectedGeneration, tableFlags: ownership.flags)
                 if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
                 batches.append(stats)
             }

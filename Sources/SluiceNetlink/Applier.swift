@@ -52,6 +52,11 @@ public final class NftablesApplier {
     public var elementOrder: [String]
     /// Report of the last `apply`.
     public internal(set) var lastReport: ApplyReport?
+    /// Whether this applier's socket owns its tables (`takeOwnership`).
+    public internal(set) var ownership = TableOwnership.none
+    public var ownsTables: Bool { ownership.isOwner }
+    /// Why ownership was given up after it was taken (an existing table could not be claimed).
+    public internal(set) var ownershipLost: String?
     /// Whether `committed` keeps the elements of sets and maps. When false, `committed` holds
     /// only tables, sets, chains and rules: the caller (the incremental compiler, which owns
     /// an element store anyway) is the one copy of the elements, and `apply(_ desired:)`
@@ -122,7 +127,7 @@ public final class NftablesApplier {
             return r
         }
         if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
-        let stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration)
+        let stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration, tableFlags: ownership.flags)
         if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
         if tracksElements {
             committed.apply(tx)
@@ -217,7 +222,7 @@ public final class NftablesApplier {
         var batches: [BatchStats] = []
         func send(_ ops: [SluiceIR.Operation]) throws {
             guard !ops.isEmpty else { return }
-            let stats = try socket.commit(ops, known: [known], generation: expectedGeneration)
+            let stats = try socket.commit(ops, known: [known], generation: expectedGeneration, tableFlags: ownership.flags)
             if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
             batches.append(stats)
             if tracksElements || batches.count == 1 {
@@ -394,10 +399,11 @@ public final class NftablesApplier {
     /// kernel reports `size 65535` for a dynamic set declared without a size.
     @discardableResult
     public func adopt(tables: [(Family, String)], desired: Ruleset? = nil) throws -> [String] {
-        let generation = try socket.currentGeneration()
+        var generation = try socket.currentGeneration()
         // Without tracked elements nothing but the structure is kept: read nothing else.
         let (read, foreign) = try readTables(tables, desired: desired, elements: tracksElements)
         committed = tracksElements ? read : read.withoutElements
+        if ownership.isOwner, try claim(read.tables) { generation = try socket.currentGeneration() }
         expectedGeneration = generation
         return foreign
     }

@@ -13,6 +13,8 @@ struct TransactionLowering {
     /// Set declarations per table, for rule lowering (`map` lookup data types) and typeof.
     var types: [TableKey: TypeContext]
     var nextSetID: UInt32 = 1
+    /// `NFTA_TABLE_FLAGS` of the tables this transaction adds (`TableOwnership`).
+    var tableFlags: UInt32 = 0
 
     /// Collects the set declarations visible to a transaction: those of `known` tables and
     /// those the transaction adds.
@@ -30,7 +32,7 @@ struct TransactionLowering {
     mutating func lower(_ op: SluiceIR.Operation, index: Int, into batch: Batch) throws {
         switch op {
         case .addTable(let f, let t, let comment):
-            let o = try Lower.table(t, comment: comment)
+            let o = try Lower.table(t, comment: comment, flags: tableFlags)
             try batch.add(MsgType.newTable, family: f, flags: NLM_F_CREATE, operation: index) { nftnl_table_nlmsg_build_payload($0, o.raw) }
         case .deleteTable(let f, let t):
             let o = try Lower.table(t)
@@ -95,13 +97,17 @@ extension NetlinkSocket {
     ///   - known: rulesets whose set declarations rules may refer to (e.g. the committed state).
     ///   - generation: if given, the kernel rejects the batch (ERESTART, reported as
     ///     `.generationMismatch`) unless the ruleset generation still equals it.
+    ///   - tableFlags: `NFTA_TABLE_FLAGS` of every `addTable` (for an existing table, the
+    ///     kernel updates its flags: how an owner claims an orphaned table).
     /// - Returns: counters; nothing is sent (all zero) when no operation yields a message.
     /// - Throws: `NetlinkError` of kind `.kernel` naming the IR operation the kernel rejected;
     ///   the whole batch is rolled back by the kernel in that case.
-    public func commit(_ operations: [SluiceIR.Operation], known: [Ruleset] = [], generation: UInt32? = nil) throws -> BatchStats {
+    public func commit(_ operations: [SluiceIR.Operation], known: [Ruleset] = [], generation: UInt32? = nil,
+                       tableFlags: UInt32 = 0) throws -> BatchStats {
         let start = monotonicSeconds()
         let batch = try Batch(socket: self, generation: generation)
         var lowering = TransactionLowering(operations, known: known)
+        lowering.tableFlags = tableFlags
         for (i, op) in operations.enumerated() {
             try lowering.lower(op, index: i, into: batch)
         }

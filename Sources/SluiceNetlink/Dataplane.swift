@@ -11,6 +11,8 @@ public protocol Dataplane: AnyObject {
     var committed: Ruleset { get }
     /// The generation id after this dataplane's last commit (nil before the first).
     var expectedGeneration: UInt32? { get }
+    /// Whether nobody else can write the tables (`TableOwnership`): no drift to watch for.
+    var ownsTables: Bool { get }
     /// The kernel's current generation id (cheap: a changed id means someone wrote).
     func currentGeneration() throws -> UInt32
     /// Reads the tables back and takes them as committed state (restart adoption); returns

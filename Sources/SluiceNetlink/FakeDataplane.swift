@@ -47,6 +47,8 @@ public final class FakeDataplane: Dataplane, @unchecked Sendable {
 
     public var committed: Ruleset { locked { believed } }
     public var expectedGeneration: UInt32? { locked { lastGeneration } }
+    /// The fake owns nothing: others may write its kernel (`nft`-style edits in tests).
+    public var ownsTables: Bool { false }
     public func currentGeneration() throws -> UInt32 { locked { generation } }
 
     @discardableResult

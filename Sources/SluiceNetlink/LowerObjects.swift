@@ -38,10 +38,10 @@ enum KernelSetFlag {
 /// Builders for the libnftnl objects of tables, chains, rules and sets, set exactly as nft
 /// 1.0.6 sets them (attributes and userdata), so `nft list` cannot tell who created them.
 enum Lower {
-    static func table(_ name: String, comment: String? = nil) throws -> NftnlTable {
+    static func table(_ name: String, comment: String? = nil, flags: UInt32 = 0) throws -> NftnlTable {
         let t = try NftnlTable()
         nftnl_table_set_str(t.raw, A(NFTNL_TABLE_NAME), name)
-        nftnl_table_set_u32(t.raw, A(NFTNL_TABLE_FLAGS), 0)
+        nftnl_table_set_u32(t.raw, A(NFTNL_TABLE_FLAGS), flags)
         if let u = commentUdata(comment) {
             withBytes(u) { _ = nftnl_table_set_data(t.raw, A(NFTNL_TABLE_USERDATA), $0, $1) }
         }

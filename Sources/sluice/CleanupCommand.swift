@@ -10,7 +10,8 @@ struct Cleanup: ParsableCommand {
         Deletes `table ip sluice` and `table ip6 sluice`. With --kube-proxy it also deletes \
         kube-proxy's nftables tables (`ip`/`ip6 kube-proxy`) and its iptables `KUBE-*` chains \
         with the jumps to them, as kube-proxy does when switching proxy modes. Missing tables \
-        are not an error.
+        are not an error. While `sluice run` owns the tables (Linux 6.9+), the kernel refuses \
+        to delete them: stop the daemon first.
         """)
 
     @Flag(name: .customLong("kube-proxy"), help: "Also remove upstream kube-proxy's nftables tables and iptables KUBE-* chains.")
@@ -21,7 +22,16 @@ struct Cleanup: ParsableCommand {
 
     func run() throws {
         let applier = try NftablesApplier(namespace: netns)
-        let own = try applier.deleteTablesIgnoringMissing(Family.allCases.map { ($0, Layout.tableName) })
+        let own: [Family]
+        do {
+            own = try applier.deleteTablesIgnoringMissing(Family.allCases.map { ($0, Layout.tableName) })
+        } catch let e as NetlinkError where e.isOwnedElsewhere {
+            throw ValidationError("""
+                Sluice's table is owned by a running `sluice run` (the kernel refuses other writers: \(e)). \
+                Stop the daemon first (delete its DaemonSet, or stop the process), then run `sluice cleanup` again; \
+                or let the daemon delete its tables itself when it stops (`sluice run --cleanup-on-exit`).
+                """)
+        }
         print("deleted Sluice tables: \(own.isEmpty ? "none" : own.map { "\($0.rawValue) \(Layout.tableName)" }.joined(separator: ", "))")
         guard kubeProxy else { return }
         let kp = try applier.deleteKubeProxyTables()

@@ -41,7 +41,6 @@ struct EngineBench: ParsableCommand {
     }
 
     func run() throws {
-        _layoutProbe
         var cluster = DaemonCluster(scale: Scale(services: services, endpoints: endpoints))
         var phases = Phases()
         var engine = ProxyEngine(options: NodeOptions(nodeName: DaemonCluster.nodeName))
@@ -160,11 +159,3 @@ struct EngineBench: ParsableCommand {
         return 0
     }
 }
-let _layoutProbe: () = {
-    if ProcessInfo.processInfo.environment["SLUICE_LAYOUT"] != nil {
-        print("ValidatedService", MemoryLayout<ValidatedService>.size, "ServicePortPlan", MemoryLayout<ServicePortPlan>.size,
-              "ValidatedEndpointSlice", MemoryLayout<ValidatedEndpointSlice>.size, "Service", MemoryLayout<Service>.size,
-              "EndpointSlice", MemoryLayout<EndpointSlice>.size, "SourcedObject", MemoryLayout<SourcedObject>.size,
-              "Endpoint", MemoryLayout<Endpoint>.size, "ServiceName", MemoryLayout<ServiceName>.size, "Datum", MemoryLayout<Datum>.size)
-    }
-}()

@@ -14,10 +14,12 @@ import Testing
 @Suite("Daemon (kernel)", .serialized, .timeLimit(.minutes(3)))
 struct DaemonKernelTests {
     func config(_ dir: ManifestDir, _ ns: NetworkNamespace, syncPeriod: Duration = .seconds(30),
-                healthCheckHost: String = "127.0.0.1") -> DaemonConfiguration {
-        DaemonConfiguration(options: testOptions(), sources: [ManifestDirectorySource(paths: [dir.path], interval: .milliseconds(100))],
-                            netns: ns.name, healthzBindAddress: "127.0.0.1:0", metricsBindAddress: "127.0.0.1:0",
-                            healthCheckBindHost: healthCheckHost, syncPeriod: syncPeriod)
+                healthCheckHost: String = "127.0.0.1", ownTables: Bool = true) -> DaemonConfiguration {
+        var c = DaemonConfiguration(options: testOptions(), sources: [ManifestDirectorySource(paths: [dir.path], interval: .milliseconds(100))],
+                                    netns: ns.name, healthzBindAddress: "127.0.0.1:0", metricsBindAddress: "127.0.0.1:0",
+                                    healthCheckBindHost: healthCheckHost, syncPeriod: syncPeriod)
+        c.ownTables = ownTables
+        return c
     }
 
     @Test("watched manifests: create, scale, delete, bad input — the kernel table follows each change")
@@ -77,7 +79,7 @@ struct DaemonKernelTests {
 
     /// A daemon on a fresh namespace and manifests directory holding one service (`web`, two
     /// endpoints), after its first sync.
-    func withWebService(label: String, syncPeriod: Duration,
+    func withWebService(label: String, syncPeriod: Duration, ownTables: Bool = true,
                         _ body: (Daemon, NetworkNamespace, ManifestDir) async throws -> Void) async throws {
         try requireKernelTestEnvironment()
         let ns = try NetworkNamespace(label: label)
@@ -86,16 +88,41 @@ struct DaemonKernelTests {
         defer { dir.close() }
         try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
                       + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
-        try await withDaemon(config(dir, ns, syncPeriod: syncPeriod)) { daemon in
+        try await withDaemon(config(dir, ns, syncPeriod: syncPeriod, ownTables: ownTables)) { daemon in
             try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
             try await body(daemon, ns, dir)
         }
     }
 
+    @Test("owned tables: nft flush ruleset passes them by, other writers and sluice cleanup are refused, no commit watch")
+    func ownsItsTables() async throws {
+        try await withWebService(label: "owned", syncPeriod: .milliseconds(300)) { daemon, ns, dir in
+            let listing = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            #expect(listing.contains("flags owner"), "listing: \(listing.prefix(300))")
+            try ns.runChecked(["nft", "flush", "ruleset"])
+            #expect(try kernelMatches(ns.name, dir.path))
+            let delete = try ns.run(["nft", "delete", "table", "ip", "sluice"])
+            #expect(!delete.succeeded && delete.stderr.contains("Operation not permitted"), "nft delete table: \(delete)")
+            let cleanup = try runCommand([try sluiceExecutable(), "cleanup", "--netns", ns.name])
+            #expect(!cleanup.succeeded && cleanup.stderr.contains("Stop the daemon first"), "sluice cleanup: \(cleanup)")
+            #expect(try kernelMatches(ns.name, dir.path))
+            // The daemon itself still writes it.
+            try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                          + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.5"]))
+            try await waitUntil("own change committed") { try kernelMatches(ns.name, dir.path) }
+            // Several sync periods of drift checks: none runs (nothing can drift), none repairs.
+            let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            #expect(metricValue(body, "sluice_drift_repairs_total") == 0)
+            #expect(!daemon.watchingCommits)
+        }
+        // Stopped: the table stays (persist), and cleanup now works.
+    }
+
     @Test("drift: a foreign commit is repaired as soon as the kernel announces it, long before the sync period")
     func repairsDriftOnCommitNotification() async throws {
-        // A sync period of an hour: only the commit notification can trigger the repair.
-        try await withWebService(label: "cwatch", syncPeriod: .seconds(3600)) { daemon, ns, dir in
+        // Tables not owned (as on a kernel older than 6.9), and a sync period of an hour:
+        // only the commit notification can trigger the repair.
+        try await withWebService(label: "cwatch", syncPeriod: .seconds(3600), ownTables: false) { daemon, ns, dir in
             // The watch subscribes after the first sync.
             try await waitUntil("commit watch listening") { daemon.watchingCommits }
             func metric(_ name: String) throws -> Double {
@@ -115,9 +142,9 @@ struct DaemonKernelTests {
         }
     }
 
-    @Test("drift: tables deleted or edited with nft are repaired within the sync period")
+    @Test("drift: tables deleted or edited with nft are repaired within the sync period (tables not owned)")
     func repairsDrift() async throws {
-        try await withWebService(label: "drift", syncPeriod: .milliseconds(500)) { daemon, ns, dir in
+        try await withWebService(label: "drift", syncPeriod: .milliseconds(500), ownTables: false) { daemon, ns, dir in
             // Someone deletes the whole table.
             // (Not checked as missing afterwards: a daemon may repair it before the test looks.)
             try ns.runChecked(["nft", "delete", "table", "ip", "sluice"])
