@@ -115,7 +115,40 @@ struct DaemonKernelTests {
             #expect(metricValue(body, "sluice_drift_repairs_total") == 0)
             #expect(!daemon.watchingCommits)
         }
-        // Stopped: the table stays (persist), and cleanup now works.
+    }
+
+    @Test("owned tables across a restart: the stopped daemon's table stays, the next one claims it, nothing is flushed")
+    func claimsItsTableAfterRestart() async throws {
+        try requireKernelTestEnvironment()
+        let ns = try NetworkNamespace(label: "reown")
+        defer { ns.close() }
+        let dir = try ManifestDir()
+        defer { dir.close() }
+        try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
+                      + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
+        try await withDaemon(config(dir, ns)) { _ in
+            try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
+        }
+        // Stopped: the table is there, orphaned (anyone could write it now).
+        #expect(try kernelMatches(ns.name, dir.path))
+        let generation = try NftablesApplier(namespace: ns.name).currentGeneration()
+        // A table created anew gets a new handle.
+        func handle() throws -> String? {
+            try ns.runChecked(["nft", "-a", "list", "table", "ip", "sluice"]).stdout.split(separator: "\n").first
+                .flatMap { line in line.range(of: "# handle ").map { String(line[$0.upperBound...].prefix { $0.isNumber }) } }
+        }
+        let before = try #require(try handle())
+        try await withDaemon(config(dir, ns)) { daemon in
+            // The probe and the claim are the only commits: the table was not rebuilt.
+            try await waitUntil("restarted daemon synced") { await daemon.commits() >= 1 }
+            #expect(try kernelMatches(ns.name, dir.path))
+            let after = try NftablesApplier(namespace: ns.name).currentGeneration()
+            #expect(after &- generation <= 2, "generation \(generation) → \(after): more than the probe and the claim were committed")
+            let now = try handle()
+            #expect(now == before, "the table was recreated: handle \(before) → \(now ?? "none")")
+            let delete = try ns.run(["nft", "delete", "table", "ip", "sluice"])
+            #expect(!delete.succeeded && delete.stderr.contains("Operation not permitted"), "after the claim: \(delete)")
+        }
     }
 
     @Test("drift: a foreign commit is repaired as soon as the kernel announces it, long before the sync period")
