@@ -149,6 +149,10 @@ struct DaemonKernelTests {
             let delete = try ns.run(["nft", "delete", "table", "ip", "sluice"])
             #expect(!delete.succeeded && delete.stderr.contains("Operation not permitted"), "after the claim: \(delete)")
         }
+        // With the daemon stopped, `sluice cleanup` deletes the (orphaned) table.
+        let cleanup = try runCommand([try sluiceExecutable(), "cleanup", "--netns", ns.name])
+        #expect(cleanup.succeeded && cleanup.stdout.contains("deleted Sluice tables: ip sluice"), "sluice cleanup: \(cleanup)")
+        #expect(try ns.run(["nft", "list", "table", "ip", "sluice"]).status != 0)
     }
 
     @Test("drift: a foreign commit is repaired as soon as the kernel announces it, long before the sync period")
