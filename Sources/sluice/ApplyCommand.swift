@@ -52,8 +52,14 @@ struct Apply: ParsableCommand {
             let families: [(Family, String)] = Family.allCases.map { ($0, Layout.tableName) }
             let foreign = try applier.adopt(tables: families, desired: result.ruleset)
             for f in foreign { printError("warning: foreign content in Sluice's table, will be rewritten: \(f)") }
-            let r = try applier.apply(result.ruleset)
-            print(applySummary(r))
+            do {
+                print(applySummary(try applier.apply(result.ruleset)))
+            } catch let e as NetlinkError where e.isOwnedElsewhere {
+                throw ValidationError("""
+                    Sluice's table is owned by a running `sluice run`, and the kernel refuses other writers (\(e)). \
+                    Change the daemon's sources instead, or stop it first.
+                    """)
+            }
         case .iptables:
             for fam in result.plan.families {
                 let restore = fam.context.family == .ipv4 ? "iptables-restore" : "ip6tables-restore"

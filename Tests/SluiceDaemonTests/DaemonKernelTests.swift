@@ -105,6 +105,10 @@ struct DaemonKernelTests {
             #expect(!delete.succeeded && delete.stderr.contains("Operation not permitted"), "nft delete table: \(delete)")
             let cleanup = try runCommand([try sluiceExecutable(), "cleanup", "--netns", ns.name])
             #expect(!cleanup.succeeded && cleanup.stderr.contains("Stop the daemon first"), "sluice cleanup: \(cleanup)")
+            // A one-shot apply that would change the table (masquerade all) is refused too.
+            let apply = try runCommand([try sluiceExecutable(), "apply", "--netns", ns.name, "--source", dir.path,
+                                        "--hostname-override", nodeName, "--masquerade-all"])
+            #expect(!apply.succeeded && apply.stderr.contains("owned by a running `sluice run`"), "sluice apply: \(apply)")
             #expect(try kernelMatches(ns.name, dir.path))
             // The daemon itself still writes it.
             try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
