@@ -91,7 +91,10 @@ public struct ServiceFragment: Sendable, Hashable {
         for set in Array(old.elements.keys) {
             guard var n = new.elements[set], var o = old.elements.removeValue(forKey: set) else { continue }
             new.elements[set] = nil
-            for (key, data) in o where n[key] == data {
+            // Collected first: removing while iterating `o` would copy it.
+            var shared: [[Datum]] = []
+            for (key, data) in o where n[key] == data { shared.append(key) }
+            for key in shared {
                 o[key] = nil
                 n[key] = nil
             }

@@ -144,14 +144,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
     private func runOnExecutor() async throws {
         let c = configuration
         let healthChecks = HealthCheckServers(host: c.healthCheckBindHost, health: health, logger: logger)
-        let dataplane = try c.dataplane?() ?? NftablesApplier(namespace: c.netns, tracksElements: false)
-        if c.ownTables, let applier = dataplane as? NftablesApplier {
-            if try applier.takeOwnership() {
-                logger.info("tables owned by this process (owner, persist): other writers are refused, no drift to watch")
-            } else {
-                logger.info("the kernel cannot own tables (Linux < 6.9): watching commits and repairing drift instead")
-            }
-        }
+        let dataplane = try c.dataplane?() ?? kernelDataplane()
         let hostAddresses = c.hostAddresses ?? (watchesHostAddresses ? initialHostAddresses() : nil)
         let loop = SyncLoop(dataplane: dataplane, options: c.options, hostAddresses: hostAddresses, sources: c.sources.count,
                             logger: logger, metrics: metrics, health: health, healthChecks: healthChecks,
@@ -170,6 +163,19 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
             throw error
         }
         await finish(loop: loop, cleanup: c.cleanupOnExit)
+    }
+
+    /// The netlink applier of `netns`, elements held once (in the engine), owning its tables
+    /// when configured and the kernel can.
+    private func kernelDataplane() throws -> NftablesApplier {
+        let applier = try NftablesApplier(namespace: configuration.netns, tracksElements: false)
+        guard configuration.ownTables else { return applier }
+        if try applier.takeOwnership() {
+            logger.info("tables owned by this process (owner, persist): other writers are refused, no drift to watch")
+        } else {
+            logger.info("the kernel cannot own tables (Linux < 6.9): watching commits and repairing drift instead")
+        }
+        return applier
     }
 
     /// Whether the daemon follows the interface addresses of its namespace.

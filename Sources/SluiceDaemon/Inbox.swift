@@ -17,6 +17,9 @@ final class Inbox: @unchecked Sendable {
     /// The host's addresses last received, and whether the loop has yet to take them.
     private var hostAddresses: [IPAddress]?
     private var hostAddressesPending = false
+    /// Sources waiting for room (`waitForRoom`), by id; `take` lets them all go on.
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
 
     init(sources: Int) {
         sourceObjects = sources > 1 ? Array(repeating: [:], count: sources) : []
@@ -80,9 +83,6 @@ final class Inbox: @unchecked Sendable {
         for w in waiting.values { w.resume() }
         return changes
     }
-
-    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-    private var nextWaiter = 0
 
     /// Returns once at most `limit` changes are pending (after the next `take`), at once if
     /// every source is synced, or when the task is cancelled.

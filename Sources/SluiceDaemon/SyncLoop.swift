@@ -202,7 +202,7 @@ actor SyncLoop {
             } catch let e as NetlinkError where e.isOwnedElsewhere {
                 throw DaemonError("Sluice's table is owned by another process (is another `sluice run` using this network namespace?): \(e)")
             }
-            if let reason = (dataplane as? NftablesApplier)?.ownershipLost, !reportedOwnershipLoss {
+            if let reason = dataplane.ownershipLost, !reportedOwnershipLoss {
                 reportedOwnershipLoss = true
                 logger.warning("tables not owned: watching commits and repairing drift instead", metadata: ["reason": "\(reason)"])
             }

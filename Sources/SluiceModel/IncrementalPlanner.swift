@@ -226,8 +226,10 @@ public struct IncrementalPlanner: Sendable {
             replan(name, context: context, &out)
         }
         if planning && !awaitingEndpoints.isEmpty {
-            for name in awaitingEndpoints.subtracting(step.dirty) { replan(name, context: context, &out) }
+            // The dirty ones were just planned (and left the set); the rest are planned now.
+            let waiting = awaitingEndpoints
             awaitingEndpoints = []
+            for name in waiting { replan(name, context: context, &out) }
         }
         return out
     }

@@ -17,9 +17,8 @@ public final class AddressMonitor: @unchecked Sendable {
 
     /// Subscribes in the caller's namespace, or in `/run/netns/<namespace>`.
     public init(namespace: String? = nil) throws {
-        let path = namespace.map { "/run/netns/\($0)" }
-        notifications = try NetlinkSocket(namespacePath: path, bus: .route)
-        dumps = try NetlinkSocket(namespacePath: path, bus: .route)
+        notifications = try NetlinkSocket(namespace: namespace, bus: .route)
+        dumps = try NetlinkSocket(namespace: namespace, bus: .route)
         try notifications.joinGroup(UInt32(RTNLGRP_IPV4_IFADDR.rawValue))
         try notifications.joinGroup(UInt32(RTNLGRP_IPV6_IFADDR.rawValue))
     }

@@ -76,7 +76,7 @@ public final class NftablesApplier {
     /// Opens a socket in `/run/netns/<name>` (or the current namespace) and an applier on it.
     public convenience init(namespace: String?, maxElementsPerBatch: Int = 50_000, elementOrder: [String] = [],
                             tracksElements: Bool = true) throws {
-        let s = try namespace.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
+        let s = try NetlinkSocket(namespace: namespace)
         self.init(socket: s, maxElementsPerBatch: maxElementsPerBatch, elementOrder: elementOrder, tracksElements: tracksElements)
     }
 

@@ -58,7 +58,7 @@ public final class CommitMonitor: @unchecked Sendable {
 
     /// Subscribes in the caller's namespace, or in `/run/netns/<namespace>`, and starts reading.
     public init(namespace: String? = nil, receiveBufferBytes: Int = 64 << 20) throws {
-        socket = try NetlinkSocket(namespacePath: namespace.map { "/run/netns/\($0)" })
+        socket = try NetlinkSocket(namespace: namespace)
         try socket.forceReceiveBuffer(receiveBufferBytes)
         try socket.setReceiveTimeout(seconds: 0.1)
         try socket.joinGroup(UInt32(NFNLGRP_NFTABLES.rawValue))

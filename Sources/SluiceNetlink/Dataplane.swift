@@ -13,6 +13,8 @@ public protocol Dataplane: AnyObject {
     var expectedGeneration: UInt32? { get }
     /// Whether nobody else can write the tables (`TableOwnership`): no drift to watch for.
     var ownsTables: Bool { get }
+    /// Why ownership was given up after it was taken (an existing table could not be claimed).
+    var ownershipLost: String? { get }
     /// The kernel's current generation id (cheap: a changed id means someone wrote).
     func currentGeneration() throws -> UInt32
     /// Reads the tables back and takes them as committed state (restart adoption); returns

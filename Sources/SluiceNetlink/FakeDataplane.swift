@@ -49,6 +49,7 @@ public final class FakeDataplane: Dataplane, @unchecked Sendable {
     public var expectedGeneration: UInt32? { locked { lastGeneration } }
     /// The fake owns nothing: others may write its kernel (`nft`-style edits in tests).
     public var ownsTables: Bool { false }
+    public var ownershipLost: String? { nil }
     public func currentGeneration() throws -> UInt32 { locked { generation } }
 
     @discardableResult

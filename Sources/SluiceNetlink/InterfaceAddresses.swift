@@ -39,7 +39,7 @@ public enum InterfaceAddresses {
     /// Every address of every interface of the namespace (`/run/netns/<namespace>`, or the
     /// caller's), loopback included, in the kernel's order.
     public static func dump(namespace: String? = nil) throws -> [InterfaceAddress] {
-        let socket = try NetlinkSocket(namespacePath: namespace.map { "/run/netns/\($0)" }, bus: .route)
+        let socket = try NetlinkSocket(namespace: namespace, bus: .route)
         return try socket.dumpAddresses()
     }
 

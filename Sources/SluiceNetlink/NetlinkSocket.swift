@@ -50,9 +50,15 @@ public final class NetlinkSocket {
         }
     }
 
-    /// Opens a socket in the namespace `/run/netns/<name>`.
-    public convenience init(namespace name: String) throws {
-        try self.init(namespacePath: "/run/netns/\(name)")
+    /// Opens a `NETLINK_NETFILTER` socket in the namespace `/run/netns/<name>`, or in the
+    /// caller's namespace when `name` is nil.
+    public convenience init(namespace name: String?) throws {
+        try self.init(namespace: name, bus: .netfilter)
+    }
+
+    /// Opens a socket of `bus` in `/run/netns/<name>`, or in the caller's namespace.
+    convenience init(namespace name: String?, bus: Bus) throws {
+        try self.init(namespacePath: name.map { "/run/netns/\($0)" }, bus: bus)
     }
 
     deinit { mnl_socket_close(nl) }

@@ -55,10 +55,7 @@ struct Apply: ParsableCommand {
             do {
                 print(applySummary(try applier.apply(result.ruleset)))
             } catch let e as NetlinkError where e.isOwnedElsewhere {
-                throw ValidationError("""
-                    Sluice's table is owned by a running `sluice run`, and the kernel refuses other writers (\(e)). \
-                    Change the daemon's sources instead, or stop it first.
-                    """)
+                throw ownedByDaemon(e, "Change the daemon's sources instead, or stop it first.")
             }
         case .iptables:
             for fam in result.plan.families {

@@ -26,8 +26,7 @@ struct Cleanup: ParsableCommand {
         do {
             own = try applier.deleteTablesIgnoringMissing(Family.allCases.map { ($0, Layout.tableName) })
         } catch let e as NetlinkError where e.isOwnedElsewhere {
-            throw ValidationError("""
-                Sluice's table is owned by a running `sluice run` (the kernel refuses other writers: \(e)). \
+            throw ownedByDaemon(e, """
                 Stop the daemon first (delete its DaemonSet, or stop the process), then run `sluice cleanup` again; \
                 or let the daemon delete its tables itself when it stops (`sluice run --cleanup-on-exit`).
                 """)

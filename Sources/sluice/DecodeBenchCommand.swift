@@ -43,14 +43,18 @@ struct DecodeBench: ParsableCommand {
         /// CPU time of the decoding thread: what the decoding costs whatever else the machine runs.
         var cpuSeconds = 0.0
 
-        mutating func time<T>(_ body: () -> T) -> T {
+        mutating func time<T>(_ body: () throws -> T) rethrows -> T {
             let (start, cpuStart) = (ContinuousClock.now, threadCPUSeconds())
-            let result = body()
+            let result = try body()
             cpuSeconds += threadCPUSeconds() - cpuStart
-            let (s, atto) = (ContinuousClock.now - start).components
-            seconds += Double(s) + Double(atto) / 1e18
+            seconds += DecodeBench.seconds(ContinuousClock.now - start)
             return result
         }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        let (s, atto) = d.components
+        return Double(s) + Double(atto) / 1e18
     }
 
     func report(_ label: String, _ m: Measurement) {

@@ -76,7 +76,7 @@ struct EngineBench: ParsableCommand {
             let objects = try Self.decode([cluster.sliceJSON(i)], as: .endpointSlice)
             let start = ContinuousClock.now
             let outcome = engine.apply(objects)
-            single.append(Phases.seconds(ContinuousClock.now - start))
+            single.append(DecodeBench.seconds(ContinuousClock.now - start))
             operations += outcome.transaction.operations.count
         }
         if !single.isEmpty {
@@ -94,36 +94,28 @@ struct EngineBench: ParsableCommand {
             }
             let start = ContinuousClock.now
             let outcome = engine.apply(batch)
-            let s = Phases.seconds(ContinuousClock.now - start)
+            let s = DecodeBench.seconds(ContinuousClock.now - start)
             print(String(format: "burst of %d changes (%d slices) in one apply: %.1f ms, %.1f µs per change, %d operations",
                          burst, batch.count, s * 1e3, s * 1e6 / Double(burst), outcome.transaction.operations.count))
         }
         print("end: RSS \(Self.status("VmRSS")) MB, peak \(Self.status("VmHWM")) MB")
     }
 
-    /// Wall and thread-CPU time per named phase, in first-seen order.
+    /// Wall and thread-CPU time per named phase (`DecodeBench.Measurement`), in first-seen order.
     struct Phases {
         var order: [String] = []
-        var wall: [String: Double] = [:]
-        var cpu: [String: Double] = [:]
+        var measured: [String: DecodeBench.Measurement] = [:]
 
         mutating func time<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-            let (start, cpuStart) = (ContinuousClock.now, threadCPUSeconds())
-            let result = try body()
-            if wall[name] == nil { order.append(name) }
-            wall[name, default: 0] += Self.seconds(ContinuousClock.now - start)
-            cpu[name, default: 0] += threadCPUSeconds() - cpuStart
-            return result
-        }
-
-        static func seconds(_ d: Duration) -> Double {
-            let (s, atto) = d.components
-            return Double(s) + Double(atto) / 1e18
+            if measured[name] == nil { order.append(name) }
+            return try measured[name, default: DecodeBench.Measurement()].time(body)
         }
 
         func print() {
             for name in order {
-                Swift.print("  " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%8.3f s wall %8.3f s CPU", wall[name]!, cpu[name]!))
+                let m = measured[name]!
+                Swift.print("  " + name.padding(toLength: 44, withPad: " ", startingAt: 0)
+                            + String(format: "%8.3f s wall %8.3f s CPU", m.seconds, m.cpuSeconds))
             }
         }
     }

@@ -126,7 +126,7 @@ struct Explain: ParsableCommand {
     /// The node's addresses are its interfaces' and those in `nodeport-ips` (plus `--local-address`).
     func liveScene(_ dst: Destination) throws -> Scene? {
         let layout = Layout(dst.address.family)
-        let socket = try netns.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
+        let socket = try NetlinkSocket(namespace: netns)
         guard let read = try socket.readTable(layout.family, Layout.tableName, dynamicElements: true) else { return nil }
         for f in read.foreign { FileHandle.standardError.write(Data("warning: foreign content left out of the walk: \(f)\n".utf8)) }
         let table = read.table

@@ -1,6 +1,8 @@
+import ArgumentParser
 import Foundation
 import SluiceCompiler
 import SluiceModel
+import SluiceNetlink
 
 /// Writes to standard error (Swift 6 forbids touching the C `stderr` global).
 func printError(_ s: String) {
@@ -33,4 +35,10 @@ func summary(_ result: CompileResult) -> String {
     let errors = result.diagnostics.filter(\.isError).count
     if errors > 0 { lines.append("\(errors) invalid object(s) or field(s) left out (see errors above)") }
     return lines.joined(separator: "\n")
+}
+
+/// The error for a write the kernel refused because a running `sluice run` owns Sluice's
+/// table (`NetlinkError.isOwnedElsewhere`), with what to do instead.
+func ownedByDaemon(_ e: NetlinkError, _ advice: String) -> ValidationError {
+    ValidationError("Sluice's table is owned by a running `sluice run`; the kernel refuses other writers (\(e)). " + advice)
 }

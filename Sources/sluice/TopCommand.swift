@@ -47,7 +47,7 @@ struct Top: ParsableCommand {
     }
 
     func run() throws {
-        let socket = try netns.map { try NetlinkSocket(namespace: $0) } ?? NetlinkSocket()
+        let socket = try NetlinkSocket(namespace: netns)
         let names = sources.isEmpty ? nil : ServicePortNames(plans: Pipeline.compile(sources: sources, flags: node.flags).plan.families.flatMap(\.servicePorts))
         var previous = try read(socket, names)
         if once && interval == 0 {
