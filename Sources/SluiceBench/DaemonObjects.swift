@@ -6,8 +6,8 @@ import SluiceModel
 /// the fake API server and JSON manifests) or block YAML (manifest files).
 ///
 /// - Service i: `bench/svc-<i>`, ClusterIP `Generator.clusterIP(i)`, port `http` 80/TCP → 8080.
-/// - EndpointSlice `bench/svc-<i>-0`: E ready endpoints with `targetRef` and `nodeName`, as
-///   the EndpointSlice controller writes them.
+/// - EndpointSlice `bench/svc-<i>-0`: E ready endpoints with `targetRef` and `nodeName`, and
+///   a `last-change-trigger-time`, as the EndpointSlice controller writes them.
 /// - Change c replaces one endpoint of a service with `10.192.0.0 + 1 + c`, so the change is
 ///   recognized in the kernel's element notifications (`changeID(inElementBytes:)`).
 public struct DaemonCluster: Sendable {
@@ -51,6 +51,15 @@ public struct DaemonCluster: Sendable {
         return Int(ip - changeBase)
     }
 
+    /// `endpoints.kubernetes.io/last-change-trigger-time` as the EndpointSlice controller
+    /// writes it on every slice: the time of the change (here, of the rendering), in seconds.
+    static func triggerTime() -> String {
+        var t = time(nil)
+        var c = tm()
+        gmtime_r(&t, &c)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", c.tm_year + 1900, c.tm_mon + 1, c.tm_mday, c.tm_hour, c.tm_min, c.tm_sec)
+    }
+
     static func dotted(_ a: UInt32) -> String { "\(a >> 24).\(a >> 16 & 255).\(a >> 8 & 255).\(a & 255)" }
 
     // MARK: JSON
@@ -70,7 +79,8 @@ public struct DaemonCluster: Sendable {
                 + #""uid":"\#(Self.uid(i, j))"}}"#
         }.joined(separator: ",")
         return #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(i)-0","namespace":"bench","#
-            + #""labels":{"kubernetes.io/service-name":"svc-\#(i)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"}},"#
+            + #""labels":{"kubernetes.io/service-name":"svc-\#(i)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"},"#
+            + #""annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"\#(Self.triggerTime())"}},"#
             + #""addressType":"IPv4","endpoints":[\#(eps)],"ports":[{"name":"http","protocol":"TCP","port":8080}]}"#
     }
 
@@ -125,6 +135,8 @@ public struct DaemonCluster: Sendable {
           labels:
             kubernetes.io/service-name: svc-\(i)
             endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+          annotations:
+            endpoints.kubernetes.io/last-change-trigger-time: "\(Self.triggerTime())"
         addressType: IPv4
         ports:
         - name: http

@@ -554,15 +554,6 @@ public struct HealthCheckTarget: Sendable, Hashable {
     }
 }
 
-/// RFC 3339 with or without fractional seconds.
-func parseRFC3339(_ text: String) -> Date? {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    if let d = f.date(from: text) { return d }
-    f.formatOptions = [.withInternetDateTime]
-    return f.date(from: text)
-}
-
 /// One service's valid EndpointSlices, in key order: a small sorted array (a service has one
 /// or a few), not a dictionary per service.
 struct ServiceSlices: Sendable {
