@@ -41,6 +41,15 @@ public struct DecodeCorpus: Sendable {
             + items.joined(separator: ",") + "]}"
     }
 
+    /// A watch-list stream's events for services `first..<first+count` (each Service and its
+    /// EndpointSlice as `ADDED`, one event per line), as the API server streams them.
+    public func watchEvents(first: Int, count: Int) -> String {
+        (first..<(first + count)).map {
+            #"{"type":"ADDED","object":"# + serviceJSON($0, apiServer: true) + "}\n"
+                + #"{"type":"ADDED","object":"# + sliceJSON($0, apiServer: true) + "}\n"
+        }.joined()
+    }
+
     func clusterIP(_ i: Int) -> String { "10.\(96 + i >> 16).\((i >> 8) & 255).\(i & 255)" }
     func podIP(_ i: Int, _ e: Int) -> String { let n = i * endpoints + e; return "10.\(128 + n >> 16).\((n >> 8) & 255).\(n & 255)" }
 

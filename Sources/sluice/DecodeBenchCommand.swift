@@ -21,7 +21,7 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Services per manifest file or list page.")
     var perFile: Int = 500
 
-    @Option(help: "What to decode: yaml, json, api (comma-separated).")
+    @Option(help: "What to decode: yaml, json, api, watch (comma-separated; watch: splitting a watch stream into events only).")
     var formats: String = "yaml,json,api"
 
     func run() throws {
@@ -31,6 +31,7 @@ struct DecodeBench: ParsableCommand {
             case "yaml": report("yaml", measureManifests(corpus, ext: "yaml") { corpus.yamlFile(first: $0, count: $1) })
             case "json": report("json", measureManifests(corpus, ext: "json") { corpus.jsonFile(first: $0, count: $1) })
             case "api": report("api", measureAPILists(corpus))
+            case "watch": report("watch", measureWatchSplitting(corpus))
             default: throw ValidationError("unknown format \(format)")
             }
         }
@@ -96,6 +97,24 @@ struct DecodeBench: ParsableCommand {
         return m
     }
 
+    /// A watch-list stream cut into its events (`JSONStreamSplitter`) as it arrives in 16 KB
+    /// buffers; the events are not decoded.
+    func measureWatchSplitting(_ corpus: DecodeCorpus) -> Measurement {
+        var m = Measurement()
+        for first in stride(from: 0, to: services, by: perFile) {
+            let stream = Array(corpus.watchEvents(first: first, count: min(perFile, services - first)).utf8)
+            m.bytes += stream.count
+            var splitter = JSONStreamSplitter()
+            m.objects += m.time {
+                var values = 0
+                for chunk in stride(from: 0, to: stream.count, by: 16_384) {
+                    values += (try? splitter.feed(stream[chunk..<min(chunk + 16_384, stream.count)]).count) ?? 0
+                }
+                return values
+            }
+        }
+        return m
+    }
 }
 
 /// CPU time consumed by the calling thread.
