@@ -211,37 +211,48 @@ public struct IncrementalCompiler: Sendable {
         _ servicePorts: C, maxElementsPerTransaction: Int, emit: (Transaction) throws -> Void
     ) rethrows where C.Index == Int {
         let order = beginLoad(servicePorts)
-        let f = layout.family, t = Layout.tableName
+        var stream = LoadStream()
+        for (n, i) in order.enumerated() {
+            stream.pending += loadOne(servicePorts[i], of: order.count, first: n == 0, adds: &stream.adds)
+            if stream.pending >= maxElementsPerTransaction, let tx = nextTransaction(&stream) { try emit(tx) }
+        }
+        if stream.pending > 0 || !stream.created, let tx = nextTransaction(&stream) { try emit(tx) }
+    }
+
+    /// What a streamed load has emitted so far, and the elements it has not.
+    private struct LoadStream {
         var created = false
         var classesBefore: Set<SetID> = []
         var adds: [SetID: [Element]]? = [:]
         var pending = 0
-        func flush() throws {
-            let classesAfter = classes
-            var ops: [Operation] = []
-            if !created {
-                ops = create(skeletonTable(classesAfter, context))
-                created = true
-            } else if classesAfter != classesBefore {
-                ops = diff(Ruleset(tables: [skeletonTable(classesBefore, context)]),
-                           Ruleset(tables: [skeletonTable(classesAfter, context)])).operations
-            }
-            classesBefore = classesAfter
-            let sets = Skeleton(context: context, classes: classesAfter).sets
-            for decl in sets {
-                guard let id = store.keys.first(where: { $0.name == decl.name }), var elems = adds?[id], !elems.isEmpty else { continue }
-                if decl.flags.contains(.interval) { elems.sort() }
-                ops.append(.addElements(f, t, set: decl, elems))
-            }
-            adds = [:]
-            pending = 0
-            if !ops.isEmpty { try emit(Transaction(ops)) }
+    }
+
+    /// The next transaction of a streamed load: the skeleton first (or the chain rewrite a new
+    /// feature class needs), then the elements gathered since the last one; nil if empty.
+    /// (`load` calls `emit` itself: with `emit` called from a local function, a throwing
+    /// `emit` — a batch the kernel refused — crashed the process with a bogus arithmetic
+    /// overflow trap in `load` instead of propagating the error.)
+    private func nextTransaction(_ stream: inout LoadStream) -> Transaction? {
+        let f = layout.family, t = Layout.tableName
+        let classesAfter = classes
+        var ops: [Operation] = []
+        if !stream.created {
+            ops = create(skeletonTable(classesAfter, context))
+            stream.created = true
+        } else if classesAfter != stream.classesBefore {
+            ops = diff(Ruleset(tables: [skeletonTable(stream.classesBefore, context)]),
+                       Ruleset(tables: [skeletonTable(classesAfter, context)])).operations
         }
-        for (n, i) in order.enumerated() {
-            pending += loadOne(servicePorts[i], of: order.count, first: n == 0, adds: &adds)
-            if pending >= maxElementsPerTransaction { try flush() }
+        stream.classesBefore = classesAfter
+        let sets = Skeleton(context: context, classes: classesAfter).sets
+        for decl in sets {
+            guard let id = store.keys.first(where: { $0.name == decl.name }), var elems = stream.adds?[id], !elems.isEmpty else { continue }
+            if decl.flags.contains(.interval) { elems.sort() }
+            ops.append(.addElements(f, t, set: decl, elems))
         }
-        if pending > 0 || !created { try flush() }
+        stream.adds = [:]
+        stream.pending = 0
+        return ops.isEmpty ? nil : Transaction(ops)
     }
 
     /// Indices of `servicePorts` in name order; of duplicates the later one wins (as in
