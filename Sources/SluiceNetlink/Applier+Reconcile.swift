@@ -15,6 +15,7 @@ extension NftablesApplier {
     @discardableResult
     public func reconcile(_ skeleton: Table, elements: some ElementSource) throws -> ApplyReport {
         let f = skeleton.family, name = skeleton.name
+        try prepareToCommit()
         // What is read below is the state at this generation; a write after it makes the
         // commit fail (generation mismatch) instead of clobbering it.
         expectedGeneration = try socket.currentGeneration()
@@ -68,8 +69,8 @@ extension NftablesApplier {
     }
 
     /// Commits a transaction, split as `chunked` does when it is large; re-reads `tables`
-    /// if a later chunk fails after an earlier one went in (the in-memory state no longer
-    /// matches).
+    /// if a later chunk fails after an earlier one went in, or if a chunk's outcome is
+    /// unknown (the in-memory state no longer matches; `recover`).
     func commitChunked(_ tx: Transaction, known: [Ruleset], desired: Ruleset, tables: [(Family, String)]) throws -> [BatchStats] {
         if tx.isEmpty { return [] }
         let chunks = tx.objectCount > maxElementsPerBatch ? chunked(tx, desired: desired) : [tx.operations]
@@ -81,7 +82,7 @@ extension NftablesApplier {
                 batches.append(stats)
             }
         } catch {
-            if !batches.isEmpty { _ = try? adopt(tables: tables) }
+            recover(after: error, tables: tables, partial: !batches.isEmpty)
             throw error
         }
         return batches

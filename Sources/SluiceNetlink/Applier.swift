@@ -33,9 +33,14 @@ public struct ApplyReport: Sendable, Equatable {
 /// - The batch carries the last generation id this applier saw (NFNL_BATCH_GENID), so a
 ///   concurrent writer makes the kernel reject it; `apply` then re-reads its tables
 ///   (adoption) and retries once.
+/// - A failed commit whose outcome is unknown (its verdict was lost), that closed the
+///   socket, that met a changed generation or that left part of a chunked commit in makes
+///   `committed` uncertain: the applier reopens its socket if needed and reads its tables
+///   back at once, or, if that fails too, before its next commit (`Applier+Recovery`).
 /// - Not thread-safe: call from one thread or actor.
 public final class NftablesApplier {
-    public let socket: NetlinkSocket
+    /// The socket every write goes through; replaced by a new one if it is closed.
+    public internal(set) var socket: NetlinkSocket
     /// What this applier believes is in the kernel for its tables.
     public internal(set) var committed: Ruleset
     /// The generation id after our last commit or read (nil: unknown, no check).
@@ -63,6 +68,8 @@ public final class NftablesApplier {
     /// reads the current elements back from the kernel before diffing. Saves a second
     /// in-memory copy of every element (≈ 2 M at 100k services).
     public let tracksElements: Bool
+    /// Tables whose kernel state may differ from `committed` (see `committedIsUncertain`).
+    var uncertainTables = Set<TableKey>()
 
     public init(socket: NetlinkSocket, committed: Ruleset = Ruleset(), maxElementsPerBatch: Int = 50_000,
                 elementOrder: [String] = [], tracksElements: Bool = true) {
@@ -97,6 +104,7 @@ public final class NftablesApplier {
     }
 
     private func applyOnce(_ desired: Ruleset) throws -> ApplyReport {
+        try prepareToCommit()
         // Without tracked elements, diff against what the kernel really holds.
         let base = tracksElements ? committed
             : try readTables(committed.tables.map { ($0.family, $0.name) } + desired.tables.map { ($0.family, $0.name) },
@@ -126,8 +134,15 @@ public final class NftablesApplier {
             lastReport = r
             return r
         }
+        try prepareToCommit()
         if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
-        let stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration, tableFlags: ownership.flags)
+        let stats: BatchStats
+        do {
+            stats = try socket.commit(tx.operations, known: [committed], generation: expectedGeneration, tableFlags: ownership.flags)
+        } catch {
+            recover(after: error, tables: tx.tables, partial: false)
+            throw error
+        }
         if stats.messages > 0 { expectedGeneration = expectedGeneration.map { $0 &+ 1 } }
         if tracksElements {
             committed.apply(tx)
@@ -184,7 +199,7 @@ public final class NftablesApplier {
         }
         queue.sync {}
         if let e = shared.error ?? produceError {
-            if !shared.batches.isEmpty { _ = try? adopt(tables: tables) }
+            recover(after: e, tables: tables, partial: !shared.batches.isEmpty)
             throw e
         }
         let r = ApplyReport(transaction: Transaction(), batches: shared.batches)
@@ -217,6 +232,7 @@ public final class NftablesApplier {
         }
         let f = skeleton.family, t = skeleton.name
         let first = SluiceIR.create(skeleton)
+        try prepareToCommit()
         if expectedGeneration == nil { expectedGeneration = try socket.currentGeneration() }
         let known = Ruleset(tables: [skeleton.withoutElements])
         var batches: [BatchStats] = []
@@ -263,10 +279,8 @@ public final class NftablesApplier {
             }
             try send(current)
         } catch {
-            if !batches.isEmpty {
-                // Part of the table is in; the in-memory state no longer matches.
-                _ = try? adopt(tables: [(f, t)])
-            }
+            // Part of the table may be in; the in-memory state no longer matches then.
+            recover(after: error, tables: [(f, t)], partial: !batches.isEmpty)
             throw error
         }
         let r = ApplyReport(transaction: Transaction(first), batches: batches)
@@ -399,12 +413,14 @@ public final class NftablesApplier {
     /// kernel reports `size 65535` for a dynamic set declared without a size.
     @discardableResult
     public func adopt(tables: [(Family, String)], desired: Ruleset? = nil) throws -> [String] {
+        if socket.isClosed { try reopenSocket() }
         var generation = try socket.currentGeneration()
         // Without tracked elements nothing but the structure is kept: read nothing else.
         let (read, foreign) = try readTables(tables, desired: desired, elements: tracksElements)
         committed = tracksElements ? read : read.withoutElements
         if ownership.isOwner, try claim(read.tables) { generation = try socket.currentGeneration() }
         expectedGeneration = generation
+        uncertainTables.subtract(tables.map { TableKey(family: $0.0, name: $0.1) })
         return foreign
     }
 

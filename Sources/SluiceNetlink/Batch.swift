@@ -66,6 +66,8 @@ final class Batch {
     private var lastLength: UInt32 = 0
     let beginSeq: UInt32
     private(set) var lastSeq: UInt32 = 0
+    /// Sequence number of NFNL_MSG_BATCH_END (set by `finish`).
+    private(set) var endSeq: UInt32 = 0
     /// seq → (index of the IR operation, netlink message type)
     private(set) var origins: [UInt32: (operation: Int, type: UInt16)] = [:]
     private(set) var stats = BatchStats()
@@ -82,6 +84,10 @@ final class Batch {
     deinit { nftnl_batch_free(raw) }
 
     var isEmpty: Bool { stats.messages == 0 }
+
+    /// Whether `seq` numbers a message of this batch (begin marker to end marker): a reply
+    /// with any other number is a late one, left over from an earlier request.
+    func contains(_ seq: UInt32) -> Bool { seq &- beginSeq <= endSeq &- beginSeq }
 
     private var cursor: UnsafeMutablePointer<CChar> {
         nftnl_batch_buffer(raw).assumingMemoryBound(to: CChar.self)
@@ -204,7 +210,8 @@ final class Batch {
     func finish() throws -> [iovec] {
         let last = UnsafeMutableRawPointer(cursor).advanced(by: -Int(lastLength)).assumingMemoryBound(to: nlmsghdr.self)
         last.pointee.nlmsg_flags |= UInt16(NLM_F_ACK)
-        _ = nftnl_batch_end(cursor, socket.seq())
+        endSeq = socket.seq()
+        _ = nftnl_batch_end(cursor, endSeq)
         try update()
         let n = nftnl_batch_iovec_len(raw)
         var iov = [iovec](repeating: iovec(), count: Int(n))

@@ -101,7 +101,10 @@ extension NetlinkSocket {
     ///     kernel updates its flags: how an owner claims an orphaned table).
     /// - Returns: counters; nothing is sent (all zero) when no operation yields a message.
     /// - Throws: `NetlinkError` of kind `.kernel` naming the IR operation the kernel rejected;
-    ///   the whole batch is rolled back by the kernel in that case.
+    ///   the whole batch is rolled back by the kernel in that case. `.system` when `sendmsg`
+    ///   failed (nothing reached the kernel). `.outcomeUnknown` when the batch was sent but
+    ///   its verdict was lost (receive failed, socket closed): the kernel applied all of it
+    ///   or none of it, and only reading the tables back tells which.
     public func commit(_ operations: [SluiceIR.Operation], known: [Ruleset] = [], generation: UInt32? = nil,
                        tableFlags: UInt32 = 0) throws -> BatchStats {
         let start = monotonicSeconds()
@@ -117,21 +120,29 @@ extension NetlinkSocket {
         try ensureSendBuffer(stats.bytes)
         let sent = monotonicSeconds()
         stats.buildSeconds = sent - start
+        // A failed sendmsg delivered nothing; once it succeeded, the kernel has the batch and
+        // has applied it whole or not at all: a lost verdict leaves the outcome unknown.
         try send(&iov)
-        let failure = try collectReplies(batch)
+        let failure: NetlinkReply?
+        do {
+            failure = try collectReplies(batch)
+        } catch let e as NetlinkError {
+            throw e.verdictLost()
+        }
         stats.kernelSeconds = monotonicSeconds() - sent
         if let failure { throw error(for: failure, batch: batch, operations: operations) }
         return stats
     }
 
     /// Reads replies until the one for the last message (or an error for BATCH_BEGIN),
-    /// then drains whatever else is queued. Returns the first error, if any.
+    /// then drains whatever else is queued. Returns the first error, if any. Replies to
+    /// other requests (late ones, after a lost verdict) are ignored.
     private func collectReplies(_ batch: Batch) throws -> NetlinkReply? {
         var failure: NetlinkReply?
         var done = false
         let lastSeq = batch.lastSeq, beginSeq = batch.beginSeq
         func handle(_ h: UnsafePointer<nlmsghdr>) {
-            guard h.pointee.nlmsg_type == UInt16(NLMSG_ERROR) else { return }
+            guard h.pointee.nlmsg_type == UInt16(NLMSG_ERROR), batch.contains(h.pointee.nlmsg_seq) else { return }
             let r = NetlinkReply(h)
             if r.error != 0 && failure == nil { failure = r }
             if r.seq == lastSeq || (r.seq == beginSeq && r.error != 0) { done = true }
@@ -148,7 +159,7 @@ extension NetlinkSocket {
         }
         let origin = batch.origins[r.seq]
         return NetlinkError(kind: .kernel, errno: r.error,
-                            operation: origin.map { MsgType.name($0.type) } ?? "seq \(r.seq)",
+                            operation: origin.map { MsgType.name($0.type) } ?? "message seq \(r.seq) (not from the transaction)",
                             irOperation: origin.map { operations[$0.operation] },
                             kernelMessage: r.message)
     }

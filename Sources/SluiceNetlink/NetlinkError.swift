@@ -19,6 +19,10 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable, Equatable 
         case generationMismatch
         /// A reply could not be parsed.
         case malformedReply
+        /// A batch was sent but its verdict never arrived (the receive failed or the socket
+        /// was closed): the kernel applied all of it or none of it, and only reading the
+        /// tables back tells which. `errno` is the receive's.
+        case outcomeUnknown
     }
 
     public var kind: Kind
@@ -58,6 +62,39 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable, Equatable 
     /// The kernel has no such table, chain, set or element (`ENOENT`).
     public var isNotFound: Bool { errno == ENOENT }
 
+    /// The batch may or may not be in the kernel (its verdict was lost): what the caller
+    /// believes is committed must be read back before it is trusted again.
+    public var isOutcomeUnknown: Bool { kind == .outcomeUnknown }
+
+    /// Someone else committed since the batch's state was read (the kernel refused it with
+    /// ERESTART): nothing of it went in.
+    public var isGenerationChanged: Bool { kind == .generationMismatch }
+
+    /// The socket is gone (closed under its user): a new one must be opened.
+    public var isSocketClosed: Bool { (kind == .system || kind == .outcomeUnknown) && (errno == EBADF || errno == ENOTSOCK) }
+
+    /// A transient failure rather than a refusal of the content: the same change can
+    /// succeed when tried again (after reading the tables back where the outcome is
+    /// unknown or the generation changed): a lost verdict, a changed generation, a closed
+    /// socket, or a system call that ran out of buffers or time.
+    public var isRetriable: Bool {
+        switch kind {
+        case .outcomeUnknown, .generationMismatch: return true
+        case .system: return [EINTR, EAGAIN, ENOBUFS, ENOMEM, ETIMEDOUT, EBADF, ENOTSOCK].contains(errno)
+        case .kernel: return [ENOBUFS, ENOMEM, EAGAIN, EINTR].contains(errno)
+        case .unsupported, .malformedReply: return false
+        }
+    }
+
+    /// This error as a lost verdict (`.outcomeUnknown`), for a failure after the batch was sent.
+    func verdictLost() -> NetlinkError {
+        guard kind == .system else { return self }
+        var e = self
+        e.kind = .outcomeUnknown
+        e.detail = (detail.map { $0 + "; " } ?? "") + "the batch was sent but its verdict was lost: the kernel applied all of it or none of it"
+        return e
+    }
+
     static func unsupported(_ what: String) -> NetlinkError {
         NetlinkError(kind: .unsupported, operation: "lowering", detail: what)
     }
@@ -90,7 +127,7 @@ private let errnoNames: [Int32: String] = Dictionary(([
     ENFILE: "ENFILE", EMFILE: "EMFILE", ENOSPC: "ENOSPC", ERANGE: "ERANGE", ELOOP: "ELOOP",
     ENAMETOOLONG: "ENAMETOOLONG", EMSGSIZE: "EMSGSIZE", EPROTO: "EPROTO", EOPNOTSUPP: "EOPNOTSUPP",
     ENOBUFS: "ENOBUFS", ETIMEDOUT: "ETIMEDOUT", ECONNREFUSED: "ECONNREFUSED", EAFNOSUPPORT: "EAFNOSUPPORT",
-    EPROTONOSUPPORT: "EPROTONOSUPPORT", ERESTART: "ERESTART", EOVERFLOW: "EOVERFLOW",
+    EPROTONOSUPPORT: "EPROTONOSUPPORT", ERESTART: "ERESTART", EOVERFLOW: "EOVERFLOW", ENOTSOCK: "ENOTSOCK",
 ] as KeyValuePairs<Int32, String>).map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
 
 /// The symbolic name of an errno value (`ENOENT`), or `E<number>`.

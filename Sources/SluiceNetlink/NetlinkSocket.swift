@@ -7,6 +7,9 @@ import Glibc
 /// in, so only its creation happens on a helper thread that entered the namespace.
 /// System calls interrupted by a signal (EINTR) are retried.
 ///
+/// Tests can attach a `NetlinkFaultInjector` (`faults`) to make its batch sends and
+/// receives fail as the system or the kernel would; unset, it costs one nil check per call.
+///
 /// Not thread-safe: use one socket from one thread (or one actor) at a time.
 public final class NetlinkSocket {
     let nl: OpaquePointer
@@ -14,6 +17,13 @@ public final class NetlinkSocket {
     let portID: UInt32
     private var nextSeq: UInt32
     private var receiveBuffer: [UInt8]
+    /// Where the socket was opened (nil: the caller's namespace), so it can be reopened.
+    let namespacePath: String?
+    let bus: Bus
+    /// Faults to inject (tests only; nil in production).
+    var faults: NetlinkFaultInjector?
+    /// True once an injected fault closed the socket: every call fails with EBADF.
+    var isClosed = false
 
     /// The netlink protocol a socket speaks.
     enum Bus {
@@ -38,6 +48,8 @@ public final class NetlinkSocket {
             opened = try Self.openHere(bus: bus)
         }
         nl = opened
+        self.namespacePath = namespacePath
+        self.bus = bus
         fd = mnl_socket_get_fd(opened)
         portID = mnl_socket_get_portid(opened)
         nextSeq = UInt32(truncatingIfNeeded: time(nil))
@@ -62,6 +74,14 @@ public final class NetlinkSocket {
     }
 
     deinit { mnl_socket_close(nl) }
+
+    /// A new socket of the same bus in the same namespace, with the same fault injector:
+    /// what replaces a socket that was closed under its user.
+    func reopened() throws -> NetlinkSocket {
+        let s = try NetlinkSocket(namespacePath: namespacePath, bus: bus)
+        s.faults = faults
+        return s
+    }
 
     /// Allocates the next sequence number.
     func seq() -> UInt32 {
@@ -172,8 +192,10 @@ public final class NetlinkSocket {
                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)))
     }
 
-    /// Sends iovecs as one `sendmsg` to the kernel.
+    /// Sends iovecs as one `sendmsg` to the kernel (an nf_tables batch).
     func send(_ iov: inout [iovec]) throws {
+        let prepared = try faults.map { try injectBeforeBatch($0, &iov) }
+        defer { if let prepared { injectAfterBatch(prepared) } }
         var addr = sockaddr_nl()
         addr.nl_family = sa_family_t(AF_NETLINK)
         let total = iov.reduce(0) { $0 + $1.iov_len }
@@ -184,7 +206,10 @@ public final class NetlinkSocket {
                 msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
                 msg.msg_iov = ib.baseAddress
                 msg.msg_iovlen = ib.count
-                return try cCheck("sendmsg", retryingEINTR { sendmsg(fd, &msg, 0) })
+                return try cCheck("sendmsg", retryingEINTR {
+                    if let faults, let e = faults.sendErrno() { return Self.fail(e) }
+                    return sendmsg(fd, &msg, 0)
+                })
             }
         }
         guard sent == total else {
@@ -192,8 +217,15 @@ public final class NetlinkSocket {
         }
     }
 
+    /// Sets errno to `e` and returns -1, as a failed system call does (fault injection).
+    private static func fail(_ e: Int32) -> Int {
+        Glibc.errno = e
+        return -1
+    }
+
     /// Sends one plain message (a request outside a batch).
     func send(_ bytes: [UInt8]) throws {
+        if faults != nil { try failIfClosed("mnl_socket_sendto") }
         let n = bytes.withUnsafeBytes { b in retryingEINTR { mnl_socket_sendto(nl, b.baseAddress, b.count) } }
         try cCheck("mnl_socket_sendto", n)
     }
@@ -202,7 +234,12 @@ public final class NetlinkSocket {
     /// Returns false when nothing was pending (`dontWait`).
     @discardableResult
     func receive(dontWait: Bool = false, _ body: (UnsafePointer<nlmsghdr>) throws -> Void) throws -> Bool {
-        let n = receiveBuffer.withUnsafeMutableBytes { b in retryingEINTR { recv(fd, b.baseAddress, b.count, dontWait ? Int32(MSG_DONTWAIT) : 0) } }
+        let n = receiveBuffer.withUnsafeMutableBytes { b in
+            retryingEINTR {
+                if let faults, let e = injectedReceiveErrno(faults) { return Self.fail(e) }
+                return recv(fd, b.baseAddress, b.count, dontWait ? Int32(MSG_DONTWAIT) : 0)
+            }
+        }
         if n < 0 {
             if dontWait && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
             throw NetlinkError(kind: .system, errno: errno, operation: "recv")
