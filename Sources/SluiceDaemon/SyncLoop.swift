@@ -41,6 +41,10 @@ actor SyncLoop {
     private var needFull = true
     private var lastCommit: ContinuousClock.Instant?
     private var pendingTriggerTimes: [Date] = []
+    /// Trigger times from before this moment are not observed (kube-proxy's
+    /// `trackerStartTime`): after a restart the first lists carry every slice's last change,
+    /// often days old, which is no latency of this process.
+    private let startedAt = Date()
     private let wakeStream: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     /// Commits done (tests wait on it).
@@ -134,7 +138,7 @@ actor SyncLoop {
 
     private func account(_ planned: IncrementalPlanner.Changes) {
         for d in planned.diagnostics { log(d) }
-        pendingTriggerTimes += planned.triggerTimes
+        pendingTriggerTimes += planned.triggerTimes.filter { $0 > startedAt }
         metrics.serviceChanges.increment(by: planned.serviceChanges)
         metrics.endpointChanges.increment(by: planned.endpointSliceChanges)
     }

@@ -171,20 +171,22 @@ struct DashboardTests {
         return c
     }
 
-    /// One scrape of `/metrics` from a daemon with the fake dataplane, after a sync of a Service
-    /// whose EndpointSlice carries a trigger time (every histogram has an observation) and with
-    /// a kernel connection counter for it; `/healthz` and `/livez` answered once each.
+    /// One scrape of `/metrics` from a daemon with the fake dataplane, after a first sync and an
+    /// update of the Service's EndpointSlice that carries a trigger time (so every histogram
+    /// has an observation; trigger times from before the daemon started are not observed),
+    /// with a kernel connection counter for it; `/healthz` and `/livez` answered once each.
     func scrape() async throws -> String {
         let source = ScriptedSource(), fake = FakeDataplane()
-        let trigger = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-1))
         source.send(delta(serviceYAML("web", clusterIP: "10.96.1.1") + "---\n"
-            + sliceYAML("web-1", service: "web", ips: ["10.244.0.1"],
-                        annotations: ["endpoints.kubernetes.io/last-change-trigger-time": trigger])))
+            + sliceYAML("web-1", service: "web", ips: ["10.244.0.1"])))
         fake.counters = [Layout.serviceConnections: [
             [IPAddress("10.96.1.1")!.datum, .tcp, .port(80)]: ElementCounter(packets: 3, bytes: 180),
         ]]
         return try await withDaemon(config(source, fake)) { daemon in
             _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            source.send(delta(sliceYAML("web-1", service: "web", ips: ["10.244.0.1", "10.244.0.2"],
+                                        annotations: await freshTriggerTime())))
+            _ = try await waitUntil("the update's sync") { await daemon.commits() == 2 }
             let hz = try #require(daemon.healthzPort)
             _ = try httpGet(port: hz, path: "/healthz")
             _ = try httpGet(port: hz, path: "/livez")

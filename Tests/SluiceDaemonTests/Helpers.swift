@@ -238,3 +238,15 @@ final class PacketRig: @unchecked Sendable {
         srv.close()
     }
 }
+
+/// A `last-change-trigger-time` annotation later than every moment before the call, in the
+/// past once it returns. The annotation has millisecond resolution, so the stamp is taken
+/// 1 ms ahead of now and returned once the clock has passed it: a trigger time the daemon
+/// observes (it ignores those from before it started, and those in the future).
+func freshTriggerTime() async -> [String: String] {
+    let stamp = Date().addingTimeInterval(0.001)
+    while Date() < stamp { try? await Task.sleep(for: .microseconds(200)) }
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return ["endpoints.kubernetes.io/last-change-trigger-time": f.string(from: stamp)]
+}

@@ -91,6 +91,31 @@ struct SyncLoopTests {
         Pipeline.compile(objects: ManifestLoader().parse(text: yaml, file: "m.yaml").objects, options: testOptions()).ruleset
     }
 
+    /// kube-proxy observes a slice's `last-change-trigger-time` only if it is later than the
+    /// proxy's start (`trackerStartTime`): after a restart the first lists carry every slice's
+    /// last change, often days old, which is no latency of this process.
+    @Test("network programming latency: trigger times from before the start are not observed, later ones are")
+    func triggerTimesBeforeTheStartAreNotObserved() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        let old = ["endpoints.kubernetes.io/last-change-trigger-time": "2020-01-01T00:00:00Z"]
+        source.send(delta(serviceYAML("web", clusterIP: "10.96.1.1") + "---\n"
+            + sliceYAML("web-1", service: "web", ips: ["10.244.0.1"], annotations: old)))
+        try await withDaemon(config(source, fake)) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            let port = try #require(daemon.metricsPort)
+            func observed() throws -> Double? {
+                metricValue(try httpGet(port: port, path: "/metrics").body, "kubeproxy_network_programming_duration_seconds_count")
+            }
+            #expect(try observed() ?? 0 == 0, "the first list's trigger time from 2020 was observed")
+            source.send(delta(sliceYAML("web-1", service: "web", ips: ["10.244.0.1", "10.244.0.2"], annotations: await freshTriggerTime())))
+            _ = try await waitUntil("the update's sync") { await daemon.commits() == 2 }
+            #expect(try observed() == 1)
+            let sum = try #require(metricValue(try httpGet(port: port, path: "/metrics").body,
+                                               "kubeproxy_network_programming_duration_seconds_sum"))
+            #expect(sum >= 0 && sum < 3600, "the update's latency is its own, not the 2020 one: \(sum) s")
+        }
+    }
+
     @Test("changes that arrive while a commit is in flight go out together in the next commit")
     func coalescesWhileCommitting() async throws {
         let source = ScriptedSource(), fake = FakeDataplane(), gate = CommitGate()
