@@ -27,14 +27,24 @@ public enum DaemonReport {
     static func burst(_ b: DaemonBurst?) -> String {
         guard let b else { return "not run" }
         guard let s = b.seconds else { return "\(b.changes) changes: not all committed within the timeout" }
-        return "\(b.changes) changes in \(Report.seconds(s)), \(b.commits) commits"
+        var text = "\(b.changes) changes in \(Report.seconds(s)), \(b.commits) commits"
+        if let a = b.syncs, let phases = a.meanPhaseSeconds {
+            // Per change: the syncs' phase totals over the changes.
+            let perChange = phases.map { "\($0.phase) \(Report.seconds($0.seconds * Double(a.syncs) / Double(b.changes)))" }
+            text += "; per change: sync \(Report.seconds(a.meanSyncSeconds * Double(a.syncs) / Double(b.changes))), "
+                + perChange.joined(separator: ", ")
+        }
+        return text
     }
 
     /// The daemon's mean sync and commit during the single changes.
     static func syncs(_ a: DaemonSyncAccount?) -> String {
         guard let a else { return "–" }
         let commit = a.meanCommitSeconds.map { ", of which commit \(Report.seconds($0))" } ?? ""
-        return "sync \(Report.seconds(a.meanSyncSeconds))\(commit) (means of \(a.syncs) syncs, /metrics)"
+        let phases = a.meanPhaseSeconds.map { p in
+            "; by phase " + p.map { "\($0.phase) \(Report.seconds($0.seconds))" }.joined(separator: ", ")
+        } ?? ""
+        return "sync \(Report.seconds(a.meanSyncSeconds))\(commit)\(phases) (means of \(a.syncs) syncs, /metrics)"
     }
 
     static func cell(_ r: DaemonSourceResult?, _ row: Int) -> String {

@@ -93,6 +93,8 @@ public struct DaemonBurst: Codable, Sendable {
     /// First write → the commit holding the last change.
     public var seconds: Double?
     public var commits: Int
+    /// The daemon's syncs during the burst (/metrics), by phase.
+    public var syncs: DaemonSyncAccount?
 }
 
 /// One source at one scale.
@@ -149,9 +151,19 @@ public struct DaemonSyncAccount: Codable, Sendable {
     public var meanSyncSeconds: Double
     public var commits: Int
     public var meanCommitSeconds: Double?
+    /// Mean time per sync in each phase (`sluice_sync_phase_duration_seconds{phase}`: plan,
+    /// compile, encode, kernel), in that order; nil from a daemon without the metric.
+    public var meanPhaseSeconds: [Phase]?
+
+    public struct Phase: Codable, Sendable {
+        public var phase: String
+        public var seconds: Double
+    }
 
     static let sync = "kubeproxy_sync_proxy_rules_duration_seconds"
     static let commit = "sluice_commit_duration_seconds"
+    static let phases = ["plan", "compile", "encode", "kernel"]
+    static func phase(_ p: String, _ suffix: String) -> String { "sluice_sync_phase_duration_seconds_\(suffix){phase=\"\(p)\"}" }
 
     /// The difference of two scrapes; nil when no sync happened in between.
     public init?(before: [String: Double], after: [String: Double]) {
@@ -161,5 +173,10 @@ public struct DaemonSyncAccount: Codable, Sendable {
         meanSyncSeconds = delta(Self.sync + "_sum") / Double(syncs)
         commits = Int(delta(Self.commit + "_count"))
         meanCommitSeconds = commits > 0 ? delta(Self.commit + "_sum") / Double(commits) : nil
+        let phases = Self.phases.compactMap { p -> Phase? in
+            let n = delta(Self.phase(p, "count"))
+            return n > 0 ? Phase(phase: p, seconds: delta(Self.phase(p, "sum")) / Double(syncs)) : nil
+        }
+        meanPhaseSeconds = phases.isEmpty ? nil : phases
     }
 }

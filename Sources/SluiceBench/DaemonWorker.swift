@@ -108,17 +108,23 @@ public final class DaemonWorker {
         result.eventToKernel = m
         result.commitsPerChange = commits
         result.missedChanges = missed
-        if source == .api { try churnAndBurst(sink, monitor, into: &result) }
+        if source == .api { try churnAndBurst(daemon, sink, monitor, into: &result) }
         result.peakRSSBytes = daemon.status("VmHWM")
         result.rssAtEndBytes = daemon.status("VmRSS")
         result.daemonMetrics = (daemon.metrics() ?? [:]).filter { k, _ in Self.keptMetrics.contains { k.hasPrefix($0) } }
         if !daemon.isRunning { result.notes.append("sluice run exited early:\n\(daemon.logTail())") }
     }
 
-    func churnAndBurst(_ sink: ChangeSink, _ monitor: CommitMonitor, into result: inout DaemonSourceResult) throws {
+    func churnAndBurst(_ daemon: DaemonProcess, _ sink: ChangeSink, _ monitor: CommitMonitor,
+                       into result: inout DaemonSourceResult) throws {
         if options.burst > 0 {
             progress("burst of \(options.burst)", 0, 1)
-            result.burst = try burst(options.burst, &cluster, sink, monitor, timeout: options.timeout)
+            let before = daemon.metrics() ?? [:]
+            var b = try burst(options.burst, &cluster, sink, monitor, timeout: options.timeout)
+            if b.seconds != nil {
+                b.syncs = DaemonSyncAccount(before: before, after: metricsAfterSyncs(daemon, before: before, syncs: b.commits))
+            }
+            result.burst = b
         }
         if options.churnSeconds > 0 {
             result.churn = try churn(rate: options.churnRate, seconds: options.churnSeconds, maxLag: options.churnMaxLag,
@@ -129,7 +135,8 @@ public final class DaemonWorker {
     static let keptMetrics = ["sluice_nftables_elements", "sluice_syncs_total", "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
                               "kubeproxy_sync_proxy_rules_endpoint_changes_total", "kubeproxy_sync_proxy_rules_duration_seconds_sum",
                               "kubeproxy_sync_proxy_rules_duration_seconds_count", "sluice_commit_duration_seconds_sum",
-                              "sluice_commit_duration_seconds_count"]
+                              "sluice_commit_duration_seconds_count", "sluice_sync_phase_duration_seconds_sum",
+                              "sluice_sync_phase_duration_seconds_count"]
 
     /// Loads the objects into the fake API server (and writes a kubeconfig for it), or writes
     /// the manifest files; returns where changes go and the daemon's source flags.

@@ -42,6 +42,10 @@ public struct ProxyEngine: Sendable {
         /// true (the node context changed) the caller reconciles every table instead, or
         /// streams it into an empty kernel (`loadStreamed`).
         public var transaction = Transaction([])
+        /// Time the planner took (objects → plans).
+        public var planSeconds = 0.0
+        /// Time the compilers took (plans → the transaction, or a whole load when `loadNow`).
+        public var compileSeconds = 0.0
 
         public subscript<T>(dynamicMember member: KeyPath<IncrementalPlanner.Changes, T>) -> T { planned[keyPath: member] }
     }
@@ -55,14 +59,24 @@ public struct ProxyEngine: Sendable {
     /// Applies a batch of object changes. With `loadNow: false` a context change leaves the
     /// compilers empty (`needsLoad`) for the caller to `load` or `loadStreamed`.
     public mutating func apply(_ changes: ObjectChanges, loadNow: Bool = true) -> Outcome {
+        let start = ContinuousClock.now
         var out = Outcome(planned: planner.apply(changes))
+        let planned = ContinuousClock.now
+        compile(&out, loadNow: loadNow)
+        out.planSeconds = seconds(planned - start)
+        out.compileSeconds = seconds(ContinuousClock.now - planned)
+        return out
+    }
+
+    /// The compilers' part of `apply`: the transaction for the planner's changes, or a reload.
+    private mutating func compile(_ out: inout Outcome, loadNow: Bool) {
         if out.full { resetCompilers() } else if out.nodePortAddressesChanged && needsLoad { _ = followNodePortAddresses() }
         if needsLoad {
             // The compilers are (re)loaded from the planner's plans, whole: no transaction;
             // the caller reconciles every table (`full`).
             out.planned.full = true
             if loadNow { out.planned.diagnostics += load() }
-            return out
+            return
         }
         var ops = followNodePortAddresses()
         for family in out.ports.keys.sorted() where compilers[family] != nil {
@@ -72,7 +86,6 @@ public struct ProxyEngine: Sendable {
             ops += tx.operations
         }
         out.transaction = Transaction(ops)
-        return out
     }
 
     /// Takes a part of a first state that is still arriving (`IncrementalPlanner.stage`):
@@ -134,6 +147,11 @@ public struct ProxyEngine: Sendable {
         }
         needsLoad = false
         return out
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        let (s, atto) = d.components
+        return Double(s) + Double(atto) / 1e18
     }
 
     private func conflictDiagnostics(_ family: IPFamily) -> [Diagnostic] {

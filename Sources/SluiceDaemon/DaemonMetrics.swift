@@ -29,6 +29,8 @@ public final class DaemonMetrics: Sendable {
     let syncFailures: MCounter
     // Sluice's
     let commitDuration: MTimer
+    /// One sync's time by phase (`SyncPhase`): where a sync's time goes, on the path it took.
+    let syncPhases: [SyncPhase: MTimer]
     let operationsPerTransaction: MRecorder
     let elements: [IPFamily: MGauge]
     let driftRepairs: MCounter
@@ -57,6 +59,8 @@ public final class DaemonMetrics: Sendable {
         f.durationHistogramBuckets["kubeproxy_network_programming_duration_seconds"] = np
         f.durationHistogramBuckets["sluice_commit_duration_seconds"] =
             [50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000].map { .microseconds($0) }
+        f.durationHistogramBuckets["sluice_sync_phase_duration_seconds"] =
+            [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 100_000, 1_000_000].map { .microseconds($0) }
         f.valueHistogramBuckets["sluice_transaction_operations"] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000]
         factory = f
 
@@ -72,6 +76,9 @@ public final class DaemonMetrics: Sendable {
                                 dimensions: [("traffic_policy", "external")], factory: f)
         syncFailures = MCounter(label: "kubeproxy_sync_proxy_rules_nftables_sync_failures_total", factory: f)
         commitDuration = MTimer(label: "sluice_commit_duration_seconds", factory: f)
+        syncPhases = Dictionary(uniqueKeysWithValues: SyncPhase.allCases.map {
+            ($0, MTimer(label: "sluice_sync_phase_duration_seconds", dimensions: [("phase", $0.rawValue)], factory: f))
+        })
         operationsPerTransaction = MRecorder(label: "sluice_transaction_operations", factory: f)
         elements = Dictionary(uniqueKeysWithValues: IPFamily.allCases.map {
             ($0, MGauge(label: "sluice_nftables_elements", dimensions: [("ip_family", $0.rawValue)], factory: f))
@@ -102,5 +109,21 @@ public final class DaemonMetrics: Sendable {
     /// The Prometheus text exposition.
     public func exposition() -> String { registry.emitToString() }
 
+    func record(_ phase: SyncPhase, seconds: Double) {
+        syncPhases[phase]?.recordNanoseconds(Int64(seconds * 1e9))
+    }
+
     func markQueued(at now: Date = Date()) { lastQueued.record(now.timeIntervalSince1970) }
+}
+
+/// The phases of one sync (`sluice_sync_phase_duration_seconds{phase}`).
+enum SyncPhase: String, CaseIterable, Sendable {
+    /// The planner: objects → per-service-port plans.
+    case plan
+    /// The compilers: plans → the transaction (or a whole reload after a context change).
+    case compile
+    /// Lowering the transaction to netlink messages and building the batch.
+    case encode
+    /// From `sendmsg` to the kernel's last reply: the kernel's commit.
+    case kernel
 }

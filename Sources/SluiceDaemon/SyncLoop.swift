@@ -178,6 +178,7 @@ actor SyncLoop {
             commits += 1
             lastCommit = .now
             recordMetrics(report, elapsed: ContinuousClock.now - start, families: families)
+            recordPhases(outcome, report)
             logger.debug("synced", metadata: [
                 "kind": "\(full ? "full" : "partial")", "operations": "\(report.transaction.operations.count)",
                 "services": "\(outcome.replanned.count)",
@@ -255,6 +256,16 @@ actor SyncLoop {
             try? await Task.sleep(for: retry)
             wake.yield()
         }
+    }
+
+    /// Where the sync's time went: planning and compiling (the engine's own clock), encoding
+    /// and the kernel (each batch's).
+    private func recordPhases(_ outcome: ProxyEngine.Outcome, _ report: ApplyReport) {
+        metrics.record(.plan, seconds: outcome.planSeconds)
+        metrics.record(.compile, seconds: outcome.compileSeconds)
+        guard !report.isNoOp else { return }
+        metrics.record(.encode, seconds: report.batches.reduce(0) { $0 + $1.buildSeconds })
+        metrics.record(.kernel, seconds: report.batches.reduce(0) { $0 + $1.kernelSeconds })
     }
 
     private func recordMetrics(_ report: ApplyReport, elapsed: Duration, families: [IPFamily]) {

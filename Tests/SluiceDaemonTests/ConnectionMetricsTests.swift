@@ -39,7 +39,7 @@ struct ConnectionMetricsTests {
         ]]
         try await withDaemon(config(source, fake, interval: cached ? .seconds(3600) : .zero)) { daemon in
             _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
-            let port = try #require(daemon.metricsPort)
+            let port = try await boundMetricsPort(daemon)
             let body = try httpGet(port: port, path: "/metrics").body
             #expect(body.contains("# TYPE sluice_service_new_connections_total counter"))
             #expect(metricValue(body, line("web")) == 7)

@@ -19,6 +19,7 @@ struct DaemonFaultTests {
                       + sliceYAML("svc\(i)-1", service: "svc\(i)", ips: (1...endpoints).map { "10.244.\(i).\($0)" }))
     }
 
+    /// (Call after `boundMetricsPort`.)
     func syncFailures(_ daemon: Daemon) throws -> Double {
         let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
         return metricValue(body, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total") ?? -1
@@ -62,6 +63,7 @@ struct DaemonFaultTests {
             return applier
         }
         try await withDaemon(c) { daemon in
+            _ = try await boundMetricsPort(daemon)
             try await waitUntil("first sync converged after the refused batch") {
                 let committed = await daemon.commits()
                 return try committed >= 1 && kernelMatches(ns.name, dir.path)

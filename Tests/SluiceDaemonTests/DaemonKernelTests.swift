@@ -44,7 +44,7 @@ struct DaemonKernelTests {
                                                     annotations: await freshTriggerTime()))
             try await waitUntil("scale up") { try kernelMatches(ns.name, dir.path) }
             // The daemon records the latency after the commit: wait for the sample itself.
-            let mp = try #require(daemon.metricsPort)
+            let mp = try await boundMetricsPort(daemon)
             try await waitUntil("network programming latency recorded") {
                 (metricValue(try httpGet(port: mp, path: "/metrics").body, "kubeproxy_network_programming_duration_seconds_count") ?? 0) >= 1
             }
@@ -113,7 +113,7 @@ struct DaemonKernelTests {
                           + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.5"]))
             try await waitUntil("own change committed") { try kernelMatches(ns.name, dir.path) }
             // Several sync periods of drift checks: none runs (nothing can drift), none repairs.
-            let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            let body = try httpGet(port: try await boundMetricsPort(daemon), path: "/metrics").body
             #expect(metricValue(body, "sluice_drift_repairs_total") == 0)
             #expect(!daemon.watchingCommits)
         }
@@ -164,8 +164,9 @@ struct DaemonKernelTests {
         try await withWebService(label: "cwatch", syncPeriod: .seconds(3600), ownTables: false) { daemon, ns, dir in
             // The watch subscribes after the first sync.
             try await waitUntil("commit watch listening") { daemon.watchingCommits }
+            let port = try await boundMetricsPort(daemon)
             func metric(_ name: String) throws -> Double {
-                metricValue(try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body, name) ?? 0
+                metricValue(try httpGet(port: port, path: "/metrics").body, name) ?? 0
             }
             let own = #"sluice_commit_notifications_total{origin="own"}"#, foreign = #"sluice_commit_notifications_total{origin="foreign"}"#
             // The daemon's own commit is announced too, and recognized as its own (no drift check).
@@ -221,7 +222,7 @@ struct DaemonKernelTests {
                                                annotations: ["endpoints.kubernetes.io/last-change-trigger-time": "2020-01-01T00:00:00Z"]))
         try await withDaemon(config(dir, ns)) { daemon in
             try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
-            let hz = try #require(daemon.healthzPort)
+            let hz = try await boundHealthzPort(daemon)
             let healthz = try httpGet(port: hz, path: "/healthz")
             #expect(healthz.status == 200)
             #expect(healthz.headers["content-type"] == "application/json")
@@ -245,7 +246,7 @@ struct DaemonKernelTests {
             hc = try httpGet(port: hcPort, path: "/")
             #expect(hc.body.contains("\"localEndpoints\":0") && hc.headers["x-load-balancing-endpoint-weight"] == "0")
 
-            let mp = try #require(daemon.metricsPort)
+            let mp = try await boundMetricsPort(daemon)
             let m = try httpGet(port: mp, path: "/metrics")
             #expect(m.status == 200)
             for name in ["kubeproxy_sync_proxy_rules_duration_seconds_bucket", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",

@@ -187,10 +187,10 @@ struct DashboardTests {
             source.send(delta(sliceYAML("web-1", service: "web", ips: ["10.244.0.1", "10.244.0.2"],
                                         annotations: await freshTriggerTime())))
             _ = try await waitUntil("the update's sync") { await daemon.commits() == 2 }
-            let hz = try #require(daemon.healthzPort)
+            let hz = try await boundHealthzPort(daemon)
             _ = try httpGet(port: hz, path: "/healthz")
             _ = try httpGet(port: hz, path: "/livez")
-            let r = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics")
+            let r = try httpGet(port: try await boundMetricsPort(daemon), path: "/metrics")
             try #require(r.status == 200)
             return r.body
         }

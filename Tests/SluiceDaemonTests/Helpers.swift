@@ -250,3 +250,16 @@ func freshTriggerTime() async -> [String: String] {
     f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     return ["endpoints.kubernetes.io/last-change-trigger-time": f.string(from: stamp)]
 }
+
+/// The daemon's `/metrics` port once its server is bound. The HTTP servers start beside the
+/// sync loop, so a first sync does not imply they are listening yet: wait for the port.
+func boundMetricsPort(_ daemon: Daemon) async throws -> Int {
+    _ = try await waitUntil("metrics server bound") { daemon.metricsPort != nil }
+    return try #require(daemon.metricsPort)
+}
+
+/// The daemon's `/healthz` port once its server is bound (see `boundMetricsPort`).
+func boundHealthzPort(_ daemon: Daemon) async throws -> Int {
+    _ = try await waitUntil("healthz server bound") { daemon.healthzPort != nil }
+    return try #require(daemon.healthzPort)
+}

@@ -91,6 +91,38 @@ struct SyncLoopTests {
         Pipeline.compile(objects: ManifestLoader().parse(text: yaml, file: "m.yaml").objects, options: testOptions()).ruleset
     }
 
+    /// `sluice_sync_phase_duration_seconds{phase}`: one observation per phase for each sync that
+    /// committed, and planning plus compiling within the sync's own time.
+    @Test("each sync records its plan, compile, encode and kernel phases")
+    func syncPhases() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        source.send(delta(services(2)))
+        try await withDaemon(config(source, fake)) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            let port = try await boundMetricsPort(daemon)
+            func scrape() throws -> String { try httpGet(port: port, path: "/metrics").body }
+            func phase(_ m: String, _ p: String, _ s: String) -> Double {
+                metricValue(m, "sluice_sync_phase_duration_seconds_\(s){phase=\"\(p)\"}") ?? 0
+            }
+            let before = try scrape()
+            source.send(delta(sliceYAML("s0-1", service: "s0", ips: ["10.244.0.9"])))
+            _ = try await waitUntil("the change's sync") { await daemon.commits() == 2 }
+            // The sync's metrics follow its commit: wait for the sync's own observation.
+            let sync = "kubeproxy_sync_proxy_rules_duration_seconds"
+            var after = ""
+            _ = try await waitUntil("the sync recorded") {
+                after = try scrape()
+                return (metricValue(after, sync + "_count") ?? 0) > (metricValue(before, sync + "_count") ?? 0)
+            }
+            for p in ["plan", "compile", "encode", "kernel"] {
+                #expect(phase(after, p, "count") - phase(before, p, "count") == 1, "phase \(p)")
+            }
+            let planAndCompile = ["plan", "compile"].reduce(0.0) { $0 + phase(after, $1, "sum") - phase(before, $1, "sum") }
+            let syncTime = (metricValue(after, sync + "_sum") ?? 0) - (metricValue(before, sync + "_sum") ?? 0)
+            #expect(planAndCompile > 0 && planAndCompile <= syncTime, "plan + compile \(planAndCompile) s, sync \(syncTime) s")
+        }
+    }
+
     /// kube-proxy observes a slice's `last-change-trigger-time` only if it is later than the
     /// proxy's start (`trackerStartTime`): after a restart the first lists carry every slice's
     /// last change, often days old, which is no latency of this process.
@@ -102,7 +134,7 @@ struct SyncLoopTests {
             + sliceYAML("web-1", service: "web", ips: ["10.244.0.1"], annotations: old)))
         try await withDaemon(config(source, fake)) { daemon in
             _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
-            let port = try #require(daemon.metricsPort)
+            let port = try await boundMetricsPort(daemon)
             func observed() throws -> Double? {
                 metricValue(try httpGet(port: port, path: "/metrics").body, "kubeproxy_network_programming_duration_seconds_count")
             }
@@ -162,7 +194,7 @@ struct SyncLoopTests {
             }
             #expect(diff(fake.kernelState, batch(text)).isEmpty)
             // The element-count metric comes from the engine's store.
-            let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            let body = try httpGet(port: try await boundMetricsPort(daemon), path: "/metrics").body
             let elements = batch(text).tables.first { $0.family == .ip }!.elementCount
             #expect(metricValue(body, "sluice_nftables_elements{ip_family=\"\(IPFamily.ipv4.rawValue)\"}") == Double(elements))
         }
@@ -221,7 +253,7 @@ struct SyncLoopTests {
             }
             #expect(await daemon.checkDrift() > 0)
             #expect(diff(fake.kernelState, batch(text)).isEmpty)
-            let body = try httpGet(port: try #require(daemon.metricsPort), path: "/metrics").body
+            let body = try httpGet(port: try await boundMetricsPort(daemon), path: "/metrics").body
             #expect(metricValue(body, "sluice_drift_repairs_total") == 1)
             #expect(metricValue(body, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total") == 0)
         }
@@ -238,7 +270,7 @@ struct SyncLoopTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await daemon.run() }
                 _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
-                let port = try #require(daemon.healthzPort)
+                let port = try await boundHealthzPort(daemon)
                 #expect(try httpGet(port: port, path: "/healthz").status == 200)
                 trigger.triggerGracefulShutdown()
                 try await group.waitForAll()
