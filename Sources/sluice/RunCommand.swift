@@ -100,8 +100,18 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("poll-interval"), help: ArgumentHelp("Manifest polling interval in ms, used only when inotify is unavailable.", visibility: .hidden))
     var pollIntervalMilliseconds: Int = 200
 
+    @Option(name: .customLong("cold-start-chunk"),
+            help: ArgumentHelp("Elements per transaction of a streamed cold start (each holds whole services; testing).", visibility: .hidden))
+    var coldStartChunk: Int?
+
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("kube-proxy flags without meaning here.", visibility: .hidden))
     var unrecognized: [String] = []
+
+    func validate() throws {
+        if let coldStartChunk, coldStartChunk <= 0 {
+            throw ValidationError("--cold-start-chunk must be a positive number of elements, not \(coldStartChunk)")
+        }
+    }
 
     func run() async throws {
         if version {
@@ -173,6 +183,7 @@ struct Run: AsyncParsableCommand {
             healthCheckBindHost: healthCheckBindAddress,
             syncPeriod: options.syncPeriod, minSyncPeriod: minSync, cleanupOnExit: cleanupOnExit)
         if let path = flags.config, let configContents { configuration.configFile = (path, configContents) }
+        if let coldStartChunk { configuration.coldStartChunk = coldStartChunk }
         let daemon = Daemon(configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: daemon, serviceName: "sluice")],

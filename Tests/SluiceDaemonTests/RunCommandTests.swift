@@ -119,7 +119,7 @@ struct RunCommandTests {
         #expect(try hasTable(ns), "exiting for a config change leaves the rules in place")
     }
 
-    @Test("--proxy-mode other than nftables, unknown flags and --version")
+    @Test("--proxy-mode other than nftables, unknown flags, --cold-start-chunk 0 and --version")
     func flags() throws {
         let exe = try sluiceExecutable()
         let bad = try runCommand([exe, "run", "--proxy-mode", "ipvs", "--source", "/nonexistent"])
@@ -127,6 +127,10 @@ struct RunCommandTests {
         #expect(bad.stderr.contains("proxy mode \"ipvs\" is not supported"), "\(bad.stderr)")
         let unknown = try runCommand([exe, "run", "--no-such-flag", "--source", "/nonexistent"])
         #expect(!unknown.succeeded && unknown.stderr.contains("--no-such-flag"), "\(unknown.stderr)")
+        let chunk = try runCommand([exe, "run", "--cold-start-chunk", "0", "--source", "/nonexistent"])
+        #expect(!chunk.succeeded && chunk.stderr.contains("--cold-start-chunk must be a positive number"), "\(chunk.stderr)")
+        let help = try runCommand([exe, "run", "--help"])
+        #expect(help.succeeded && !help.stdout.contains("cold-start-chunk"), "--cold-start-chunk is a hidden testing option")
         let version = try runCommand([exe, "run", "--version"])
         #expect(version.succeeded && version.stdout.contains("sluice "))
     }
