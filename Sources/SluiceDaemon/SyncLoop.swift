@@ -239,8 +239,14 @@ actor SyncLoop {
     private func coldStart() throws -> ApplyReport {
         let tables = (engine.nodeContext?.families ?? []).map { (Layout($0.family).family, Layout.tableName) }
         var diagnostics: [Diagnostic] = []
+        let pause = ColdStartPauseHook.fromEnvironment()
+        var sent = 0
         let report = try dataplane.applyStreamed(depth: 1, tables: tables) { send in
-            diagnostics = try engine.loadStreamed(maxElementsPerTransaction: coldStartChunk) { _, tx in try send(tx) }
+            diagnostics = try engine.loadStreamed(maxElementsPerTransaction: coldStartChunk) { _, tx in
+                if let pause, sent == pause.after { pause.wait(logger: logger) }
+                try send(tx)
+                sent += 1
+            }
         }
         for d in diagnostics { log(d) }
         return report
@@ -418,6 +424,31 @@ actor SyncLoop {
         } else {
             logger.warning("\(d.description)")
         }
+    }
+}
+
+/// A test hook (`SLUICE_TEST_COLD_START_PAUSE=<file>`): once a streamed cold start has sent
+/// `after` transactions (`SLUICE_TEST_COLD_START_PAUSE_AFTER`, default 1), it logs "cold
+/// start paused (test hook)" and waits until `file` exists before sending the next. The
+/// transactions sent are committed (the last perhaps still in flight), none after them, so a
+/// test can kill the daemon in the middle of a cold start without racing it
+/// (`ColdStartKillTests`). Unset (always, outside tests), it costs one `getenv` per cold
+/// start.
+struct ColdStartPauseHook {
+    let file: String
+    let after: Int
+
+    static func fromEnvironment() -> ColdStartPauseHook? {
+        guard let file = getenv("SLUICE_TEST_COLD_START_PAUSE").map({ String(cString: $0) }), !file.isEmpty else { return nil }
+        let after = getenv("SLUICE_TEST_COLD_START_PAUSE_AFTER").flatMap { Int(String(cString: $0)) } ?? 1
+        return ColdStartPauseHook(file: file, after: max(1, after))
+    }
+
+    /// Blocks the sync loop's thread until `file` exists (polled every 20 ms: a test hook).
+    func wait(logger: Logger) {
+        logger.warning("cold start paused (test hook)", metadata: ["transactionsSent": "\(after)", "until": "\(file)"])
+        while access(file, F_OK) != 0 { usleep(20_000) }
+        logger.warning("cold start resumed (test hook)")
     }
 }
 
