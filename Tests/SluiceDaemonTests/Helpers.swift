@@ -158,7 +158,8 @@ func sluiceExecutable() throws -> String {
 }
 
 /// Two namespaces for real-packet tests: `node` (where the daemon programs nftables) and
-/// `srv` (the endpoints 10.77.0.2–.4, each a TCP server on 8080 answering "served by <addr>").
+/// `srv` (the endpoints, 10.77.0.2–.4 unless given, each a TCP server on 8080 answering
+/// "served by <addr>").
 /// Services live in 10.96.0.0/16, routed from the node towards `srv`. Both namespaces exist
 /// only for the test; `close()` removes them.
 final class PacketRig: @unchecked Sendable {
@@ -166,8 +167,11 @@ final class PacketRig: @unchecked Sendable {
     let srv: NetworkNamespace
     private var server: LineProcess?
     static let endpoints = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
+    /// The addresses of `srv` that answer (in 10.77.0.0/24, not .1).
+    let endpoints: [String]
 
-    init(label: String) throws {
+    init(label: String, endpoints: [String] = PacketRig.endpoints) throws {
+        self.endpoints = endpoints
         node = try NetworkNamespace(label: label)
         do {
             srv = try NetworkNamespace(label: label + "s")
@@ -180,7 +184,7 @@ final class PacketRig: @unchecked Sendable {
             let va = "va\(suffix)", vb = "vb\(suffix)"
             try runChecked(["ip", "link", "add", va, "netns", node.name, "type", "veth", "peer", "name", vb, "netns", srv.name])
             try node.runChecked(["ip", "addr", "add", "10.77.0.1/24", "dev", va])
-            for a in Self.endpoints { try srv.runChecked(["ip", "addr", "add", "\(a)/24", "dev", vb]) }
+            for a in endpoints { try srv.runChecked(["ip", "addr", "add", "\(a)/24", "dev", vb]) }
             try node.runChecked(["ip", "link", "set", va, "up"])
             try srv.runChecked(["ip", "link", "set", vb, "up"])
             try node.runChecked(["ip", "route", "add", "10.96.0.0/16", "dev", va])
@@ -191,7 +195,7 @@ final class PacketRig: @unchecked Sendable {
                 def serve(s, addr):
                     while True:
                         c, _ = s.accept(); c.sendall(("served by " + addr).encode()); c.close()
-                for a in "\(Self.endpoints.joined(separator: " "))".split():
+                for a in "\(endpoints.joined(separator: " "))".split():
                     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     s.bind((a, 8080)); s.listen(64)
                     threading.Thread(target=serve, args=(s, a), daemon=True).start()
