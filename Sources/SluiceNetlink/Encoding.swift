@@ -104,6 +104,7 @@ func prefixBounds(_ network: [UInt8], bits: Int) -> (first: [UInt8], last: [UInt
 
 /// The prefix length if `[first, last]` is exactly one prefix, else nil.
 func prefixLength(first: [UInt8], last: [UInt8]) -> Int? {
+    guard first.count == last.count else { return nil }
     var bits = 0
     var inHost = false
     for i in 0..<first.count {
@@ -132,6 +133,7 @@ func prefixBits(_ d: Datum) -> Int? {
 
 /// The datum for `[first, last]` of a field (an exact value, or a prefix of an address).
 func datum(first: [UInt8], last: [UInt8], type: FieldType) -> Datum? {
+    guard first.count == type.length, last.count == type.length else { return nil }
     if first == last { return decode(first[...], as: type) }
     guard let bits = prefixLength(first: first, last: last) else { return nil }
     switch type.kind {

@@ -23,7 +23,9 @@ enum KernelExpr {
     case other(String)
 
     static func decode(_ e: OpaquePointer) -> KernelExpr {
-        let name = String(cString: nftnl_expr_get_str(e, A(NFTNL_EXPR_NAME)))
+        /// A string attribute; "" when the message lacked it.
+        func str(_ a: Int) -> String { nftnl_expr_get_str(e, A(a)).map { String(cString: $0) } ?? "" }
+        let name = str(NFTNL_EXPR_NAME)
         func u32(_ a: Int) -> UInt32 { nftnl_expr_get_u32(e, A(a)) }
         func has(_ a: Int) -> Bool { nftnl_expr_is_set(e, A(a)) }
         func bytes(_ a: Int) -> [UInt8] {
@@ -61,7 +63,7 @@ enum KernelExpr {
         case "lookup":
             return .lookup(sreg: u32(NFTNL_EXPR_LOOKUP_SREG),
                            dreg: has(NFTNL_EXPR_LOOKUP_DREG) ? u32(NFTNL_EXPR_LOOKUP_DREG) : nil,
-                           set: String(cString: nftnl_expr_get_str(e, A(NFTNL_EXPR_LOOKUP_SET))),
+                           set: str(NFTNL_EXPR_LOOKUP_SET),
                            inverted: has(NFTNL_EXPR_LOOKUP_FLAGS) && u32(NFTNL_EXPR_LOOKUP_FLAGS) & 1 != 0)
         case "nat":
             return .nat(type: u32(NFTNL_EXPR_NAT_TYPE), family: u32(NFTNL_EXPR_NAT_FAMILY),
@@ -77,7 +79,7 @@ enum KernelExpr {
             if has(NFTNL_EXPR_DYNSET_EXPR) || has(NFTNL_EXPR_DYNSET_EXPRESSIONS) { return .other("dynset with expressions") }
             return .dynset(op: u32(NFTNL_EXPR_DYNSET_OP), sregKey: u32(NFTNL_EXPR_DYNSET_SREG_KEY),
                            sregData: has(NFTNL_EXPR_DYNSET_SREG_DATA) ? u32(NFTNL_EXPR_DYNSET_SREG_DATA) : nil,
-                           set: String(cString: nftnl_expr_get_str(e, A(NFTNL_EXPR_DYNSET_SET_NAME))),
+                           set: str(NFTNL_EXPR_DYNSET_SET_NAME),
                            timeoutMs: has(NFTNL_EXPR_DYNSET_TIMEOUT) ? nftnl_expr_get_u64(e, A(NFTNL_EXPR_DYNSET_TIMEOUT)) : nil)
         case "byteorder":
             guard u32(NFTNL_EXPR_BYTEORDER_OP) == 1, u32(NFTNL_EXPR_BYTEORDER_SREG) == u32(NFTNL_EXPR_BYTEORDER_DREG) else {
@@ -87,7 +89,7 @@ enum KernelExpr {
         case "immediate":
             guard u32(NFTNL_EXPR_IMM_DREG) == 0 else { return .other("immediate data") }
             return .immediate(verdict: u32(NFTNL_EXPR_IMM_VERDICT),
-                              chain: has(NFTNL_EXPR_IMM_CHAIN) ? String(cString: nftnl_expr_get_str(e, A(NFTNL_EXPR_IMM_CHAIN))) : nil)
+                              chain: has(NFTNL_EXPR_IMM_CHAIN) ? str(NFTNL_EXPR_IMM_CHAIN) : nil)
         default:
             return .other(name)
         }
@@ -196,7 +198,7 @@ struct RuleParser {
             let key = try key(at: try word(sregKey), fieldsOf: decl.key)
             let data = try sregData.map { try self.key(at: try word($0), fieldsOf: decl.data ?? []) }
             // The kernel dumps a timeout of 0 for an update that sets none.
-            emit(.update(set: set, key: key, timeoutSeconds: timeout.flatMap { $0 == 0 ? nil : UInt32($0 / 1000) }, data: data))
+            emit(.update(set: set, key: key, timeoutSeconds: timeout.flatMap { $0 == 0 ? nil : UInt32(clamping: $0 / 1000) }, data: data))
         case .metaSet(let sreg, let key):
             guard key == MetaKey.mark.kernelKey, case .expr(.meta(.mark))? = regs[try word(sreg)],
                   let m = masks[try word(sreg)], m.mask.count == 4 else { throw ForeignContent(what: "meta set") }
@@ -268,7 +270,9 @@ struct RuleParser {
             emit(.match(.fibType(f), op, .fibType(.local)))
         case .expr(.payload(let f))? where mask != nil:
             // A non-byte-aligned prefix: full load, mask, compare.
-            guard let bits = maskBits(mask!.mask) else { throw ForeignContent(what: "payload mask") }
+            guard mask!.mask.count == f.location.type.length, let bits = maskBits(mask!.mask) else {
+                throw ForeignContent(what: "payload mask")
+            }
             emit(.match(.payload(f), op, .datum(prefixDatum(f, data, bits: bits))))
         case .expr(let e)?:
             let t = try types.fields(e)

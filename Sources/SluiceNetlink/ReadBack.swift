@@ -54,10 +54,8 @@ struct ReadBack {
     private func tableComment(_ family: Family, _ name: String) throws -> String?? {
         var found: String?? = nil
         try socket.dump(MsgType.getTable, family: family, build: { _ in }) { h in
-            let t = try NftnlTable()
-            guard nftnl_table_nlmsg_parse(h, t.raw) >= 0 else { throw NetlinkError.malformed("table") }
-            guard String(cString: nftnl_table_get_str(t.raw, A(NFTNL_TABLE_NAME))) == name else { return }
-            found = .some(userdataComment(udata(t.raw, A(NFTNL_TABLE_USERDATA), nftnl_table_get_data)))
+            let t = try ReplyParser.table(h)
+            if t.name == name { found = .some(t.comment) }
         }
         return found
     }
@@ -67,16 +65,8 @@ struct ReadBack {
         let filter = try Lower.chain(table: table, name: "")
         nftnl_chain_unset(filter.raw, A(NFTNL_CHAIN_NAME))
         try socket.dump(MsgType.getChain, family: family, build: { nftnl_chain_nlmsg_build_payload($0, filter.raw) }) { h in
-            let c = try NftnlChain()
-            guard nftnl_chain_nlmsg_parse(h, c.raw) >= 0 else { throw NetlinkError.malformed("chain") }
-            guard String(cString: nftnl_chain_get_str(c.raw, A(NFTNL_CHAIN_TABLE))) == table else { return }
-            var chain = Chain(name: String(cString: nftnl_chain_get_str(c.raw, A(NFTNL_CHAIN_NAME))))
-            if nftnl_chain_is_set(c.raw, A(NFTNL_CHAIN_HOOKNUM)),
-               let hook = Hook(number: nftnl_chain_get_u32(c.raw, A(NFTNL_CHAIN_HOOKNUM))),
-               let type = ChainType(rawValue: String(cString: nftnl_chain_get_str(c.raw, A(NFTNL_CHAIN_TYPE)))) {
-                chain.base = BaseChainSpec(type: type, hook: hook, priority: nftnl_chain_get_s32(c.raw, A(NFTNL_CHAIN_PRIO)))
-            }
-            chain.comment = userdataComment(udata(c.raw, A(NFTNL_CHAIN_USERDATA), nftnl_chain_get_data))
+            let (chainTable, chain) = try ReplyParser.chain(h)
+            guard chainTable == table else { return }
             out.append(chain)
         }
         return out
@@ -87,29 +77,11 @@ struct ReadBack {
         let filter = try NftnlSet()
         nftnl_set_set_str(filter.raw, A(NFTNL_SET_TABLE), table)
         try socket.dump(MsgType.getSet, family: family, build: { nftnl_set_nlmsg_build_payload($0, filter.raw) }) { h in
-            let s = try NftnlSet()
-            guard nftnl_set_nlmsg_parse(h, s.raw) >= 0 else { throw NetlinkError.malformed("set") }
-            let name = String(cString: nftnl_set_get_str(s.raw, A(NFTNL_SET_NAME)))
-            let flags = nftnl_set_get_u32(s.raw, A(NFTNL_SET_FLAGS))
-            if flags & KernelSetFlag.anonymous != 0 { return }
-            let ud = SetUserdata.decode(udata(s.raw, A(NFTNL_SET_USERDATA), nftnl_set_get_data) ?? [])
-            guard let key = ud.key, (flags & KernelSetFlag.map == 0) == (ud.data == nil) else {
-                foreign.append("set \(name): no typeof userdata the IR understands")
-                return
+            switch try ReplyParser.set(h) {
+            case .set(let decl): out.append(decl)
+            case .foreign(let what): foreign.append(what)
+            case .anonymous: break
             }
-            var decl = SetDecl(name: name, key: key, data: ud.data, comment: ud.comment)
-            if flags & KernelSetFlag.interval != 0 { decl.flags.insert(.interval) }
-            if flags & KernelSetFlag.eval != 0 { decl.flags.insert(.dynamic) }
-            if flags & KernelSetFlag.timeout != 0 { decl.flags.insert(.timeout) }
-            if nftnl_set_is_set(s.raw, A(NFTNL_SET_TIMEOUT)) {
-                decl.timeoutSeconds = UInt32(nftnl_set_get_u64(s.raw, A(NFTNL_SET_TIMEOUT)) / 1000)
-            }
-            decl.counter = nftnl_set_is_set(s.raw, A(NFTNL_SET_EXPR)) || nftnl_set_is_set(s.raw, A(NFTNL_SET_EXPRESSIONS))
-            if nftnl_set_is_set(s.raw, A(NFTNL_SET_DESC_SIZE)) {
-                let size = nftnl_set_get_u32(s.raw, A(NFTNL_SET_DESC_SIZE))
-                if size != 0 { decl.size = size }
-            }
-            out.append(decl)
         }
         return (out, foreign)
     }
@@ -119,23 +91,11 @@ struct ReadBack {
         let filter = try Lower.rule(family: family, table: table, chain: "", nil, types: types)
         nftnl_rule_unset(filter.raw, A(NFTNL_RULE_CHAIN))
         try socket.dump(MsgType.getRule, family: family, build: { nftnl_rule_nlmsg_build_payload($0, filter.raw) }) { h in
-            let r = try NftnlRule()
-            guard nftnl_rule_nlmsg_parse(h, r.raw) >= 0 else { throw NetlinkError.malformed("rule") }
-            guard String(cString: nftnl_rule_get_str(r.raw, A(NFTNL_RULE_TABLE))) == table else { return }
-            let chain = String(cString: nftnl_rule_get_str(r.raw, A(NFTNL_RULE_CHAIN)))
-            var exprs: [KernelExpr] = []
-            let it = try cAlloc("nftnl_expr_iter_create") { nftnl_expr_iter_create(r.raw) }
-            defer { nftnl_expr_iter_destroy(it) }
-            while let e = nftnl_expr_iter_next(it) { exprs.append(KernelExpr.decode(e)) }
-            var parser = RuleParser(family: family, types: types)
-            do {
-                let statements = try parser.parse(exprs)
-                let comment = userdataComment(udata(r.raw, A(NFTNL_RULE_USERDATA), nftnl_rule_get_data))
-                out[chain, default: []].append(Rule(statements, comment: comment))
-            } catch let f as ForeignContent {
-                foreign.append("rule in chain \(chain) (handle \(nftnl_rule_get_u64(r.raw, A(NFTNL_RULE_HANDLE)))): \(f.what)")
-            } catch let e as NetlinkError where e.kind == .unsupported {
-                foreign.append("rule in chain \(chain): \(e.detail ?? "")")
+            let r = try ReplyParser.rule(h, family: family, types: types)
+            guard r.table == table else { return }
+            switch r.parsed {
+            case .success(let rule): out[r.chain, default: []].append(rule)
+            case .failure(let f): foreign.append(f.what)
             }
         }
         return (out, foreign)
@@ -176,53 +136,10 @@ struct ReadBack {
         var raw: [KernelElement] = []
         let filter = try Lower.setReference(table: table, name: name)
         try socket.dump(MsgType.getSetElem, family: family, build: { nftnl_set_elems_nlmsg_build_payload($0, filter.raw) }) { h in
-            let s = try NftnlSet()
-            guard nftnl_set_elems_nlmsg_parse(h, s.raw) >= 0 else { throw NetlinkError.malformed("set elements") }
-            let it = try NftnlElemIter(s)
-            var e = nftnl_set_elems_iter_cur(it.raw)
-            while let elem = e {
-                raw.append(KernelElement(key: elemBytes(elem, NFTNL_SET_ELEM_KEY) ?? [],
-                                         keyEnd: elemBytes(elem, NFTNL_SET_ELEM_KEY_END),
-                                         data: elemBytes(elem, NFTNL_SET_ELEM_DATA),
-                                         intervalEnd: nftnl_set_elem_is_set(elem, A(NFTNL_SET_ELEM_FLAGS))
-                                             && nftnl_set_elem_get_u32(elem, A(NFTNL_SET_ELEM_FLAGS)) & 1 != 0,
-                                         counter: elementCounter(elem)))
-                e = nftnl_set_elems_iter_next(it.raw)
-            }
+            raw += try ReplyParser.elements(h).elements
         }
         return raw
     }
-}
-
-/// The `counter` expression of a dumped element, if it has one.
-private func elementCounter(_ e: OpaquePointer) -> (packets: UInt64, bytes: UInt64)? {
-    guard nftnl_set_elem_is_set(e, A(NFTNL_SET_ELEM_EXPR)) else { return nil }
-    var len: UInt32 = 0
-    guard let p = nftnl_set_elem_get(e, A(NFTNL_SET_ELEM_EXPR), &len) else { return nil }
-    let expr = OpaquePointer(p)
-    guard String(cString: nftnl_expr_get_str(expr, A(NFTNL_EXPR_NAME))) == "counter" else { return nil }
-    return (nftnl_expr_get_u64(expr, A(NFTNL_EXPR_CTR_PACKETS)), nftnl_expr_get_u64(expr, A(NFTNL_EXPR_CTR_BYTES)))
-}
-
-private func elemBytes(_ e: OpaquePointer, _ attr: Int) -> [UInt8]? {
-    guard nftnl_set_elem_is_set(e, A(attr)) else { return nil }
-    var len: UInt32 = 0
-    guard let p = nftnl_set_elem_get(e, A(attr), &len) else { return nil }
-    return Array(UnsafeRawBufferPointer(start: p, count: Int(len)))
-}
-
-/// Reads a binary attribute of a libnftnl object through its `*_get_data` getter.
-private func udata(_ obj: OpaquePointer, _ attr: UInt16,
-                   _ get: (OpaquePointer?, UInt16, UnsafeMutablePointer<UInt32>?) -> UnsafeRawPointer?) -> [UInt8]? {
-    var len: UInt32 = 0
-    guard let p = get(obj, attr, &len), len > 0 else { return nil }
-    return Array(UnsafeRawBufferPointer(start: p, count: Int(len)))
-}
-
-/// The comment (type 0) of table/chain/rule userdata.
-private func userdataComment(_ b: [UInt8]?) -> String? {
-    guard let b else { return nil }
-    return udataString(parseUdata(b[...])[0])
 }
 
 /// Inverse of `ElementEncoder`.
@@ -279,7 +196,7 @@ struct ElementDecoder {
             let width = encoder.key.isConcat ? t.paddedLength : t.length
             let end = offset + t.length
             guard end <= first.count else { return nil }
-            if let last, last[offset..<end] != first[offset..<end] {
+            if let last, end > last.count || last[offset..<end] != first[offset..<end] {
                 guard end <= last.count,
                       let d = datum(first: Array(first[offset..<end]), last: Array(last[offset..<end]), type: t) else { return nil }
                 out.append(d)

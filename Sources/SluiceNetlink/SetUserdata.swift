@@ -102,8 +102,8 @@ enum SetUserdata {
         if etype != exprConcat { return decodeExpr(etype, body).map { [$0] } }
         let subs = parseUdata(body)
         var out: [Expr] = []
-        for i in 0..<UInt8(subs.count) {
-            guard let s = subs[i] else { return nil }
+        for i in 0..<subs.count {   // at most 256 (u8 types): `UInt8(subs.count)` would trap
+            guard let s = subs[UInt8(i)] else { return nil }
             let sub = parseUdata(s)
             guard let t = udataU32(sub[0]), let d = sub[1], let e = decodeExpr(t, d) else { return nil }
             out.append(e)
