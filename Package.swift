@@ -77,7 +77,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // libFuzzer targets (scripts/fuzz.sh builds them with --sanitize fuzzer -DFUZZING).
-        .executableTarget(name: "sluice-fuzz", dependencies: ["SluiceModel"], path: "Sources/SluiceFuzz"),
+        .executableTarget(name: "sluice-fuzz", dependencies: ["SluiceModel", "SluiceIR", "SluiceNetlink", "SluiceKube"], path: "Sources/SluiceFuzz"),
         .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"]),
         .testTarget(name: "SluiceKubeTests", dependencies: [
             "SluiceKube", "SluiceKubeFake", "SluiceModel", "SluiceTestSupport",

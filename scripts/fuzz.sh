@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target (Sources/SluiceFuzz) for SECONDS (default 60) from the committed
-# seed corpus (Fuzz/corpus/TARGET). A crash, a sanitizer report or a reader that disagrees
-# with JSONDecoder fails the run; the reproducer is left in .build-fuzz/artifacts and can be
+# seed corpus (Fuzz/corpus/TARGET): json-reader, manifest, stream-splitter, kubeconfig and
+# netlink-reply. A crash, a sanitizer report, an exit or a reader that disagrees with
+# JSONDecoder fails the run; the reproducer is left in .build-fuzz/artifacts and can be
 # replayed with `swift run sluice-fuzz TARGET FILE`, then committed as a regression seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +20,18 @@ if ! swift build -c release --product sluice-fuzz --sanitize fuzzer -Xswiftc -sa
 fi
 bin="$scratch/release/sluice-fuzz"
 status=0
-for target in json-reader manifest stream-splitter; do
+for target in json-reader manifest stream-splitter kubeconfig netlink-reply; do
   work="$scratch/corpus/$target"
   mkdir -p "$work"
   cp Fuzz/corpus/"$target"/* "$work"/
+  case "$target" in                     # a dictionary per input language; netlink bytes have none
+    kubeconfig) dict=(-dict=Fuzz/kubeconfig.dict) ;;
+    netlink-reply) dict=() ;;
+    *) dict=(-dict=Fuzz/json.dict) ;;
+  esac
   echo "fuzz.sh: $target for ${seconds}s"
   if ! SLUICE_FUZZ_TARGET="$target" "$bin" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
-      -artifact_prefix="$scratch/artifacts/$target-" -print_final_stats=1 -dict=Fuzz/json.dict "$work" 2>"$scratch/$target.log"; then
+      -artifact_prefix="$scratch/artifacts/$target-" -print_final_stats=1 "${dict[@]}" "$work" 2>"$scratch/$target.log"; then
     tail -40 "$scratch/$target.log" >&2
     echo "fuzz.sh: $target FAILED (log $scratch/$target.log, reproducer in $scratch/artifacts)" >&2
     status=1
