@@ -23,6 +23,10 @@ enum ReplyCheck {
         case devices
         /// A set's concatenation description (`NFTA_LIST_ELEM`s of `NFTA_SET_FIELD_LEN`).
         case concat
+        /// A verdict (`NFTA_VERDICT_CODE`, and `NFTA_VERDICT_CHAIN` for a jump or goto).
+        case verdict
+        /// A type libnftnl would store past the end of its attribute table.
+        case refused
     }
 
     /// The kinds of the attribute types one callback checks; other types are not looked at.
@@ -31,16 +35,24 @@ enum ReplyCheck {
         init(_ kinds: [UInt16: Kind]) { self.kinds = kinds }
     }
 
+    /// What one message has used up: libnftnl keeps adding concatenation fields to the same
+    /// `field_len[16]` however many descriptions a message carries.
+    private final class Tally {
+        var concatFields = 0
+    }
+
     /// Checks the attributes after the nfgenmsg header of message `h` (`what` names it in the error).
     static func message(_ h: UnsafePointer<nlmsghdr>, _ policy: Policy, _ what: String) throws {
-        let length = Int(h.pointee.nlmsg_len), offset = Int(sluice_nfgen_payload_offset())
+        let tally = Tally()
+        // libmnl walks attributes up to the aligned end of the message (mnl_nlmsg_get_payload_tail).
+        let length = (Int(h.pointee.nlmsg_len) + 3) & ~3, offset = Int(sluice_nfgen_payload_offset())
         guard length >= offset else { throw NetlinkError.malformed("\(what): message of \(length) bytes") }
-        try walk(UnsafeRawPointer(h) + offset, length - offset, policy, depth: 0, what)
+        try walk(UnsafeRawPointer(h) + offset, length - offset, policy, depth: 0, tally, what)
     }
 
     /// Walks attributes the way `mnl_attr_parse` does (stopping at the first one that does not
     /// fit) and checks each one whose type the policy names.
-    private static func walk(_ start: UnsafeRawPointer, _ length: Int, _ policy: Policy, depth: Int, _ what: String,
+    private static func walk(_ start: UnsafeRawPointer, _ length: Int, _ policy: Policy, depth: Int, _ tally: Tally, _ what: String,
                              _ each: (UInt16, UnsafeRawPointer, Int) throws -> Void = { _, _, _ in }) throws {
         guard depth < 16 else { throw NetlinkError.malformed("\(what): attributes nested too deep") }
         var offset = 0
@@ -50,13 +62,13 @@ enum ReplyCheck {
             // NLA_TYPE_MASK: without NLA_F_NESTED and NLA_F_NET_BYTEORDER.
             let type = attr.loadUnaligned(fromByteOffset: 2, as: UInt16.self) & 0x3fff
             guard size >= 4, size <= length - offset else { return }
-            if let kind = policy.kinds[type] { try check(attr + 4, size - 4, kind, depth: depth + 1, what) }
+            if let kind = policy.kinds[type] { try check(attr + 4, size - 4, kind, depth: depth + 1, tally, what) }
             try each(type, attr + 4, size - 4)
             offset += (size + 3) & ~3
         }
     }
 
-    private static func check(_ p: UnsafeRawPointer, _ n: Int, _ kind: Kind, depth: Int, _ what: String) throws {
+    private static func check(_ p: UnsafeRawPointer, _ n: Int, _ kind: Kind, depth: Int, _ tally: Tally, _ what: String) throws {
         func require(_ ok: Bool, _ detail: String) throws {
             guard ok else { throw NetlinkError.malformed("\(what): \(detail)") }
         }
@@ -67,54 +79,77 @@ enum ReplyCheck {
         case .u64: try require(n == 8, "64-bit attribute of \(n) bytes")
         case .string: try require(n > 0 && p.load(fromByteOffset: n - 1, as: UInt8.self) == 0, "string attribute without its NUL")
         case .binary: break
+        case .refused: try require(false, "attribute type beyond what libnftnl has room for")
         case .nested(let policy):
             try require(n == 0 || n >= 4, "nested attribute of \(n) bytes")
-            try walk(p, n, policy, depth: depth, what)
-        case .data: try check(p, n, .nested(dataPolicy), depth: depth, what)
+            try walk(p, n, policy, depth: depth, tally, what)
+        case .data: try check(p, n, .nested(dataPolicy), depth: depth, tally, what)
         case .expression:
             try require(n == 0 || n >= 4, "expression of \(n) bytes")
-            try expression(p, n, depth: depth, what)
+            try expression(p, n, depth: depth, tally, what)
+        case .verdict:
+            try require(n == 0 || n >= 4, "verdict of \(n) bytes")
+            try verdict(p, n, depth: depth, tally, what)
         case .expressions, .devices, .concat:
             try require(n == 0 || n >= 4, "list of \(n) bytes")
-            try list(p, n, kind, depth: depth, what)
+            try list(p, n, kind, depth: depth, tally, what)
         }
     }
 
     /// The elements of a list attribute: expressions, device names or concatenation fields.
-    private static func list(_ p: UnsafeRawPointer, _ n: Int, _ kind: Kind, depth: Int, _ what: String) throws {
-        var fields = 0
-        try walk(p, n, Policy([:]), depth: depth, what) { _, q, m in
+    private static func list(_ p: UnsafeRawPointer, _ n: Int, _ kind: Kind, depth: Int, _ tally: Tally, _ what: String) throws {
+        try walk(p, n, Policy([:]), depth: depth, tally, what) { _, q, m in
             switch kind {
-            case .expressions: try check(q, m, .expression, depth: depth + 1, what)
-            case .devices: try check(q, m, .string, depth: depth + 1, what)
+            case .expressions: try check(q, m, .expression, depth: depth + 1, tally, what)
+            case .devices: try check(q, m, .string, depth: depth + 1, tally, what)
             default:
-                try walk(q, m, Policy([A(NFTA_SET_FIELD_LEN): .u32]), depth: depth + 1, what) { type, _, _ in
-                    if type == A(NFTA_SET_FIELD_LEN) { fields += 1 }
+                try walk(q, m, Policy([A(NFTA_SET_FIELD_LEN): .u32]), depth: depth + 1, tally, what) { type, _, _ in
+                    if type == A(NFTA_SET_FIELD_LEN) { tally.concatFields += 1 }
                 }
-                guard fields <= 16 else { throw NetlinkError.malformed("\(what): concatenation of more than 16 fields") }
+                guard tally.concatFields <= 16 else { throw NetlinkError.malformed("\(what): concatenation of more than 16 fields") }
             }
         }
     }
 
-    /// One expression: its name (the last one, as libnftnl keeps) selects the policy of its data.
-    private static func expression(_ p: UnsafeRawPointer, _ n: Int, depth: Int, _ what: String) throws {
+    /// libnftnl's verdict parser reads an uninitialized attribute table: the code must be
+    /// there, and so must the chain of a jump (-3) or goto (-4).
+    private static func verdict(_ p: UnsafeRawPointer, _ n: Int, depth: Int, _ tally: Tally, _ what: String) throws {
+        var code: UInt32?
+        var chain = false
+        try walk(p, n, verdictPolicy, depth: depth, tally, what) { type, q, _ in
+            if type == A(NFTA_VERDICT_CODE) { code = UInt32(bigEndian: q.loadUnaligned(as: UInt32.self)) }
+            if type == A(NFTA_VERDICT_CHAIN) { chain = true }
+        }
+        guard let code else { throw NetlinkError.malformed("\(what): verdict without a code") }
+        if Int32(bitPattern: code) == -3 || Int32(bitPattern: code) == -4, !chain {
+            throw NetlinkError.malformed("\(what): jump or goto without a chain")
+        }
+    }
+
+    /// One expression: its name (required; the last one, as libnftnl keeps) selects the policy of its data.
+    private static func expression(_ p: UnsafeRawPointer, _ n: Int, depth: Int, _ tally: Tally, _ what: String) throws {
         var name: String?
         var data: (UnsafeRawPointer, Int)?
-        try walk(p, n, Policy([A(NFTA_EXPR_NAME): .string, A(NFTA_EXPR_DATA): .nested(Policy([:]))]), depth: depth, what) { type, q, m in
+        try walk(p, n, Policy([A(NFTA_EXPR_NAME): .string, A(NFTA_EXPR_DATA): .nested(Policy([:]))]), depth: depth, tally, what) { type, q, m in
             if type == A(NFTA_EXPR_NAME) { name = String(decoding: UnsafeRawBufferPointer(start: q, count: m).prefix { $0 != 0 }, as: UTF8.self) }
             if type == A(NFTA_EXPR_DATA) { data = (q, m) }
         }
-        guard let name, let data else { return }
+        // libnftnl looks up the name without checking it is there (a NULL + 4 strcmp).
+        guard let name else { throw NetlinkError.malformed("\(what): expression without a name") }
+        guard let data else { return }
         if name == "osf" || name == "synproxy" { throw NetlinkError.malformed("\(what): expression \(name)") }
         guard let policy = expressions[name] else { return }   // libnftnl refuses an unknown name itself
-        try walk(data.0, data.1, policy, depth: depth + 1, what)
+        try walk(data.0, data.1, policy, depth: depth + 1, tally, what)
     }
 
     /// `NFTA_DATA_*` and the verdict inside.
     static let dataPolicy = Policy([
         A(NFTA_DATA_VALUE): .binary,
-        A(NFTA_DATA_VERDICT): .nested(Policy([A(NFTA_VERDICT_CODE): .u32, A(NFTA_VERDICT_CHAIN_ID): .u32, A(NFTA_VERDICT_CHAIN): .string])),
+        A(NFTA_DATA_VERDICT): .verdict,
     ])
+
+    /// The attributes of a verdict.
+    static let verdictPolicy = Policy([A(NFTA_VERDICT_CODE): .u32, A(NFTA_VERDICT_CHAIN_ID): .u32, A(NFTA_VERDICT_CHAIN): .string])
 
     /// NEWTABLE.
     static let table = Policy([
@@ -150,13 +185,14 @@ enum ReplyCheck {
         A(NFTA_SET_EXPR): .expression, A(NFTA_SET_EXPRESSIONS): .expressions,
     ])
 
-    /// One set element.
+    /// One set element. libnftnl 1.2.4 accepts types up to NFTA_SET_MAX (18) into a table of
+    /// NFTA_SET_ELEM_MAX + 1 (12): types 12 to 18 would be written past it, on the stack.
     static let element = Policy([
         A(NFTA_SET_ELEM_FLAGS): .u32, A(NFTA_SET_ELEM_TIMEOUT): .u64, A(NFTA_SET_ELEM_EXPIRATION): .u64,
         A(NFTA_SET_ELEM_KEY): .data, A(NFTA_SET_ELEM_KEY_END): .data, A(NFTA_SET_ELEM_DATA): .data,
         A(NFTA_SET_ELEM_EXPR): .expression, A(NFTA_SET_ELEM_EXPRESSIONS): .expressions,
         A(NFTA_SET_ELEM_USERDATA): .binary, A(NFTA_SET_ELEM_OBJREF): .string,
-    ])
+    ].merging((12...18).map { ($0, Kind.refused) }) { a, _ in a })
 
     /// NEWSETELEM: the element list of one set.
     static let elements = Policy([

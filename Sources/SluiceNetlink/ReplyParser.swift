@@ -20,9 +20,11 @@ public enum ReadBackReply: Sendable, Hashable {
     /// a `NetlinkError`; it never crashes.
     public static func parse(_ message: [UInt8], family: Family, sets: [SetDecl]) throws -> ReadBackReply {
         guard message.count >= Int(sluice_nfgen_payload_offset()) else { throw NetlinkError.malformed("message of \(message.count) bytes") }
-        // An aligned copy, as a receive buffer is.
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: message.count, alignment: 8)
+        // An aligned copy, padded to 4 bytes as in a receive buffer: libmnl reads attributes up
+        // to the aligned end of a message.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: (message.count + 3) & ~3, alignment: 8)
         defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
         buffer.copyBytes(from: message)
         let h = UnsafePointer(buffer.baseAddress!.assumingMemoryBound(to: nlmsghdr.self))
         guard Int(h.pointee.nlmsg_len) <= message.count else { throw NetlinkError.malformed("nlmsg_len \(h.pointee.nlmsg_len) beyond \(message.count) bytes") }

@@ -47,6 +47,19 @@ struct ReplyParserTests {
         // An expression list holding a `payload` whose NFTA_PAYLOAD_LEN is 1 byte.
         ("rule-short-payload-len", nftMessage(6, [(1, z("t")), (2, z("c")),
                                                  (4, nested(1, nested(1, z("payload")) + nested(2, nested(4, [1]))))])),
+        // An expression without NFTA_EXPR_NAME: libnftnl's strcmp of NULL + 4 (found by the fuzzer).
+        ("rule-expression-without-name", nftMessage(6, [(1, z("t")), (2, z("c")), (4, nested(1, nested(2, nested(1, [0, 0, 0, 1]))))])),
+        // An immediate jump whose verdict has no chain: libnftnl strdups from an uninitialized
+        // attribute table (found by the fuzzer).
+        ("rule-jump-without-chain", nftMessage(6, [(1, z("t")), (2, z("c")), (4, nested(1, nested(1, z("immediate"))
+            + nested(2, nested(1, [0, 0, 0, 0]) + nested(2, nested(2, nested(1, [0xff, 0xff, 0xff, 0xfd]))))))])),
+        // A set whose userdata runs into the padding after an unaligned nlmsg_len, with a
+        // 2-byte NFTA_SET_FLAGS there: libmnl walks to the aligned end (found by the fuzzer).
+        ("set-attribute-in-padding", { var m = nftMessage(9, [(2, z("s")), (3, [0, 0, 0])]); m[0] -= 3; return Array(m.dropLast(3)) }()),
+        // A set element with an attribute of type 15: libnftnl's element callback checks types
+        // against NFTA_SET_MAX but stores them in a table of NFTA_SET_ELEM_MAX + 1, overwriting
+        // its stack (found by the fuzzer: the set pointer came back as 0x83).
+        ("element-type-15", nftMessage(12, [(1, z("t")), (2, z("s")), (3, nested(1, nested(15, [0, 0, 0, 0])))])),
         // Shorter than nlmsghdr + nfgenmsg.
         ("truncated", Array(nftMessage(0, [])[0..<16])),
     ])
