@@ -66,25 +66,6 @@ struct ColdStartKillTests {
          "--logging-format", "json", "--cold-start-chunk", "\(chunk)"]
     }
 
-    /// Starts `sluice run ARGS` in `ns` with `environment` added; output goes to `log`.
-    func start(_ ns: NetworkNamespace, _ args: [String], environment: [String: String] = [:], log: String) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // `ip netns exec` execs the daemon: the child's pid is the daemon's.
-        p.arguments = ["ip", "netns", "exec", ns.name, try sluiceExecutable(), "run"] + args
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "SLUICE_TEST_COLD_START_PAUSE")
-        env.removeValue(forKey: "SLUICE_TEST_COLD_START_PAUSE_AFTER")
-        p.environment = env.merging(environment) { _, new in new }
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = h
-        p.standardError = h
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
-
     /// Waits (polling, at most `timeout` seconds) until `p` has exited; returns whether it has.
     /// Not `waitUntilExit`, which has no deadline.
     func waitExit(_ p: Process, timeout: Double = 30) -> Bool {
@@ -132,7 +113,7 @@ struct ColdStartKillTests {
 
         // 1. A cold start stopped by the hook once it has sent three transactions.
         let firstLog = scratch.path + "/first.log"
-        let first = try start(rig.node, Self.runArguments(dir), environment: [
+        let first = try startSluiceRun(rig.node, Self.runArguments(dir), environment: [
             "SLUICE_TEST_COLD_START_PAUSE": scratch.path + "/resume",  // never created: the daemon stays stopped
             "SLUICE_TEST_COLD_START_PAUSE_AFTER": "\(Self.pauseAfter)",
         ], log: firstLog)
@@ -188,7 +169,7 @@ struct ColdStartKillTests {
 
         // 3. Restart without the hook: claims the orphan, reconciles, converges.
         let secondLog = scratch.path + "/second.log"
-        let second = try start(rig.node, Self.runArguments(dir), log: secondLog)
+        let second = try startSluiceRun(rig.node, Self.runArguments(dir), log: secondLog)
         defer { stop(second) }
         try await waitUntil("the restarted daemon's first sync", timeout: .seconds(60)) {
             text(secondLog).contains("\"msg\":\"first sync applied\"") || !second.isRunning
@@ -209,36 +190,5 @@ struct ColdStartKillTests {
         kill(second.processIdentifier, SIGTERM)
         try #require(waitExit(second), "the restarted sluice run did not stop on SIGTERM")
         #expect(second.terminationStatus == 0, "log: \(text(secondLog))")
-    }
-}
-
-extension PacketRig {
-    /// `count` fresh TCP connections from the node to each `ip`:80, all at once (64 at a
-    /// time, 1 s timeout each): the outcomes per address, as `connect` reports them.
-    func probe(_ ips: [String], count: Int) throws -> [String: [String]] {
-        let r = try node.runChecked(["python3", "-c", """
-            import socket, sys
-            from concurrent.futures import ThreadPoolExecutor
-            ips, n = sys.argv[1].split(), int(sys.argv[2])
-            def once(ip):
-                try:
-                    c = socket.create_connection((ip, 80), timeout=1)
-                    data = c.recv(100).decode(); c.close()
-                    return data or "empty"
-                except ConnectionRefusedError:
-                    return "refused"
-                except OSError:
-                    return "timeout"
-            jobs = [ip for ip in ips for _ in range(n)]
-            with ThreadPoolExecutor(64) as pool:
-                for ip, outcome in zip(jobs, pool.map(once, jobs)):
-                    print(ip, outcome)
-            """, ips.joined(separator: " "), "\(count)"])
-        var out: [String: [String]] = [:]
-        for line in r.stdout.split(separator: "\n") {
-            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
-            if parts.count == 2 { out[parts[0], default: []].append(parts[1]) }
-        }
-        return out
     }
 }

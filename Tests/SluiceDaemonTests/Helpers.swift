@@ -212,23 +212,39 @@ final class PacketRig: @unchecked Sendable {
         }
     }
 
-    /// Outcomes of `count` fresh TCP connections from the node to `ip:port`, one per line:
+    /// Outcomes of `count` fresh TCP connections from the node to `ip:port`:
     /// "served by <endpoint>", "refused" (the no-endpoint reject), or "timeout" (1 s).
     func connect(_ ip: String, _ port: Int = 80, count: Int = 1) throws -> [String] {
+        try probe([ip], port: port, count: count)[ip] ?? []
+    }
+
+    /// `count` fresh TCP connections from the node to each `ip:port`, all at once (64 at a
+    /// time, 1 s timeout each): the outcomes per address, as `connect` reports them.
+    func probe(_ ips: [String], port: Int = 80, count: Int) throws -> [String: [String]] {
         let r = try node.runChecked(["python3", "-c", """
-            import socket
-            def once():
+            import socket, sys
+            from concurrent.futures import ThreadPoolExecutor
+            ips, port, n = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3])
+            def once(ip):
                 try:
-                    c = socket.create_connection(("\(ip)", \(port)), timeout=1)
+                    c = socket.create_connection((ip, port), timeout=1)
                     data = c.recv(100).decode(); c.close()
                     return data or "empty"
                 except ConnectionRefusedError:
                     return "refused"
                 except OSError:
                     return "timeout"
-            print("\\n".join(once() for i in range(\(count))))
-            """])
-        return r.stdout.split(separator: "\n").map(String.init)
+            jobs = [ip for ip in ips for _ in range(n)]
+            with ThreadPoolExecutor(64) as pool:
+                for ip, outcome in zip(jobs, pool.map(once, jobs)):
+                    print(ip, outcome)
+            """, ips.joined(separator: " "), "\(port)", "\(count)"])
+        var out: [String: [String]] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            if parts.count == 2 { out[parts[0], default: []].append(parts[1]) }
+        }
+        return out
     }
 
     /// The endpoints that answered `count` connections.
@@ -266,4 +282,24 @@ func boundMetricsPort(_ daemon: Daemon) async throws -> Int {
 func boundHealthzPort(_ daemon: Daemon) async throws -> Int {
     _ = try await waitUntil("healthz server bound") { daemon.healthzPort != nil }
     return try #require(daemon.healthzPort)
+}
+
+/// Starts `sluice run ARGS` in `ns` as a child process (`ip netns exec` execs the daemon, so
+/// the child's pid is the daemon's); its output goes to `log`. The cold-start test hook's
+/// variables are set only from `environment`.
+func startSluiceRun(_ ns: NetworkNamespace, _ args: [String], environment: [String: String] = [:], log: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["ip", "netns", "exec", ns.name, try sluiceExecutable(), "run"] + args
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "SLUICE_TEST_COLD_START_PAUSE")
+    env.removeValue(forKey: "SLUICE_TEST_COLD_START_PAUSE_AFTER")
+    p.environment = env.merging(environment) { _, new in new }
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    p.standardOutput = h
+    p.standardError = h
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    return p
 }

@@ -10,20 +10,6 @@ import Glibc
 /// and kube-proxy flag handling.
 @Suite("sluice run (process)", .serialized, .timeLimit(.minutes(2)))
 struct RunCommandTests {
-    /// Starts `sluice run ARGS` in `ns`; output goes to a file.
-    func start(_ ns: NetworkNamespace, _ args: [String], log: String) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["ip", "netns", "exec", ns.name, try sluiceExecutable(), "run"] + args
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = h
-        p.standardError = h
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
-
     func hasTable(_ ns: NetworkNamespace) throws -> Bool {
         try ns.run(["nft", "list", "table", "ip", "sluice"]).succeeded
     }
@@ -47,7 +33,7 @@ struct RunCommandTests {
         let common = ["--source", dir.path, "--hostname-override", nodeName, "--node-ip", "10.77.0.1",
                       "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0",
                       "--logging-format", "json", "--ipvs-scheduler", "rr", "--conntrack-max-per-core=0", "-v=2"]
-        var p = try start(ns, common, log: log)
+        var p = try startSluiceRun(ns, common, log: log)
         defer { if p.isRunning { p.terminate() } }
         try await waitUntil("table created", timeout: .seconds(30)) { try hasTable(ns) }
         kill(p.processIdentifier, SIGTERM)
@@ -59,7 +45,7 @@ struct RunCommandTests {
         #expect(text.contains("--ipvs-scheduler") && text.contains("--conntrack-max-per-core"))
 
         // Restart: adopts the table (no flush), then --cleanup-on-exit deletes it on SIGTERM.
-        p = try start(ns, common + ["--cleanup-on-exit"], log: log)
+        p = try startSluiceRun(ns, common + ["--cleanup-on-exit"], log: log)
         try await waitUntil("restarted daemon serving") {
             ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\"msg\":\"first sync applied\"")
         }
@@ -69,7 +55,7 @@ struct RunCommandTests {
         #expect(try !hasTable(ns), "--cleanup-on-exit must delete the table")
 
         // --cleanup deletes and exits.
-        p = try start(ns, common, log: log)
+        p = try startSluiceRun(ns, common, log: log)
         try await waitUntil("table created again", timeout: .seconds(30)) { try hasTable(ns) }
         kill(p.processIdentifier, SIGINT)
         #expect(waitExit(p))
@@ -100,7 +86,7 @@ struct RunCommandTests {
             """
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         let log = dir.path + "/.run.log"
-        let p = try start(ns, ["--source", dir.path, "--config", config, "--node-ip", "10.77.0.1", "--logging-format", "json"], log: log)
+        let p = try startSluiceRun(ns, ["--source", dir.path, "--config", config, "--node-ip", "10.77.0.1", "--logging-format", "json"], log: log)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitUntil("table created", timeout: .seconds(30)) { try hasTable(ns) }
         // Same content rewritten: nothing changed, keep running. Waits until the daemon has
