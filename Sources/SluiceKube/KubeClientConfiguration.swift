@@ -95,9 +95,29 @@ public struct KubeClientConfiguration: Sendable {
         host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
+    /// The most a kubeconfig, CA bundle, client certificate, key or token file may hold.
+    public static let maxFileBytes = 4 << 20
+
+    /// Reads a kubeconfig or a file it names (CA, client certificate or key, token): a regular
+    /// file of at most `maxFileBytes`. A FIFO, a device (`/dev/zero`) or a directory is refused
+    /// with a clear error instead of blocking the daemon or filling its memory; the open does
+    /// not wait for a FIFO's writer.
     static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw KubeConfigError.unreadableFile(path, String(cString: strerror(errno))) }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw KubeConfigError.unreadableFile(path, String(cString: strerror(errno))) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw KubeConfigError.unreadableFile(path, "not a regular file") }
+        guard Int(st.st_size) <= maxFileBytes else {
+            throw KubeConfigError.unreadableFile(path, "\(st.st_size) bytes, more than the \(maxFileBytes) a kubeconfig or credential file may hold")
+        }
         do {
-            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let data = try handle.read(upToCount: maxFileBytes + 1) ?? Data()
+            guard data.count <= maxFileBytes else { throw KubeConfigError.unreadableFile(path, "grew past \(maxFileBytes) bytes while read") }
+            return Array(data)
+        } catch let e as KubeConfigError {
+            throw e
         } catch {
             throw KubeConfigError.unreadableFile(path, "\((error as NSError).localizedDescription)")
         }

@@ -48,12 +48,12 @@ public final class TokenSource: Sendable {
                 if let t = s.token, !s.invalidated, stamp == s.fileStamp {
                     return t
                 }
-                let data: Data
+                let data: [UInt8]
                 do {
-                    data = try Data(contentsOf: URL(fileURLWithPath: path))
+                    data = try KubeClientConfiguration.readFile(path)
                 } catch {
                     if let t = s.token { return t }   // keep the old token while the file is being replaced
-                    throw KubeConfigError.unreadableFile(path, "\(error)")
+                    throw error
                 }
                 let t = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 s.token = t

@@ -147,6 +147,38 @@ struct KubeconfigTests {
         }
     }
 
+    /// Bad input never takes a node down: a kubeconfig naming a FIFO (whose open would wait
+    /// for a writer), a device that never ends, a directory or an oversized file as its CA or
+    /// token gets a clear error, at once.
+    @Test("files a kubeconfig names must be regular files of at most 4 MiB", arguments: ["fifo", "/dev/zero", "dir", "huge"])
+    func refusesNonRegularOrHugeFiles(_ kind: String) throws {
+        let dir = try TempDir()
+        let path: String
+        switch kind {
+        case "fifo":
+            path = dir.path + "/ca.fifo"
+            try #require(mkfifo(path, 0o600) == 0)
+        case "dir":
+            path = dir.path + "/ca.d"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        case "huge":
+            path = try dir.write("ca.crt", String(repeating: "A", count: KubeClientConfiguration.maxFileBytes + 1))
+        default:
+            path = kind
+        }
+        for (cluster, user) in [("certificate-authority: \(path)", "token: abc"), ("insecure-skip-tls-verify: true", "tokenFile: \(path)")] {
+            let config = try dir.write("kubeconfig-\(kind).conf", kubeconfig(cluster: cluster, user: user))
+            do {
+                let c = try KubeClientConfiguration.fromKubeconfig(path: config)
+                _ = try c.tokenSource?.token()
+                Issue.record("\(kind) as \(cluster) / \(user) was accepted")
+            } catch let e as KubeConfigError {
+                let text = "\(e)"
+                #expect(text.contains(path) && (text.contains("not a regular file") || text.contains("more than")), "\(text)")
+            }
+        }
+    }
+
     @Test("in-cluster: env vars, IPv6 brackets, token and CA files; kube-proxy's choice")
     func inCluster() throws {
         let dir = try TempDir()
