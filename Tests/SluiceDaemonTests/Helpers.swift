@@ -212,19 +212,20 @@ final class PacketRig: @unchecked Sendable {
         }
     }
 
-    /// Outcomes of `count` fresh TCP connections from the node to `ip:port`:
+    /// Outcomes of `count` fresh TCP connections from the node to `ip:port`, one after the
+    /// other (so that ClientIP affinity, recorded by the first, holds for the next):
     /// "served by <endpoint>", "refused" (the no-endpoint reject), or "timeout" (1 s).
     func connect(_ ip: String, _ port: Int = 80, count: Int = 1) throws -> [String] {
-        try probe([ip], port: port, count: count)[ip] ?? []
+        try probe([ip], port: port, count: count, parallel: 1)[ip] ?? []
     }
 
-    /// `count` fresh TCP connections from the node to each `ip:port`, all at once (64 at a
-    /// time, 1 s timeout each): the outcomes per address, as `connect` reports them.
-    func probe(_ ips: [String], port: Int = 80, count: Int) throws -> [String: [String]] {
+    /// `count` fresh TCP connections from the node to each `ip:port`, `parallel` at a time
+    /// (1 s timeout each): the outcomes per address, as `connect` reports them.
+    func probe(_ ips: [String], port: Int = 80, count: Int, parallel: Int = 64) throws -> [String: [String]] {
         let r = try node.runChecked(["python3", "-c", """
             import socket, sys
             from concurrent.futures import ThreadPoolExecutor
-            ips, port, n = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3])
+            ips, port, n, workers = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
             def once(ip):
                 try:
                     c = socket.create_connection((ip, port), timeout=1)
@@ -235,10 +236,10 @@ final class PacketRig: @unchecked Sendable {
                 except OSError:
                     return "timeout"
             jobs = [ip for ip in ips for _ in range(n)]
-            with ThreadPoolExecutor(64) as pool:
+            with ThreadPoolExecutor(workers) as pool:
                 for ip, outcome in zip(jobs, pool.map(once, jobs)):
                     print(ip, outcome)
-            """, ips.joined(separator: " "), "\(port)", "\(count)"])
+            """, ips.joined(separator: " "), "\(port)", "\(count)", "\(parallel)"])
         var out: [String: [String]] = [:]
         for line in r.stdout.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
