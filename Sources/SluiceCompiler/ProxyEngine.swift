@@ -63,8 +63,8 @@ public struct ProxyEngine: Sendable {
         var out = Outcome(planned: planner.apply(changes))
         let planned = ContinuousClock.now
         compile(&out, loadNow: loadNow)
-        out.planSeconds = seconds(planned - start)
-        out.compileSeconds = seconds(ContinuousClock.now - planned)
+        out.planSeconds = (planned - start).inSeconds
+        out.compileSeconds = (ContinuousClock.now - planned).inSeconds
         return out
     }
 
@@ -147,11 +147,6 @@ public struct ProxyEngine: Sendable {
         }
         needsLoad = false
         return out
-    }
-
-    private func seconds(_ d: Duration) -> Double {
-        let (s, atto) = d.components
-        return Double(s) + Double(atto) / 1e18
     }
 
     private func conflictDiagnostics(_ family: IPFamily) -> [Diagnostic] {

@@ -60,7 +60,7 @@ public final class ProxyHealth: Sendable {
 
     public func report(at now: Date = Date()) -> Report {
         let s = state.withLockedValue { $0 }
-        let timeout = Double(healthTimeout.components.seconds) + Double(healthTimeout.components.attoseconds) / 1e18
+        let timeout = healthTimeout.inSeconds
         var healthy = true
         var lastUpdated = Date(timeIntervalSince1970: 0)
         var families: [(IPFamily, lastUpdated: Date, healthy: Bool)] = []

@@ -270,8 +270,8 @@ actor SyncLoop {
         metrics.record(.plan, seconds: outcome.planSeconds)
         metrics.record(.compile, seconds: outcome.compileSeconds)
         guard !report.isNoOp else { return }
-        metrics.record(.encode, seconds: report.batches.reduce(0) { $0 + $1.buildSeconds })
-        metrics.record(.kernel, seconds: report.batches.reduce(0) { $0 + $1.kernelSeconds })
+        metrics.record(.encode, seconds: report.buildSeconds)
+        metrics.record(.kernel, seconds: report.kernelSeconds)
     }
 
     private func recordMetrics(_ report: ApplyReport, elapsed: Duration, families: [IPFamily]) {

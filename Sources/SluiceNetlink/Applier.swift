@@ -10,7 +10,11 @@ public struct ApplyReport: Sendable, Equatable {
     public var messages: Int { batches.reduce(0) { $0 + $1.messages } }
     public var elementMessages: Int { batches.reduce(0) { $0 + $1.elementMessages } }
     public var bytes: Int { batches.reduce(0) { $0 + $1.bytes } }
-    public var seconds: Double { batches.reduce(0) { $0 + $1.buildSeconds + $1.kernelSeconds } }
+    /// Building the batches (lowering to netlink messages).
+    public var buildSeconds: Double { batches.reduce(0) { $0 + $1.buildSeconds } }
+    /// The kernel's time, `sendmsg` to the last reply, over every batch.
+    public var kernelSeconds: Double { batches.reduce(0) { $0 + $1.kernelSeconds } }
+    public var seconds: Double { buildSeconds + kernelSeconds }
     /// True if nothing was sent.
     public var isNoOp: Bool { batches.isEmpty }
 

@@ -48,14 +48,9 @@ struct DecodeBench: ParsableCommand {
             let (start, cpuStart) = (ContinuousClock.now, threadCPUSeconds())
             let result = try body()
             cpuSeconds += threadCPUSeconds() - cpuStart
-            seconds += DecodeBench.seconds(ContinuousClock.now - start)
+            seconds += (ContinuousClock.now - start).inSeconds
             return result
         }
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        let (s, atto) = d.components
-        return Double(s) + Double(atto) / 1e18
     }
 
     func report(_ label: String, _ m: Measurement) {

@@ -76,7 +76,7 @@ struct EngineBench: ParsableCommand {
             let objects = try Self.decode([cluster.sliceJSON(i)], as: .endpointSlice)
             let start = ContinuousClock.now
             let outcome = engine.apply(objects)
-            single.append(DecodeBench.seconds(ContinuousClock.now - start))
+            single.append((ContinuousClock.now - start).inSeconds)
             operations += outcome.transaction.operations.count
         }
         if !single.isEmpty {
@@ -94,7 +94,7 @@ struct EngineBench: ParsableCommand {
             }
             let start = ContinuousClock.now
             let outcome = engine.apply(batch)
-            let s = DecodeBench.seconds(ContinuousClock.now - start)
+            let s = (ContinuousClock.now - start).inSeconds
             print(String(format: "burst of %d changes (%d slices) in one apply: %.1f ms, %.1f µs per change, %d operations",
                          burst, batch.count, s * 1e3, s * 1e6 / Double(burst), outcome.transaction.operations.count))
         }
