@@ -50,7 +50,7 @@ public struct ProxyEngine: Sendable {
         public subscript<T>(dynamicMember member: KeyPath<IncrementalPlanner.Changes, T>) -> T { planned[keyPath: member] }
     }
 
-    public var accepted: [ServiceName: ValidatedService] { planner.accepted }
+    public var accepted: AcceptedServices { planner.accepted }
     public var nodeContext: NodeContext? { planner.nodeContext }
     public var healthChecks: [ServiceName: HealthCheckTarget] { planner.healthChecks }
     public var noLocalEndpoints: [String: Int] { planner.noLocalEndpoints }

@@ -39,12 +39,13 @@ public struct IncrementalPlanner: Sendable {
     public private(set) var objects: [ProxyObjectKey: SourcedObject] = [:]
     public private(set) var serviceCIDRs: [CIDR] = []
     public private(set) var node: Node?
-    /// Services that passed validation (before the conflict check).
-    private var validated: [ServiceName: ValidatedService] = [:]
+    /// Services that passed validation, each marked when it also passed the conflict check.
+    private var services: [ServiceName: ServiceEntry] = [:]
+    private var acceptedCount = 0
     /// ExternalName and headless services.
     public private(set) var skipped: [ServiceName: SkippedService] = [:]
     /// Services to proxy (validated and conflict-free).
-    public private(set) var accepted: [ServiceName: ValidatedService] = [:]
+    public var accepted: AcceptedServices { AcceptedServices(services, count: acceptedCount) }
     private var claims = ClaimIndex()
     private var acceptedFamilies: [IPFamily: Int] = [:]
     private var slices: [ServiceName: ServiceSlices] = [:]
@@ -368,19 +369,20 @@ public struct IncrementalPlanner: Sendable {
 
     private func allServiceNames() -> Set<ServiceName> {
         Set(objects.keys.lazy.filter { $0.kind == .service }.map { ServiceName(namespace: $0.namespace, name: $0.name) })
-            .union(validated.keys)
+            .union(services.keys)
     }
 
-    /// Validates the named Services again; claims follow the validated versions. Returns
-    /// the versions validated before.
-    private mutating func revalidateServices(_ names: [ServiceName], _ out: inout Changes) -> [ServiceName: ValidatedService] {
+    /// Validates the named Services again; claims follow the validated versions, which are
+    /// not accepted until `resolveConflicts` says so. Returns the entries from before.
+    private mutating func revalidateServices(_ names: [ServiceName], _ out: inout Changes) -> [ServiceName: ServiceEntry] {
         let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs,
                                          externalIPsDisabledBy: options.externalIPsDisabledBy)
-        var previous: [ServiceName: ValidatedService] = [:]
+        var previous: [ServiceName: ServiceEntry] = [:]
         for name in names {
             let key = ProxyObjectKey(kind: .service, namespace: name.namespace, name: name.name)
-            if let old = validated.removeValue(forKey: name) {
-                claims.remove(old)
+            if let old = services.removeValue(forKey: name) {
+                claims.remove(old.service)
+                if old.accepted { acceptedCount -= 1 }
                 previous[name] = old
             }
             skipped[name] = nil
@@ -390,7 +392,7 @@ public struct IncrementalPlanner: Sendable {
             out.diagnostics += d
             switch outcome {
             case .valid(let v):
-                validated[name] = v
+                services[name] = ServiceEntry(service: v, accepted: false)
                 claims.add(v)
             case .skipped(let s): skipped[name] = s
             case .rejected: break
@@ -399,37 +401,51 @@ public struct IncrementalPlanner: Sendable {
         return previous
     }
 
-    /// Updates `accepted` after the named services were revalidated; returns the services
-    /// whose acceptance or definition changed. O(changed services) unless one of their
-    /// claims (old or new) is shared, then O(services).
-    private mutating func resolveConflicts(_ changed: Set<ServiceName>, previous: [ServiceName: ValidatedService],
+    /// Marks the accepted services after the named services were revalidated; returns the
+    /// services whose acceptance or definition changed. O(changed services) unless one of
+    /// their claims (old or new) is shared, then O(services).
+    private mutating func resolveConflicts(_ changed: Set<ServiceName>, previous: [ServiceName: ServiceEntry],
                                            _ out: inout Changes) -> Set<ServiceName> {
+        /// The accepted version before this batch.
+        func wasAccepted(_ name: ServiceName) -> ValidatedService? {
+            let entry = changed.contains(name) ? previous[name] : services[name]
+            return entry.flatMap { $0.accepted ? $0.service : nil }
+        }
         let contended = changed.contains { name in
-            claims.isContended(new: validated[name], old: [previous[name], accepted[name]])
+            claims.isContended(new: services[name]?.service, old: [previous[name]?.service])
         }
         var newAccepted: [ServiceName: ValidatedService] = [:]
         var scope = changed
         if contended {
-            let (list, conflicts) = ServiceConflictChecker().check(Array(validated.values))
+            let (list, conflicts) = ServiceConflictChecker().check(services.values.map(\.service))
             for s in list { newAccepted[s.name] = s }
-            scope = Set(accepted.keys).union(newAccepted.keys)
+            scope = Set(accepted.keys).union(previous.lazy.filter(\.value.accepted).map(\.key)).union(newAccepted.keys)
             // Report conflicts of the services that changed (not every sync).
             out.diagnostics += conflicts.filter { d in
                 guard let ns = d.namespace, let n = d.name else { return true }
                 return changed.contains(ServiceName(namespace: ns, name: n))
             }
         } else {
-            for name in changed { newAccepted[name] = validated[name] }
+            for name in changed { newAccepted[name] = services[name]?.service }
         }
         var dirty = Set<ServiceName>()
-        for name in scope where accepted[name] != newAccepted[name] {
-            dirty.insert(name)
-            if let old = accepted[name] { for f in old.families { acceptedFamilies[f, default: 0] -= 1 } }
-            if let new = newAccepted[name] { for f in new.families { acceptedFamilies[f, default: 0] += 1 } }
-            accepted[name] = newAccepted[name]
+        for name in scope {
+            let old = wasAccepted(name), new = newAccepted[name]
+            if old != new {
+                dirty.insert(name)
+                if let old { for f in old.families { acceptedFamilies[f, default: 0] -= 1 } }
+                if let new { for f in new.families { acceptedFamilies[f, default: 0] += 1 } }
+            }
+            setAccepted(name, new != nil)
         }
         acceptedFamilies = acceptedFamilies.filter { $0.value > 0 }
         return dirty
+    }
+
+    private mutating func setAccepted(_ name: ServiceName, _ accepted: Bool) {
+        guard let entry = services[name], entry.accepted != accepted else { return }
+        services[name]!.accepted = accepted
+        acceptedCount += accepted ? 1 : -1
     }
 
     /// Re-plans everything for a new node context.

@@ -1,0 +1,37 @@
+/// A Service that passed validation, and whether it also won the ClusterIP/NodePort
+/// conflict check (`accepted`). The planner keeps one of these per valid Service: one map,
+/// not a map of validated Services beside a second map of the accepted ones.
+struct ServiceEntry: Sendable, Hashable {
+    var service: ValidatedService
+    var accepted: Bool
+}
+
+/// The Services to proxy (validated and conflict-free): a read-only view of the planner's
+/// valid Services that keeps the accepted ones. `count` is O(1); `keys` and `values` walk
+/// every valid Service.
+public struct AcceptedServices: Sendable {
+    private let entries: [ServiceName: ServiceEntry]
+    public let count: Int
+
+    init(_ entries: [ServiceName: ServiceEntry], count: Int) {
+        self.entries = entries
+        self.count = count
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public subscript(name: ServiceName) -> ValidatedService? {
+        guard let e = entries[name], e.accepted else { return nil }
+        return e.service
+    }
+
+    /// The accepted Services' names, in no particular order.
+    public var keys: some Sequence<ServiceName> {
+        entries.lazy.filter(\.value.accepted).map(\.key)
+    }
+
+    /// The accepted Services, in no particular order.
+    public var values: some Sequence<ValidatedService> {
+        entries.values.lazy.filter(\.accepted).map(\.service)
+    }
+}
