@@ -23,6 +23,11 @@ public struct DaemonCluster: Sendable {
 
     public init(scale: Scale) { self.scale = scale }
 
+    /// The node an endpoint runs on, named as a cloud provider names nodes: longer than a
+    /// Swift small string (15 bytes), so that a copy per endpoint costs what it costs on a
+    /// real cluster.
+    static func workerName(_ n: Int) -> String { "ip-10-0-\(n)-17.eu-west-1.compute.internal" }
+
     func endpoints(_ i: Int) -> [UInt32] {
         if let e = changed[i] { return e }
         return (0..<scale.endpoints).map { j in
@@ -75,7 +80,7 @@ public struct DaemonCluster: Sendable {
     public func sliceJSON(_ i: Int) -> String {
         let eps = endpoints(i).enumerated().map { j, a in
             #"{"addresses":["\#(Self.dotted(a))"],"conditions":{"ready":true,"serving":true,"terminating":false},"#
-                + #""nodeName":"worker-\#((i + j) % 50)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(i)-pod-\#(j)","#
+                + #""nodeName":"\#(Self.workerName((i + j) % 50))","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(i)-pod-\#(j)","#
                 + #""uid":"\#(Self.uid(i, j))"}}"#
         }.joined(separator: ",")
         return #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(i)-0","namespace":"bench","#
@@ -153,7 +158,7 @@ public struct DaemonCluster: Sendable {
                 ready: true
                 serving: true
                 terminating: false
-              nodeName: worker-\((i + j) % 50)
+              nodeName: \(Self.workerName((i + j) % 50))
               targetRef:
                 kind: Pod
                 namespace: bench
