@@ -50,6 +50,8 @@ public struct IncrementalPlanner: Sendable {
     private var acceptedFamilies: [IPFamily: Int] = [:]
     private var slices: [ServiceName: ServiceSlices] = [:]
     private var sliceOwner: [ProxyObjectKey: ServiceName] = [:]
+    /// The node and zone names of the slices in `slices`, one copy each.
+    private var names = NameInterner()
     /// Pods, selectors and Node zones, for services planned from their pods.
     private var pods = PodEndpointIndex()
     public private(set) var nodeContext: NodeContext?
@@ -307,7 +309,7 @@ public struct IncrementalPlanner: Sendable {
            ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) {
             let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file)
             step.sliceDiagnostics += d
-            if case .valid(let v) = outcome { valid = v } else { rejectedFor = slice.serviceName }
+            if case .valid(let v) = outcome { valid = names.intern(v) } else { rejectedFor = slice.serviceName }
             if valid != old, let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {
                 out.triggerTimes.append(date)
             }
