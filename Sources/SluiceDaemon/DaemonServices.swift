@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import ServiceLifecycle
 import SluiceModel
 import SluiceNetlink
@@ -138,43 +137,26 @@ struct CommitWatchService: ServiceLifecycle.Service {
             return
         }
         listening()
-        let (commits, commit) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let stopped = NIOLockedValueBox(false)
         let metrics = loop.metrics
-        let reader = Thread {
+        await ReaderThread.run(name: "sluice-commit-watch", read: { stopped, check in
             var lost = 0
-            while !stopped.withLockedValue({ $0 }) {
+            while !stopped() {
                 let event = monitor.next(timeout: 0.5)
                 let overruns = monitor.overruns
                 defer { lost = overruns }
                 if overruns != lost {
-                    commit.yield()   // notifications were lost: check
+                    check()   // notifications were lost: check
                 } else if let event {
                     // The daemon's own commits need no check (and would keep the sync loop busy).
                     if Self.isOwnThread(event.pid) {
                         metrics.ownCommitNotifications.increment()
                     } else {
                         metrics.foreignCommitNotifications.increment()
-                        commit.yield()
+                        check()
                     }
                 }
             }
-            commit.finish()
-        }
-        reader.name = "sluice-commit-watch"
-        reader.start()
-        @Sendable func stop() {
-            stopped.withLockedValue { $0 = true }
-        }
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                for await _ in commits { await loop.checkDrift() }
-            } onCancel: {
-                stop()
-            }
-        } onGracefulShutdown: {
-            stop()
-        }
+        }, onSignal: { [loop] in await loop.checkDrift() })
         monitor.stop()
     }
 }

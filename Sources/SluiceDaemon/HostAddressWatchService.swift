@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import ServiceLifecycle
 import SluiceModel
 import SluiceNetlink
@@ -23,23 +22,8 @@ struct HostAddressWatchService: ServiceLifecycle.Service {
             logger.warning("cannot follow the host's addresses; NodePort addresses stay as first read", metadata: ["error": "\(error)"])
             return
         }
-        let stopped = NIOLockedValueBox(false)
-        let (done, finish) = AsyncStream.makeStream(of: Void.self)
-        let reader = Thread { [loop, logger] in
-            Self.follow(monitor, loop: loop, logger: logger) { stopped.withLockedValue { $0 } }
-            finish.finish()
-        }
-        reader.name = "sluice-address-watch"
-        reader.start()
-        @Sendable func stop() { stopped.withLockedValue { $0 = true } }
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                for await _ in done {}
-            } onCancel: {
-                stop()
-            }
-        } onGracefulShutdown: {
-            stop()
+        await ReaderThread.run(name: "sluice-address-watch") { [loop, logger] stopped, _ in
+            Self.follow(monitor, loop: loop, logger: logger, stopped: stopped)
         }
     }
 

@@ -128,7 +128,7 @@ struct DaemonKernelTests {
         defer { dir.close() }
         try dir.write("web.yaml", serviceYAML("web", clusterIP: "10.96.0.10") + "---\n"
                       + sliceYAML("web-1", service: "web", ips: ["10.244.1.1", "10.244.1.2"]))
-        try await withDaemon(config(dir, ns)) { _ in
+        _ = try await withDaemon(config(dir, ns)) { _ in
             try await waitUntil("first sync") { try kernelMatches(ns.name, dir.path) }
         }
         // Stopped: the table is there, orphaned (anyone could write it now).
