@@ -45,6 +45,13 @@ public final class FakeAPIServer: Sendable {
         /// then the watch. false answers such requests 422, as 1.33 does by default.
         public var watchList = false
         public var port = 0
+        /// The IPv4 address listened on.
+        public var host = "127.0.0.1"
+        /// A named network namespace (or a path to one) to listen in instead of the test
+        /// process's own: the socket is created there by a short-lived thread (see
+        /// `NamespaceSocket`), so clients inside that namespace reach the server and nothing
+        /// connects it to the process's namespace.
+        public var netns: String?
 
         public init() {}
     }
@@ -133,10 +140,10 @@ public final class FakeAPIServer: Sendable {
     private let serverChannel: NIOLockedValueBox<Channel?> = NIOLockedValueBox(nil)
     private let boundPort = NIOLockedValueBox(0)
 
-    /// The port bound on 127.0.0.1.
+    /// The port bound on `configuration.host`.
     public var port: Int { boundPort.withLockedValue { $0 } }
-    /// `https://127.0.0.1:PORT` or `http://…`.
-    public var url: String { "\(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
+    /// `https://HOST:PORT` or `http://…` (HOST is 127.0.0.1 unless configured).
+    public var url: String { "\(configuration.tls == nil ? "http" : "https")://\(configuration.host):\(port)" }
 
     private init(configuration: Configuration) {
         self.configuration = configuration
@@ -148,7 +155,8 @@ public final class FakeAPIServer: Sendable {
                                         serveServiceCIDRs: configuration.serveServiceCIDRs))
     }
 
-    /// Starts a server on 127.0.0.1 (an ephemeral port unless `configuration.port` is set).
+    /// Starts a server on `configuration.host` (127.0.0.1 unless set), in `configuration.netns`
+    /// when set, on an ephemeral port unless `configuration.port` is set.
     public static func start(_ configuration: Configuration = Configuration(),
                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FakeAPIServer {
         let server = FakeAPIServer(configuration: configuration)
@@ -164,7 +172,7 @@ public final class FakeAPIServer: Sendable {
             sslContext = try NIOSSLContext(configuration: c)
         }
         let ctx = sslContext
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -179,7 +187,13 @@ public final class FakeAPIServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(FakeHTTPHandler(server: server))
                 }
             }
-            .bind(host: "127.0.0.1", port: configuration.port).get()
+        let channel: Channel
+        if let netns = configuration.netns {
+            let fd = try NamespaceSocket.bound(netns: netns, host: configuration.host, port: configuration.port)
+            channel = try await bootstrap.withBoundSocket(fd).get()
+        } else {
+            channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        }
         server.serverChannel.withLockedValue { $0 = channel }
         server.boundPort.withLockedValue { $0 = channel.localAddress?.port ?? 0 }
         return server

@@ -2,6 +2,7 @@ import Foundation
 import SluiceKube
 import SluiceKubeFake
 import SluiceModel
+import SluiceTestSupport
 import Testing
 
 /// The fake's own behaviour, checked through the client's raw list call.
@@ -69,5 +70,32 @@ struct FakeServerTests {
             #expect(body == #"{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"100"},"items":[]}"#)
             try await client.shutdown()
         }
+    }
+}
+
+extension FakeServerTests {
+    /// `Configuration.netns`: the listener is created inside a named namespace (the cluster
+    /// test's control plane), so clients there reach it while the test process stays put.
+    @Test("listens inside a named network namespace: a client there lists what it stores")
+    func listensInsideNamespace() async throws {
+        try requireKernelTestEnvironment(tools: ["ip", "python3"])
+        let ns = try NetworkNamespace(label: "fake")
+        defer { ns.close() }
+        let helper = try PacketHelper()
+        defer { helper.close() }
+        var configuration = FakeAPIServer.Configuration()
+        configuration.netns = ns.name
+        let server = try await FakeAPIServer.start(configuration)
+        do {
+            try server.create(service("inside", namespace: "ns1"))
+            let r = try helper.httpGet(in: ns, server.url + "/api/v1/services")
+            #expect(r?.status == 200 && r?.body.contains(#""name":"inside""#) == true, "\(String(describing: r))")
+            let listening = try ns.runChecked(["ss", "-Hltn", "sport = :\(server.port)"]).stdout
+            #expect(listening.contains("127.0.0.1:\(server.port)"), "no listener in the namespace: \(listening)")
+        } catch {
+            try await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
     }
 }
