@@ -16,6 +16,8 @@ import json, os, socket, sys, threading, time, errno, selectors
 #                                 on stdin; a line per attempt with its start and end time
 #   session PROTO DST PORT SRC TIMEOUT - keep one TCP connection open; "ping" on stdin sends a
 #                                 line and prints the answer (or the error)
+#   http URL                    - one GET (5 s timeout): prints "<status> <body as a JSON string>",
+#                                 or "none <error>"
 # Everything is bounded in time: servers exit after LIFETIME seconds or when stdin closes.
 
 def die_with_parent(lifetime):
@@ -199,6 +201,7 @@ def stream(spec):
     t = threading.Timer(float(spec.get("lifetime", 900)), lambda: os._exit(0))
     t.daemon = True
     t.start()
+    pause = float(spec.get("pause", 0))   # between a loop's attempts: a rate, not a wait for an event
     p = dict(spec["probe"])
     p["sport"] = 0   # fresh ephemeral source ports: an unbounded run cannot use a fixed range
     def run(k):
@@ -211,6 +214,8 @@ def stream(spec):
                 sys.stdout.write("%d %.6f %.6f %s\n" % (k, t0, t1, r))
                 sys.stdout.flush()
             i += 1
+            if pause > 0:
+                stop.wait(pause)
     threads = [threading.Thread(target=run, args=(k,)) for k in range(int(spec.get("parallel", 1)))]
     print("started", flush=True)
     for th in threads:
@@ -245,6 +250,19 @@ def session(proto, dst, port, src, timeout):
             print(classify(e), flush=True)
     s.close()
 
+def http_get(url):
+    import urllib.request, urllib.error
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an http_proxy
+    try:
+        with opener.open(url, timeout=5) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    except Exception as e:
+        print("none " + str(e).replace("\n", " "), flush=True)
+        return
+    print("%d %s" % (status, json.dumps(body.decode(errors="replace"))), flush=True)
+
 if __name__ == "__main__":
     role = sys.argv[1]
     if role == "serve":
@@ -255,6 +273,8 @@ if __name__ == "__main__":
         stream(json.loads(sys.argv[2]))
     elif role == "session":
         session(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+    elif role == "http":
+        http_get(sys.argv[2])
     elif role == "sctp-check":
         try:
             socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()

@@ -101,10 +101,8 @@ public final class ServiceTopology: @unchecked Sendable {
     /// Whether this kernel can open SCTP sockets (checked inside the endpoints namespace).
     public let sctpSupported: Bool
 
-    private let helperDir: URL
-    private let helperPath: String
-    private let python: String
-    private var processes: [LineProcess] = []
+    /// The helper processes (servers, probes, streams, sessions) of this topology.
+    private let helper: PacketHelper
     private let lock = NSLock()
     private var closed = false
     private var nextUDPSourcePort = 10_000
@@ -112,28 +110,22 @@ public final class ServiceTopology: @unchecked Sendable {
     /// Builds the namespaces, links, addresses and servers.
     public init(label: String = "dp", endpointPorts: [UInt16] = [8080, 8081]) throws {
         self.endpointPorts = endpointPorts
-        let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
-        let helperDir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dp-\(UUID().uuidString.prefix(8))")
-        let helperPath = helperDir.appendingPathComponent("helper.py").path
-        self.python = python
-        self.helperDir = helperDir
-        self.helperPath = helperPath
+        let helper = try PacketHelper()
+        self.helper = helper
         var made: [NetworkNamespace] = []
         func cleanUp() {
             for n in made { n.close() }
-            try? FileManager.default.removeItem(at: helperDir)
+            helper.close()
         }
         let sctp: Bool
         do {
-            try FileManager.default.createDirectory(at: helperDir, withIntermediateDirectories: true)
-            try PacketHelperScript.source.write(toFile: helperPath, atomically: true, encoding: .utf8)
             func ns(_ role: String) throws -> NetworkNamespace {
                 let n = try NetworkNamespace(label: "\(label.prefix(8))-\(role)")
                 made.append(n)
                 return n
             }
             let (n, p, e, s) = (try ns("node"), try ns("pod"), try ns("ext"), try ns("eps"))
-            sctp = try Self.build(node: n, pod: p, external: e, endpoints: s, python: python, helper: helperPath)
+            sctp = try Self.build(node: n, pod: p, external: e, endpoints: s)
         } catch {
             cleanUp()
             throw error
@@ -174,7 +166,7 @@ public final class ServiceTopology: @unchecked Sendable {
     }
 
     private static func build(node: NetworkNamespace, pod: NetworkNamespace, external: NetworkNamespace,
-                              endpoints: NetworkNamespace, python: String, helper: String) throws -> Bool {
+                              endpoints: NetworkNamespace) throws -> Bool {
         let all = [node, pod, external, endpoints]
         for n in all {
             // No DAD: IPv6 addresses are usable at once; no ICMP rate limits: every reject answers.
@@ -244,14 +236,8 @@ public final class ServiceTopology: @unchecked Sendable {
     }
 
     private func startServers() throws {
-        let addrs = (Self.v4.endpoints + Self.v6.endpoints).joined(separator: ",")
-        let ports = endpointPorts.map(String.init).joined(separator: ",")
-        let p = try LineProcess(["ip", "netns", "exec", endpoints.name, python, helperPath, "serve", addrs, ports,
-                                 "900", sctpSupported ? "1" : "0"])
-        track(p)
-        guard p.readLine(timeout: 60) == "ready" else {
-            throw TopologyError.helperFailed("endpoint servers did not start: \(p.stderrText)")
-        }
+        _ = try helper.serve(in: endpoints, addresses: Self.v4.endpoints + Self.v6.endpoints, ports: endpointPorts,
+                             sctp: sctpSupported)
     }
 
     /// Port of the node's own server (`startNodeServer`).
@@ -260,18 +246,7 @@ public final class ServiceTopology: @unchecked Sendable {
     /// Starts a server in the node namespace itself on the node IPs (a hostNetwork endpoint,
     /// i.e. an endpoint whose address is the node's), port `nodeServerPort`.
     public func startNodeServer() throws {
-        let p = try LineProcess(["ip", "netns", "exec", node.name, python, helperPath, "serve",
-                                 "\(Self.v4.nodeIP),\(Self.v6.nodeIP)", String(Self.nodeServerPort), "900", "0"])
-        track(p)
-        guard p.readLine(timeout: 60) == "ready" else {
-            throw TopologyError.helperFailed("node server did not start: \(p.stderrText)")
-        }
-    }
-
-    private func track(_ p: LineProcess) {
-        lock.lock()
-        processes.append(p)
-        lock.unlock()
+        _ = try helper.serve(in: node, addresses: [Self.v4.nodeIP, Self.v6.nodeIP], ports: [Self.nodeServerPort])
     }
 
     // MARK: Probes
@@ -373,13 +348,7 @@ public final class ServiceTopology: @unchecked Sendable {
             nextUDPSourcePort += ps[i].count
         }
         lock.unlock()
-        let spec = String(decoding: try JSONEncoder().encode(["probes": ps]), as: UTF8.self)
-        let r = try namespace(host).runChecked([python, helperPath, "probe", spec])
-        guard let data = r.stdout.split(separator: "\n").last.map({ Data($0.utf8) }),
-              let obj = try? JSONSerialization.jsonObject(with: data) else {
-            throw TopologyError.helperFailed("probe output unreadable: \(r.stdout) \(r.stderr)")
-        }
-        return obj
+        return try helper.runProbes(in: namespace(host), ps)
     }
 
     // MARK: Sessions
@@ -408,9 +377,7 @@ public final class ServiceTopology: @unchecked Sendable {
     /// Opens a TCP connection from `host` and keeps it open until `close()`.
     public func openSession(from host: Host, to dst: String, port: UInt16, src: String? = nil,
                             timeout: Double = 1.0) throws -> Session {
-        let p = try LineProcess(["ip", "netns", "exec", namespace(host).name, python, helperPath, "session", "tcp",
-                                 dst, String(port), src ?? "", String(timeout)])
-        track(p)
+        let p = try helper.spawn(in: namespace(host), ["session", "tcp", dst, String(port), src ?? "", String(timeout)])
         return Session(process: p, timeout: timeout)
     }
 
@@ -423,16 +390,7 @@ public final class ServiceTopology: @unchecked Sendable {
     /// however fast or slow the machine, the traffic covers the whole event. `probe.count` is
     /// ignored; source ports are ephemeral.
     public func startTraffic(from host: Host, _ probe: Probe, parallel: Int = 1) throws -> TrafficStream {
-        struct Spec: Encodable { var probe: Probe; var parallel: Int }
-        let spec = String(decoding: try JSONEncoder().encode(Spec(probe: probe, parallel: parallel)), as: UTF8.self)
-        let p = try LineProcess(["ip", "netns", "exec", namespace(host).name, python, helperPath, "stream", spec])
-        track(p)
-        let stream = TrafficStream(process: p, probe: probe, loops: parallel)
-        guard p.readLine(timeout: 60) == "started" else {
-            p.terminate()
-            throw TopologyError.helperFailed("traffic stream did not start: \(p.stderrText)")
-        }
-        return stream
+        try helper.startTraffic(in: namespace(host), probe, parallel: parallel)
     }
 
     // MARK: Node state
@@ -461,13 +419,10 @@ public final class ServiceTopology: @unchecked Sendable {
         lock.lock()
         let wasClosed = closed
         closed = true
-        let ps = processes
-        processes = []
         lock.unlock()
         guard !wasClosed else { return }
-        for p in ps { p.terminate() }
+        helper.close()
         for n in [node, pod, external, endpoints] { n.close() }
-        try? FileManager.default.removeItem(at: helperDir)
     }
 
     deinit { close() }
