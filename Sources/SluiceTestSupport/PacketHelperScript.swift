@@ -1,8 +1,8 @@
-/// The Python helper that the datapath topology runs inside its namespaces: small TCP/UDP
+/// The Python helper that the test topologies run inside their namespaces: small TCP/UDP
 /// (and SCTP, where the kernel has it) servers that answer with the address pair they saw,
 /// and a client that runs batches of probes concurrently with short timeouts.
 ///
-/// Kept as a string so the test bundle needs no resources; `ServiceTopology` writes it to a
+/// Kept as a string so the test bundle needs no resources; `PacketHelper` writes it to a
 /// temporary file for its lifetime.
 enum PacketHelperScript {
     static let source = #"""
