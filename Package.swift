@@ -50,7 +50,7 @@ let package = Package(
         ]),
         // In-process fake kube-apiserver on loopback (SwiftNIO HTTP/1.1 + TLS) with fault injection.
         .target(name: "SluiceKubeFake", dependencies: [
-            "SluiceModel",
+            "SluiceModel", "SluiceNetlink",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,13 +1,14 @@
 import Foundation
+import SluiceNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A listening TCP socket created inside a named network namespace, for a server whose
-/// clients live in that namespace (the cluster test's control plane): a short-lived thread
-/// joins the namespace (`setns(2)`), creates and binds the socket there and exits. A socket
-/// keeps the namespace it was created in, so event loops in any namespace can serve it,
-/// and no other thread of the process ever changes namespace.
+/// clients live in that namespace (the cluster test's control plane): created and bound on
+/// a short-lived thread inside the namespace (`NamespaceThread`). A socket keeps the
+/// namespace it was created in, so event loops in any namespace can serve it, and no other
+/// thread of the process ever changes namespace.
 enum NamespaceSocket {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -16,24 +17,11 @@ enum NamespaceSocket {
     /// A bound IPv4 TCP socket on `host:port` inside `netns` (a name under /run/netns or a path).
     static func bound(netns: String, host: String, port: Int) throws -> CInt {
         let path = netns.contains("/") ? netns : "/run/netns/\(netns)"
-        let result = ResultBox()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            result.value = Result { try bindInNamespace(path: path, host: host, port: port) }
-            done.signal()
-        }
-        thread.name = "fake-apiserver-netns"
-        thread.start()
-        done.wait()
-        return try result.value!.get()
+        return try NamespaceThread.run(inNetworkNamespace: path) { try bind(host: host, port: port, in: path) }
     }
 
-    /// Runs on the dedicated thread, which exits afterwards (still in `path`'s namespace).
-    private static func bindInNamespace(path: String, host: String, port: Int) throws -> CInt {
-        let nsfd = open(path, O_RDONLY | O_CLOEXEC)
-        guard nsfd >= 0 else { throw Failure(description: "open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(nsfd) }
-        guard joinNetworkNamespace(nsfd) == 0 else { throw Failure(description: "setns \(path): \(String(cString: strerror(errno)))") }
+    /// Runs on the namespace's thread.
+    private static func bind(host: String, port: Int, in path: String) throws -> CInt {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -43,7 +31,7 @@ enum NamespaceSocket {
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else {
             let message = String(cString: strerror(errno))
@@ -51,22 +39,5 @@ enum NamespaceSocket {
             throw Failure(description: "bind \(host):\(port) in \(path): \(message)")
         }
         return fd
-    }
-
-    /// `setns(fd, CLONE_NEWNET)`: Glibc's module map leaves the GNU-only `setns` out, so it
-    /// is looked up by name in the C library (this target has no C of its own).
-    private static func joinNetworkNamespace(_ fd: CInt) -> CInt {
-        typealias SetNS = @convention(c) (CInt, CInt) -> CInt
-        let cloneNewNet: CInt = 0x4000_0000  // CLONE_NEWNET
-        guard let process = dlopen(nil, RTLD_NOW), let symbol = dlsym(process, "setns") else {
-            errno = ENOSYS
-            return -1
-        }
-        return unsafeBitCast(symbol, to: SetNS.self)(fd, cloneNewNet)
-    }
-
-    /// Carries the thread's result back (written before the semaphore is signalled).
-    private final class ResultBox: @unchecked Sendable {
-        var value: Result<CInt, any Error>?
     }
 }

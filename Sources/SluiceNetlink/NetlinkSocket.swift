@@ -99,54 +99,15 @@ public final class NetlinkSocket {
         return nl
     }
 
-    /// Context handed to the namespace thread through `void *`.
-    private final class NamespaceOpen {
-        let path: String
-        let bus: Bus
-        var socket: OpaquePointer?
-        var error: NetlinkError?
-        init(path: String, bus: Bus) {
-            self.path = path
-            self.bus = bus
-        }
+    /// Creates the socket in the namespace at `path` (`NamespaceThread`: no thread of the
+    /// caller ever changes namespace).
+    private static func openInNamespace(_ path: String, bus: Bus) throws -> OpaquePointer {
+        try NamespaceThread.run(inNetworkNamespace: path) { SocketHandle(pointer: try openHere(bus: bus)) }.pointer
     }
 
-    /// Creates the socket on a dedicated thread that `setns`es into the namespace and then
-    /// exits, so no thread of the caller ever changes namespace.
-    private static func openInNamespace(_ path: String, bus: Bus) throws -> OpaquePointer {
-        let ctx = NamespaceOpen(path: path, bus: bus)
-        let ptr = Unmanaged.passRetained(ctx).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let ctx = Unmanaged<NamespaceOpen>.fromOpaque(raw!).takeUnretainedValue()
-            let nsfd = open(ctx.path, O_RDONLY | O_CLOEXEC)
-            if nsfd < 0 {
-                ctx.error = NetlinkError(kind: .system, errno: errno, operation: "open(\(ctx.path))")
-                return nil
-            }
-            defer { close(nsfd) }
-            if sluice_setns_net(nsfd) != 0 {
-                ctx.error = NetlinkError(kind: .system, errno: errno, operation: "setns(\(ctx.path))")
-                return nil
-            }
-            do {
-                ctx.socket = try NetlinkSocket.openHere(bus: ctx.bus)
-            } catch let e as NetlinkError {
-                ctx.error = e
-            } catch {
-                ctx.error = NetlinkError(kind: .system, operation: "mnl_socket_open", detail: "\(error)")
-            }
-            return nil
-        }, ptr)
-        guard rc == 0 else {
-            Unmanaged<NamespaceOpen>.fromOpaque(ptr).release()
-            throw NetlinkError(kind: .system, errno: rc, operation: "pthread_create")
-        }
-        pthread_join(thread, nil)
-        Unmanaged<NamespaceOpen>.fromOpaque(ptr).release()
-        if let e = ctx.error { throw e }
-        guard let s = ctx.socket else { throw NetlinkError(kind: .system, operation: "openInNamespace") }
-        return s
+    /// A new, not yet shared socket handed from the namespace thread to its caller.
+    private struct SocketHandle: @unchecked Sendable {
+        let pointer: OpaquePointer
     }
 
     /// NETLINK_CAP_ACK (errors do not echo the request), NETLINK_EXT_ACK (error strings),
