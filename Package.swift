@@ -36,7 +36,7 @@ let package = Package(
         // Netlink datapath: lowers the IR to libnftnl and talks to the kernel.
         .target(name: "SluiceNetlink", dependencies: ["CNftnl", "SluiceIR"]),
         // Test helpers: network namespaces, nft/iptables subprocesses.
-        .target(name: "SluiceTestSupport", dependencies: ["SluiceIR"]),
+        .target(name: "SluiceTestSupport", dependencies: ["SluiceIR", "SluiceModel"]),
         // Kubernetes API client: list+watch reflectors (client-go semantics), in-cluster and kubeconfig auth.
         .target(name: "SluiceKube", dependencies: [
             "SluiceModel",

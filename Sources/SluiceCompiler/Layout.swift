@@ -55,6 +55,10 @@ public struct Layout: Sendable, Hashable {
     public static let serviceConnections = "service-connections"
     /// `endpoint-connections`: new connections per endpoint address, port and protocol.
     public static let endpointConnections = "endpoint-connections"
+    /// `service-traffic` (`--traffic-counters`): packets and bytes of every DNATed
+    /// connection, both directions, per service address, port and protocol (the original
+    /// destination, as in `service-connections`).
+    public static let serviceTraffic = "service-traffic"
 
     /// `affinity-<seconds>`: service tuples with ClientIP affinity of this timeout.
     public static func affinityPorts(_ timeout: UInt32) -> String { "affinity-\(timeout)" }
@@ -118,6 +122,7 @@ public struct Layout: Sendable, Hashable {
     public static let clusterIPsCheck = "cluster-ips-check"
     public static let affinityRecord = "affinity-record"
     public static let countConnections = "count-connections"
+    public static let countTraffic = "count-traffic"
     public static let masquerading = "masquerading"
 
     /// `service-connections` / `endpoint-connections`: `typeof ip daddr . meta l4proto . th dport`,
@@ -125,8 +130,16 @@ public struct Layout: Sendable, Hashable {
     /// expires (its counter restarts from zero when traffic returns), so addresses of deleted
     /// services and endpoints never pile up.
     public func connectionCounters(_ name: String) -> SetDecl {
+        counterSet(name, comment: name == Layout.serviceConnections ? "new connections per service IP port" : "new connections per endpoint")
+    }
+
+    /// `service-traffic`: declared as the connection counters are; its counters hold the
+    /// packets and bytes of every packet of the service address's connections.
+    public var trafficCounters: SetDecl { counterSet(Layout.serviceTraffic, comment: "packets and bytes per service IP port") }
+
+    private func counterSet(_ name: String, comment: String) -> SetDecl {
         SetDecl(name: name, key: tuple.components, flags: [.dynamic, .timeout], timeoutSeconds: 3600, size: 1_048_576, counter: true,
-                comment: name == Layout.serviceConnections ? "new connections per service IP port" : "new connections per endpoint")
+                comment: comment)
     }
 
     // MARK: Key types.

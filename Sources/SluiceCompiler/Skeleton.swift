@@ -74,6 +74,7 @@ public struct Skeleton: Sendable {
         if context.connectionCounters {
             s += [l.connectionCounters(Layout.serviceConnections), l.connectionCounters(Layout.endpointConnections)]
         }
+        if context.trafficCounters { s.append(l.trafficCounters) }
         for x in affinityTimeouts {
             s.append(SetDecl(name: Layout.affinityPorts(x), key: tuple, comment: "ClientIP affinity \(x)s"))
         }
@@ -104,14 +105,16 @@ public struct Skeleton: Sendable {
         [
             firewallCheck, services, nodePorts, serviceShortcut, nodePortShortcut,
             serviceEndpointsCheck, nodePortEndpointsCheck, clusterIPsCheck, affinityRecord, masquerading,
-        ] + (context.connectionCounters ? [countConnections] : []) + classChains + baseChains
+        ] + (context.connectionCounters ? [countConnections] : []) + (context.trafficCounters ? [countTraffic] : [])
+            + classChains + baseChains
     }
 
     var baseChains: [Chain] {
         let new = Statement.match(.ct(.state), .eq, .ctState(.new))
         let dnatted = Statement.match(.ct(.status), .eq, .ctStatus(.dnat))
         func jump(_ c: String) -> Statement { .verdict(.jump(c)) }
-        let count: [Rule] = context.connectionCounters ? [Rule([new, dnatted, jump(Layout.countConnections)])] : []
+        let count: [Rule] = (context.connectionCounters ? [Rule([new, dnatted, jump(Layout.countConnections)])] : [])
+            + (context.trafficCounters ? [Rule([dnatted, jump(Layout.countTraffic)])] : [])
         let checks: [Rule] = [
             Rule([new, jump(Layout.serviceEndpointsCheck)]),
             Rule([new, jump(Layout.clusterIPsCheck)]),
@@ -326,6 +329,19 @@ public struct Skeleton: Sendable {
         }
         rules.append(Rule([.update(set: Layout.endpointConnections, key: l.tuple, timeoutSeconds: nil, data: nil)]))
         return Chain(name: Layout.countConnections, rules: rules)
+    }
+
+    /// `count-traffic` (`--traffic-counters`): bump the packet and byte counter of the
+    /// connection's service address with every packet, either direction (jumped to on
+    /// `ct status dnat` from the filter forward, input and output hooks, one of which every
+    /// packet traverses). `ct original proto-dst` needs the `meta l4proto` match before it.
+    var countTraffic: Chain {
+        let l = layout
+        let origTuple: Expr = .concat([l.originalDaddr, l.l4proto, .ct(.originalProtoDst)])
+        return Chain(name: Layout.countTraffic, rules: protoTypes.map { p in
+            Rule([.match(l.l4proto, .eq, .datum(.proto(p.number))),
+                  .update(set: Layout.serviceTraffic, key: origTuple, timeoutSeconds: nil, data: nil)])
+        })
     }
 
     /// `masquerading`: hairpin marking, then masquerade marked packets once.

@@ -203,7 +203,7 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         let c = configuration
         var out: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let health = self.health, metrics = self.metrics, runtime = self.runtime
-        let connections = ConnectionMetrics(minInterval: c.connectionCountersInterval) { await loop.connectionCounts() }
+        let connections = ConnectionMetrics(minInterval: c.connectionCountersInterval) { await (loop.connectionCounts(), loop.trafficCounts()) }
         if let s = try httpService(c.healthzBindAddress, flag: "--healthz-bind-address", what: "/healthz and /livez",
                                    bound: { p in runtime.withLockedValue { $0.healthzPort = p } },
                                    handler: { _, path in Self.healthReply(path: path, health: health, metrics: metrics) }) {

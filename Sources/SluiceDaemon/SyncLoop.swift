@@ -382,6 +382,22 @@ actor SyncLoop {
         return counts
     }
 
+    /// The kernel's traffic counters (`service-traffic`), named by the accepted Services; nil
+    /// when no family counts traffic (`--traffic-counters` off) or before the first sync.
+    func trafficCounts() -> TrafficCounts? {
+        guard initialized, engine.compilers.values.contains(where: { $0.context.trafficCounters }) else { return nil }
+        var counts = TrafficCounts()
+        let names = ServicePortNames(engine.accepted.values)
+        for (family, compiler) in engine.compilers where compiler.context.trafficCounters {
+            do {
+                try counts.read(family, services: names) { try dataplane.readCounters($0, $1, set: $2) }
+            } catch {
+                logger.warning("reading traffic counters failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
+            }
+        }
+        return counts
+    }
+
     func purgeStaleAffinity(_ impact: AffinityValidity.Impact?) {
         if let impact, impact.isEmpty { return }
         for (family, compiler) in engine.compilers {

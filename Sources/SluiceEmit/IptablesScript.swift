@@ -20,6 +20,10 @@ import SluiceModel
 // - Masquerade marks print as `0x4000` (upstream's tests and `iptables-save` form; the
 //   runtime `%#08x` gives `0x00004000`, the same value).
 // - No nfacct counters (`-m nfacct` rules need counters created out of band).
+// - No connection counters and no traffic counters (`FamilyContext.connectionCounters`,
+//   `--traffic-counters`): the nftables layout's `service-connections`,
+//   `endpoint-connections` and `service-traffic` sets have no counterpart here, so the
+//   script is the same whether or not they are on.
 // - Localhost NodePorts are off by default, as in nftables mode (`IptablesRestoreOptions`).
 // - Weighted endpoints (upstream is equal-weight only): the cascade uses
 //   p_i = w_i / Σ_{j≥i} w_j (`IptablesCascade`), which for equal weights is byte-identical to

@@ -96,6 +96,14 @@ public struct ElementCounter: Sendable, Hashable {
         self.packets = packets
         self.bytes = bytes
     }
+
+    public static let zero = ElementCounter(packets: 0, bytes: 0)
+
+    /// Sums counters (of one key over several sets or families).
+    public static func += (a: inout ElementCounter, b: ElementCounter) {
+        a.packets += b.packets
+        a.bytes += b.bytes
+    }
 }
 
 extension Element {

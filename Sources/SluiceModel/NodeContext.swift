@@ -120,7 +120,8 @@ struct NodeContextResolver {
                              nodePortAddresses: nodePortAddresses(family, primary: primary),
                              nodeIPs: primary, masqueradeAll: options.masqueradeAll,
                              masqueradeBit: options.masqueradeBit,
-                             serviceCIDRs: serviceCIDRs.filter { $0.family == family }.sorted())
+                             serviceCIDRs: serviceCIDRs.filter { $0.family == family }.sorted(),
+                             trafficCounters: options.trafficCounters)
     }
 
     mutating func localDetector(_ family: IPFamily) -> LocalTrafficDetector {

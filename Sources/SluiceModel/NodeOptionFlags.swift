@@ -48,6 +48,9 @@ public struct NodeOptionFlags: Sendable, Hashable {
     /// `--allow-external-ips` (Sluice; honoured even with `--config`, and wins over the
     /// `AllowServiceExternalIPs` feature gate).
     public var allowExternalIPs: Bool? = nil
+    /// `--traffic-counters` (Sluice; honoured even with `--config`): count packets and bytes
+    /// per service address in the kernel.
+    public var trafficCounters: Bool? = nil
 
     public init(config: String? = nil, hostnameOverride: String? = nil, clusterCIDR: String? = nil,
                 nodePortAddresses: [String]? = nil, masqueradeAll: Bool? = nil, masqueradeBit: Int? = nil,

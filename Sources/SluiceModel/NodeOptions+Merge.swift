@@ -1,7 +1,7 @@
 extension NodeOptions {
     /// kube-proxy's precedence: when a `--config` file is given its values are used and the
     /// flags are ignored, except `--hostname-override` (and `--master`, and Sluice's own
-    /// `--node-ip` / `--service-node-port-range`, which have no config-file field). Ignored
+    /// `--node-ip` / `--service-node-port-range` / `--traffic-counters`, which have no config-file field). Ignored
     /// flags that were set produce a warning.
     ///
     /// Pure: the caller loads the config file (`KubeProxyConfiguration.load`) and supplies the
@@ -26,6 +26,7 @@ extension NodeOptions {
         if let name = flags.serviceProxyName?.trimmingCharacters(in: .whitespaces), !name.isEmpty {
             options.serviceProxyName = name
         }
+        options.trafficCounters = flags.trafficCounters ?? false
         return (options, diagnostics + parser.diagnostics)
     }
 
@@ -39,6 +40,7 @@ extension NodeOptions {
                                            serviceNodePortRange: flags.serviceNodePortRange, master: flags.master)
             honoured.serviceProxyName = flags.serviceProxyName
             honoured.allowExternalIPs = flags.allowExternalIPs
+            honoured.trafficCounters = flags.trafficCounters
             let (options, diagnostics) = merge(config: nil, flags: honoured, systemHostname: systemHostname)
             return (options, loadDiagnostics + diagnostics)
         }

@@ -105,6 +105,9 @@ public struct NodeOptions: Sendable, Hashable {
     /// `--allow-external-ips`, `featureGates.AllowServiceExternalIPs` or
     /// `--feature-gates AllowServiceExternalIPs`.
     public var allowExternalIPsSetting = "--allow-external-ips"
+    /// Sluice's `--traffic-counters` (default off): count every packet of proxied traffic,
+    /// both directions, per service address (`service-traffic`; a set update per packet).
+    public var trafficCounters = false
 
     public init(nodeName: String, hostnameOverride: String? = nil, clusterCIDRs: [CIDR] = [],
                 nodePortAddresses: [NodePortAddressSelector] = [], masqueradeAll: Bool = false,

@@ -249,12 +249,16 @@ public struct FamilyContext: Sendable, Hashable, Codable {
     /// Count new connections per service address and per endpoint in the kernel
     /// (`--connection-counters`, default on).
     public var connectionCounters: Bool
+    /// Count packets and bytes of every DNATed connection, both directions, per service
+    /// address (`--traffic-counters`, default off: a set update per packet).
+    public var trafficCounters: Bool
 
     public init(family: IPFamily, nodeName: String, localDetector: LocalTrafficDetector = .none,
                 nodePortAddresses: NodePortAddresses = .ips([]), nodeIPs: [IPAddress] = [],
                 masqueradeAll: Bool = false, masqueradeBit: Int = 14, serviceCIDRs: [CIDR] = [],
-                connectionCounters: Bool = true) {
+                connectionCounters: Bool = true, trafficCounters: Bool = false) {
         self.connectionCounters = connectionCounters
+        self.trafficCounters = trafficCounters
         self.family = family
         self.nodeName = nodeName
         self.localDetector = localDetector

@@ -3,7 +3,7 @@ import SluiceModel
 
 /// Node context flags, under kube-proxy's option names.
 struct NodeOptionArguments: ParsableArguments {
-    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip, --service-node-port-range, --service-proxy-name and --allow-external-ips, as in kube-proxy.",
+    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. When given, the flags below are ignored except --hostname-override, --node-ip, --service-node-port-range, --service-proxy-name, --allow-external-ips and --traffic-counters, as in kube-proxy.",
             completion: .file())
     var config: String?
 
@@ -35,6 +35,9 @@ struct NodeOptionArguments: ParsableArguments {
             completion: .list(["true", "false"]))
     var allowExternalIPs: Bool?
 
+    @Flag(name: .customLong("traffic-counters"), help: "Count packets and bytes per service address in the kernel (both directions of every proxied connection; set service-traffic, metrics sluice_service_packets_total and sluice_service_bytes_total, columns in sluice top). Off by default: it costs a set update per proxied packet.")
+    var trafficCounters = false
+
     @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognized: ClusterCIDR (default), NodeCIDR, BridgeInterface, InterfaceNamePrefix.",
             completion: .list(DetectLocalMode.allCases.map(\.rawValue)))
     var detectLocalMode: String?
@@ -58,6 +61,7 @@ struct NodeOptionArguments: ParsableArguments {
                         podInterfaceNamePrefix: podInterfaceNamePrefix)
         f.serviceProxyName = serviceProxyName
         f.allowExternalIPs = allowExternalIPs
+        f.trafficCounters = trafficCounters ? true : nil
         return f
     }
 }

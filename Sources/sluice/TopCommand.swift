@@ -19,6 +19,10 @@ struct Top: ParsableCommand {
         balancer IP, or a node address with a NodePort). With --source, addresses are named by \
         the Services in those manifests.
 
+        When the tables count traffic (`sluice run --traffic-counters`: the `service-traffic` \
+        set), the service tables also show packets and bytes per second of the services' \
+        connections, both directions (totals with --interval 0).
+
         --once prints one table and exits: with --interval 0 the totals only, else the rates \
         over one interval.
         """)
@@ -67,51 +71,107 @@ struct Top: ParsableCommand {
         }
     }
 
-    /// Both families' counters; a family without Sluice's table (or without counters) adds nothing.
-    func read(_ socket: NetlinkSocket, _ names: ServicePortNames?) throws -> ConnectionCounts {
-        var counts = ConnectionCounts()
+    /// Both families' counters; a family without Sluice's table (or without counters) adds
+    /// nothing. Traffic is nil when no family has the `service-traffic` set.
+    func read(_ socket: NetlinkSocket, _ names: ServicePortNames?) throws -> TopReading {
+        var reading = TopReading()
+        let names = names ?? ServicePortNames([])
         for family in IPFamily.allCases {
             do {
-                try counts.read(family, services: names ?? ServicePortNames([])) { try socket.readCounters($0, $1, set: $2) }
+                try reading.connections.read(family, services: names) { try socket.readCounters($0, $1, set: $2) }
+            } catch let e as NetlinkError where e.isNotFound {
+                continue
+            }
+            do {
+                var traffic = reading.traffic ?? TrafficCounts()
+                try traffic.read(family, services: names) { try socket.readCounters($0, $1, set: $2) }
+                reading.traffic = traffic
             } catch let e as NetlinkError where e.isNotFound {
                 continue
             }
         }
-        return counts
+        return reading
     }
 }
 
+/// One reading of the kernel's counters for `sluice top`: connections, and packets and bytes
+/// when the tables count traffic (`--traffic-counters`).
+struct TopReading {
+    var connections = ConnectionCounts()
+    var traffic: TrafficCounts?
+}
+
 /// The text `sluice top` prints: services (named, or by address) and endpoints, busiest first.
+/// With traffic counters the service tables gain `PKT/S` and `BYTE/S` columns (`PACKETS` and
+/// `BYTES` totals without a previous reading).
 struct TopTable {
-    let now: ConnectionCounts
-    let before: ConnectionCounts?
+    let now: TopReading
+    let before: TopReading?
     let seconds: Double
     let limit: Int
     let named: Bool
 
+    /// One row: connection totals now and before, and traffic now and before.
+    struct Row {
+        var name: String
+        var total: UInt64
+        var previous: UInt64?
+        var traffic: ElementCounter? = nil
+        var previousTraffic: ElementCounter? = nil
+    }
+
     var text: String {
         var out = ""
         if named {
-            out += section("SERVICE PORT", now.services.map { ("\($0.key) (\($0.key.proto.rawValue))", $0.value, before?.services[$0.key]) })
+            out += section("SERVICE PORT", rows(now.connections.services, before?.connections.services, now.traffic?.services,
+                                                before?.traffic?.services) { "\($0) (\($0.proto.rawValue))" })
             out += "\n"
         }
-        out += section("SERVICE ADDRESS", now.tuples.map { ($0.key.description, $0.value, before?.tuples[$0.key]) })
-        out += "\n" + section("ENDPOINT", now.endpoints.map { ($0.key.description, $0.value, before?.endpoints[$0.key]) })
+        out += section("SERVICE ADDRESS", rows(now.connections.tuples, before?.connections.tuples, now.traffic?.tuples,
+                                               before?.traffic?.tuples) { $0.description })
+        let endpoints = now.connections.endpoints.map { Row(name: $0.key.description, total: $0.value, previous: before?.connections.endpoints[$0.key]) }
+        out += "\n" + section("ENDPOINT", endpoints, traffic: false)
         return out
     }
 
-    /// Rows `name  conn/s  total`, by rate then total.
-    func section(_ title: String, _ rows: [(String, UInt64, UInt64?)]) -> String {
-        let rated = rows.map { (name: $0.0, total: $0.1, rate: rate($0.1, $0.2)) }
-            .sorted { ($0.rate, $0.total, $1.name) > ($1.rate, $1.total, $0.name) }
-        let width = max(title.count, rated.prefix(limit).map(\.name.count).max() ?? 0)
-        var out = pad(title, width) + "  " + pad("CONN/S", 10, left: true) + "  " + pad("TOTAL", 12, left: true) + "\n"
+    /// Rows for every key with connections or traffic.
+    func rows<Key: Hashable>(_ conns: [Key: UInt64], _ previous: [Key: UInt64]?, _ traffic: [Key: ElementCounter]?,
+                             _ previousTraffic: [Key: ElementCounter]?, name: (Key) -> String) -> [Row] {
+        Set(conns.keys).union(traffic.map { Array($0.keys) } ?? []).map { k in
+            Row(name: name(k), total: conns[k] ?? 0, previous: previous?[k], traffic: traffic.map { $0[k] ?? .zero },
+                previousTraffic: previousTraffic?[k])
+        }
+    }
+
+    /// Rows `name  conn/s  total [pkt/s  byte/s | packets  bytes]`, by rate then total.
+    func section(_ title: String, _ rows: [Row], traffic: Bool? = nil) -> String {
+        let showTraffic = traffic ?? (now.traffic != nil)
+        let rated = rows.map { (row: $0, rate: rate($0.total, $0.previous)) }
+            .sorted { ($0.rate, $0.row.total, $1.row.name) > ($1.rate, $1.row.total, $0.row.name) }
+        let width = max(title.count, rated.prefix(limit).map(\.row.name.count).max() ?? 0)
+        var out = pad(title, width) + "  " + pad("CONN/S", 10, left: true) + "  " + pad("TOTAL", 12, left: true)
+        if showTraffic { out += before == nil ? trafficColumns("PACKETS", "BYTES") : trafficColumns("PKT/S", "BYTE/S") }
+        out += "\n"
         for r in rated.prefix(limit) {
             let shown = before == nil ? "-" : String(format: "%.1f", r.rate)
-            out += pad(r.name, width) + "  " + pad(shown, 10, left: true) + "  " + pad("\(r.total)", 12, left: true) + "\n"
+            out += pad(r.row.name, width) + "  " + pad(shown, 10, left: true) + "  " + pad("\(r.row.total)", 12, left: true)
+            if showTraffic { out += trafficCells(r.row) }
+            out += "\n"
         }
         if rated.isEmpty { out += "(no connections counted)\n" }
         return out
+    }
+
+    func trafficColumns(_ packets: String, _ bytes: String) -> String {
+        "  " + pad(packets, 12, left: true) + "  " + pad(bytes, 14, left: true)
+    }
+
+    /// Packet and byte rates over the interval, or totals without a previous reading.
+    func trafficCells(_ row: Row) -> String {
+        let t = row.traffic ?? .zero
+        guard before != nil else { return trafficColumns("\(t.packets)", "\(t.bytes)") }
+        let p = rate(t.packets, row.previousTraffic?.packets ?? 0), b = rate(t.bytes, row.previousTraffic?.bytes ?? 0)
+        return trafficColumns(String(format: "%.1f", p), String(format: "%.1f", b))
     }
 
     func rate(_ total: UInt64, _ previous: UInt64?) -> Double {

@@ -43,3 +43,46 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// `sluice apply --traffic-counters` adds the `service-traffic` set (without the flag the
+    /// kernel's table has none and `top` shows no traffic columns); `top --once` then shows
+    /// the packets and bytes counted for the ClusterIP the namespace's own connection attempts
+    /// went to (three SYNs, DNATed and counted in the output hook): totals with
+    /// `--interval 0`, rates over an interval otherwise.
+    @Test func topShowsTrafficCountersWhenTheTableHasThem() throws {
+        try requireKernelTestEnvironment(tools: ["ip", "nft", "python3"])
+        try withNetworkNamespace(label: "toptraffic") { ns in
+            try giveNodeAddress(ns)
+            let plain = try sluice(["apply", "--netns", ns.name] + loadBalancing)
+            #expect(plain.succeeded, "\(plain.stderr)")
+            #expect(!(try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout.contains("service-traffic")))
+            let without = try sluice(["top", "--once", "--interval", "0", "--netns", ns.name] + loadBalancing)
+            #expect(without.succeeded && !without.stdout.contains("PACKETS"), "\(without.stdout)\(without.stderr)")
+
+            let applied = try sluice(["apply", "--traffic-counters", "--netns", ns.name] + loadBalancing)
+            #expect(applied.succeeded, "\(applied.stderr)")
+            let listed = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
+            #expect(listed.contains("set service-traffic") && listed.contains("chain count-traffic"), "\(listed)")
+            _ = try ns.runChecked(["python3", "-c", """
+                import socket
+                for i in range(3):
+                    s = socket.socket(); s.setblocking(False); s.connect_ex(("10.96.0.180", 11211)); s.close()
+                """])
+            let r = try sluice(["top", "--once", "--interval", "0", "--netns", ns.name] + loadBalancing)
+            #expect(r.succeeded, "\(r.stderr)")
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            let header = lines.first { $0.hasPrefix("SERVICE PORT") }?.split(separator: " ").suffix(2).map(String.init)
+            #expect(header == ["PACKETS", "BYTES"], "\(r.stdout)")
+            for prefix in ["store/cache:memcache (TCP)", "10.96.0.180:11211/TCP"] {
+                let cells = lines.first { $0.hasPrefix(prefix) }?.split(separator: " ").suffix(3).compactMap { UInt64($0) } ?? []
+                #expect(cells.count == 3 && cells[0] == 3 && cells[1] == 3 && cells[2] >= 3 * 40,
+                        "\(prefix): 3 connections, 3 packets, at least 3 TCP SYNs of bytes:\n\(r.stdout)")
+            }
+            let endpointHeader = lines.first { $0.hasPrefix("ENDPOINT") }
+            #expect(endpointHeader?.contains("PACKETS") == false, "endpoints have no traffic columns: \(r.stdout)")
+            let rates = try sluice(["top", "--once", "--interval", "0.1", "--netns", ns.name] + loadBalancing)
+            #expect(rates.succeeded && rates.stdout.contains("PKT/S") && rates.stdout.contains("BYTE/S"), "\(rates.stdout)\(rates.stderr)")
+        }
+    }
+}

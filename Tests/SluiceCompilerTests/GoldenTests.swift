@@ -16,7 +16,7 @@ enum Goldens {
 
     /// Compiles `Rulesets/<name>` with its `kube-proxy-config.yaml`, the way the CLI would.
     static func outputs(_ name: String) -> ReviewOutputs {
-        let flags = NodeOptionFlags(config: RulesetDirectory.config(name))
+        let flags = RulesetDirectory.flags(name)
         let result = Pipeline.compile(sources: [RulesetDirectory.path(name)], flags: flags, systemHostname: "golden-node")
         let diagnostics = result.diagnostics.map { "\($0.severity.rawValue): \($0)".replacingOccurrences(of: root + "/", with: "") }
         return ReviewOutputs(ruleset: result.ruleset, plan: result.plan, diagnostics: diagnostics)

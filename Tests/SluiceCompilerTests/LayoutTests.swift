@@ -5,7 +5,7 @@ import SluiceModel
 
 /// The layout requirement: chains, rules and jumps do not grow with services or endpoints.
 struct LayoutTests {
-    static func plan(services: Int, endpoints: Int) -> FamilyPlan {
+    static func plan(services: Int, endpoints: Int, trafficCounters: Bool = false) -> FamilyPlan {
         var ports: [ServicePortPlan] = []
         ports.reserveCapacity(services)
         for s in 0..<services {
@@ -17,12 +17,16 @@ struct LayoutTests {
                                          nodePort: s % 10 == 0 ? UInt16(30000 + s % 2000) : nil,
                                          clusterEndpoints: eps))
         }
-        return FamilyPlan(context: Fixtures.context, servicePorts: ports)
+        var context = Fixtures.context
+        context.trafficCounters = trafficCounters
+        return FamilyPlan(context: context, servicePorts: ports)
     }
 
-    @Test func chainsRulesAndJumpsDoNotGrowWithServices() {
-        let small = Compiler.compile(Self.plan(services: 10, endpoints: 10)).table
-        let large = Compiler.compile(Self.plan(services: 10_000, endpoints: 10)).table
+    /// With and without `--traffic-counters` (its chain and set are fixed too).
+    @Test(arguments: [false, true])
+    func chainsRulesAndJumpsDoNotGrowWithServices(trafficCounters: Bool) {
+        let small = Compiler.compile(Self.plan(services: 10, endpoints: 10, trafficCounters: trafficCounters)).table
+        let large = Compiler.compile(Self.plan(services: 10_000, endpoints: 10, trafficCounters: trafficCounters)).table
         #expect(small.chains.count == large.chains.count)
         #expect(small.ruleCount == large.ruleCount)
         #expect(small.jumpCount == large.jumpCount)

@@ -162,8 +162,11 @@ struct DashboardTests {
 
     // MARK: The daemon's exposition
 
+    /// With `--traffic-counters`, so the packet and byte families are exported too.
     func config(_ source: ScriptedSource, _ fake: FakeDataplane) -> DaemonConfiguration {
-        var c = DaemonConfiguration(options: testOptions(), sources: [source], healthzBindAddress: "127.0.0.1:0",
+        var options = testOptions()
+        options.trafficCounters = true
+        var c = DaemonConfiguration(options: options, sources: [source], healthzBindAddress: "127.0.0.1:0",
                                     metricsBindAddress: "127.0.0.1:0", healthCheckBindHost: "127.0.0.1")
         c.dataplane = { fake }
         c.watchCommits = false
@@ -174,13 +177,15 @@ struct DashboardTests {
     /// One scrape of `/metrics` from a daemon with the fake dataplane, after a first sync and an
     /// update of the Service's EndpointSlice that carries a trigger time (so every histogram
     /// has an observation; trigger times from before the daemon started are not observed),
-    /// with a kernel connection counter for it; `/healthz` and `/livez` answered once each.
+    /// with a kernel connection counter and traffic counter for it; `/healthz` and `/livez` answered once each.
     func scrape() async throws -> String {
         let source = ScriptedSource(), fake = FakeDataplane()
         source.send(delta(serviceYAML("web", clusterIP: "10.96.1.1") + "---\n"
             + sliceYAML("web-1", service: "web", ips: ["10.244.0.1"])))
         fake.counters = [Layout.serviceConnections: [
             [IPAddress("10.96.1.1")!.datum, .tcp, .port(80)]: ElementCounter(packets: 3, bytes: 180),
+        ], Layout.serviceTraffic: [
+            [IPAddress("10.96.1.1")!.datum, .tcp, .port(80)]: ElementCounter(packets: 12, bytes: 2400),
         ]]
         return try await withDaemon(config(source, fake)) { daemon in
             _ = try await waitUntil("first sync") { await daemon.commits() == 1 }

@@ -364,3 +364,35 @@ import Testing
         #expect(c.context(for: .ipv4)?.nodePortAddresses == .ips([ip("192.168.10.11")]))
     }
 }
+
+/// `--traffic-counters` (Sluice only, no config-file field): off by default, honoured with
+/// `--config` without an "ignored" warning (also when the file cannot be read), and carried
+/// into every family's context.
+@Suite struct TrafficCountersOptionTests {
+    @Test func offByDefaultAndOnWithTheFlag() {
+        #expect(!NodeOptions.merge(config: nil, flags: NodeOptionFlags(), systemHostname: "h").0.trafficCounters)
+        var flags = NodeOptionFlags()
+        flags.trafficCounters = true
+        let (o, d) = NodeOptions.merge(config: nil, flags: flags, systemHostname: "h")
+        #expect(o.trafficCounters && d.isEmpty)
+    }
+
+    @Test func honouredWithConfig() throws {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n"
+        let c = try #require(KubeProxyConfiguration.parse(text: text, file: "kp.yaml").0)
+        var flags = NodeOptionFlags(config: "kp.yaml")
+        flags.trafficCounters = true
+        let (o, d) = NodeOptions.merge(config: c, configFile: "kp.yaml", flags: flags, systemHostname: "h")
+        #expect(o.trafficCounters && d.isEmpty, "\(d)")
+        flags.config = "/nonexistent/kp.yaml"
+        #expect(NodeOptions.load(flags: flags, systemHostname: "h").0.trafficCounters)
+    }
+
+    @Test func reachesEveryFamilyContext() {
+        var options = NodeOptions(nodeName: "x", nodeIPs: [IPAddress("10.0.0.1")!, IPAddress("fd00::1")!])
+        #expect(NodeContext.resolve(options: options, node: nil, serviceCIDRs: []).0.families.allSatisfy { !$0.trafficCounters })
+        options.trafficCounters = true
+        let (c, _) = NodeContext.resolve(options: options, node: nil, serviceCIDRs: [])
+        #expect(c.families.count == 2 && c.families.allSatisfy(\.trafficCounters))
+    }
+}

@@ -12,7 +12,7 @@ enum CompiledRulesets {
     static var names: [String] { RulesetDirectory.names }
 
     static func ruleset(_ name: String) -> Ruleset {
-        let flags = NodeOptionFlags(config: RulesetDirectory.config(name))
+        let flags = RulesetDirectory.flags(name)
         return Pipeline.compile(sources: [RulesetDirectory.path(name)], flags: flags, systemHostname: "golden-node").ruleset
     }
 }
