@@ -27,6 +27,17 @@ public struct ReflectorOptions: Sendable {
     public var watchTimeoutSeconds: ClosedRange<Int> = 300...599
     /// The client gives up on a watch this long after `timeoutSeconds` (a stalled server).
     public var watchDeadlineGrace: Duration = .seconds(5)
+    /// A watch that brings nothing (no event, no bookmark, no byte) for this long is given up
+    /// and re-opened from the last RV, once the server has shown that it sends bookmarks
+    /// between events (kube-apiserver's watch cache sends one about every minute to a watch
+    /// that allows them; a bookmark more than `periodicBookmarkMargin` before the watch's
+    /// `timeoutSeconds` shows it). Without, a stalled watch (the server neither sends nor
+    /// closes) is noticed only at its deadline, `timeoutSeconds` + grace (305–604 s).
+    /// nil: only the deadline (client-go).
+    public var watchProgressTimeout: Duration? = nil
+    /// A bookmark this long before the watch's `timeoutSeconds` is a periodic one (a server
+    /// sends one just before the timeout as well: 2 s before it, kube-apiserver).
+    public var periodicBookmarkMargin: Duration = .seconds(10)
     public var backoff: Backoff.Policy = Backoff.Policy()
     /// How often to list again a resource the server answered 404 for (ServiceCIDRs).
     public var notFoundRecheckInterval: Duration = .seconds(60)
@@ -67,6 +78,10 @@ public struct ReflectorStatistics: Sendable, Hashable {
     public var watchFailures = 0
     public var watchEvents = 0
     public var bookmarks = 0
+    /// Whether a bookmark came in the middle of a watch (`ReflectorOptions.watchProgressTimeout` is armed).
+    public var periodicBookmarks = false
+    /// Watches given up because they brought nothing for `watchProgressTimeout`.
+    public var watchStalls = 0
     /// The last list, watch event or bookmark RV.
     public var resourceVersion: String?
     /// Whether the next list asks for `resourceVersion=""` (the last RV is gone).
@@ -422,51 +437,90 @@ public final class Reflector<Object: KubeObject>: Sendable {
         let listsBefore = statistics.watchLists
         let response = try await client.openWatch(resource, resourceVersion: rv, timeoutSeconds: timeout, sendInitialEvents: listing)
         shared.withLockedValue { $0.stats.watchesOpened += 1 }
-        let deadline = ContinuousClock.now + .seconds(timeout) + options.watchDeadlineGrace
+        let progress = WatchProgress(timeoutAt: ContinuousClock.now + .seconds(timeout))
+        let deadline = progress.timeoutAt + options.watchDeadlineGrace
         let body = response.body
         let listPart = initial
         return try await withThrowingTaskGroup(of: WatchOutcome?.self) { group in
             group.addTask {
-                try await self.consume(body, initial: listPart)
+                try await self.consume(body, initial: listPart, progress: progress)
             }
             group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
+                try await self.watchdog(until: deadline, progress)
                 return nil
             }
             defer { group.cancelAll() }
             while let result = try await group.next() {
                 if let outcome = result { return outcome }
-                // The deadline passed: the server neither sent nor closed (stalled). Re-watch.
+                // The server neither sent nor closed (stalled). Re-watch.
                 if listing && self.statistics.watchLists == listsBefore {
                     throw KubeAPIError.transport("watch-list stalled before its list ended")
                 }
-                logger.info("watch exceeded its timeout without the server closing it; re-watching")
                 return .ended(events: 1)
             }
             return .ended(events: 0)
         }
     }
 
-    private func consume(_ body: HTTPClientResponse.Body, initial start: InitialEvents?) async throws -> WatchOutcome {
+    /// When the current watch last brought anything, and when its `timeoutSeconds` ends.
+    private final class WatchProgress: Sendable {
+        let timeoutAt: ContinuousClock.Instant
+        private let last = NIOLockedValueBox(ContinuousClock.now)
+
+        init(timeoutAt: ContinuousClock.Instant) { self.timeoutAt = timeoutAt }
+
+        var lastActivity: ContinuousClock.Instant { last.withLockedValue { $0 } }
+        func touch() { last.withLockedValue { $0 = ContinuousClock.now } }
+    }
+
+    /// Returns at the watch's deadline, or once the watch brought nothing for
+    /// `watchProgressTimeout` while that is armed (the server sends periodic bookmarks); logs which.
+    private func watchdog(until deadline: ContinuousClock.Instant, _ progress: WatchProgress) async throws {
+        guard let idle = options.watchProgressTimeout else {
+            try await Task.sleep(until: deadline, clock: .continuous)
+            logger.info("watch exceeded its timeout without the server closing it; re-watching")
+            return
+        }
+        let tick = min(.seconds(1), idle / 4)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(until: min(deadline, ContinuousClock.now + tick), clock: .continuous)
+            let armed = shared.withLockedValue { $0.stats.periodicBookmarks }
+            let silent = ContinuousClock.now - progress.lastActivity
+            if armed && silent >= idle {
+                shared.withLockedValue { $0.stats.watchStalls += 1 }
+                logger.warning("watch brought nothing (no event, no bookmark) for longer than its progress timeout; re-watching",
+                               metadata: ["seconds": "\(silent)"])
+                return
+            }
+        }
+        logger.info("watch exceeded its timeout without the server closing it; re-watching")
+    }
+
+    private func consume(_ body: HTTPClientResponse.Body, initial start: InitialEvents?, progress: WatchProgress) async throws -> WatchOutcome {
         var splitter = JSONStreamSplitter()
         var count = 0
         var initial = start
         let decoders = EventDecoder()
         do {
             for try await buffer in body {
+                progress.touch()
                 let values = try splitter.feed(buffer.readableBytesView)
                 // A list streams thousands of events: they are decoded on every core, then
                 // handled in order. A live watch decodes its few events where they arrive.
                 for decoded in decoders.decode(Envelope.self, values, parallel: initial != nil, fast: Envelope.read) {
                     let event = try decoded.get()   // an undecodable event fails the watch where it stands
                     count += 1
+                    if event.type == "BOOKMARK" && !event.endsInitialEvents { notePeriodicBookmark(progress) }
                     if initial != nil {
                         if let outcome = try handleInitial(event, &initial) { return outcome }
                     } else if let outcome = try handle(event) {
                         return outcome
                     }
                 }
-                if initial?.first == true, let pace = options.firstListPacing { await pace() }
+                if initial?.first == true, let pace = options.firstListPacing {
+                    await pace()
+                    progress.touch()   // waiting for our own consumer is no silence of the server
+                }
             }
         } catch let e as KubeAPIError {
             throw e
@@ -481,6 +535,13 @@ public final class Reflector<Object: KubeObject>: Sendable {
         }
         if initial != nil { throw KubeAPIError.transport("watch-list ended before its initial-events-end bookmark") }
         return .ended(events: count)
+    }
+
+    /// A bookmark well before the watch's timeout: the server sends them between events,
+    /// so a silent watch is a stalled one (arms `watchProgressTimeout`).
+    private func notePeriodicBookmark(_ progress: WatchProgress) {
+        guard ContinuousClock.now < progress.timeoutAt - options.periodicBookmarkMargin else { return }
+        shared.withLockedValue { $0.stats.periodicBookmarks = true }
     }
 
     /// One event of a watch-list's list part; at the closing bookmark the list is applied

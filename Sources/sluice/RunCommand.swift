@@ -104,10 +104,15 @@ struct Run: AsyncParsableCommand {
             help: ArgumentHelp("Elements per transaction of a streamed cold start (each holds whole services; testing).", visibility: .hidden))
     var coldStartChunk: Int?
 
+    @Option(name: .customLong("watch-progress-timeout"),
+            help: ArgumentHelp("Seconds a watch may bring nothing (no event, no bookmark) before it is re-opened, once the API server has shown it sends periodic bookmarks; 0: only at the watch's timeout.", visibility: .hidden))
+    var watchProgressTimeout: Double = 150
+
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("kube-proxy flags without meaning here.", visibility: .hidden))
     var unrecognized: [String] = []
 
     func validate() throws {
+        guard watchProgressTimeout >= 0 else { throw ValidationError("--watch-progress-timeout must not be negative") }
         if let coldStartChunk, coldStartChunk <= 0 {
             throw ValidationError("--cold-start-chunk must be a positive number of elements, not \(coldStartChunk)")
         }
@@ -165,6 +170,8 @@ struct Run: AsyncParsableCommand {
                                       logger: kubeLogger)
             client = c
             var reflectorOptions = ReflectorOptions()
+            // kube-apiserver bookmarks a watch about every minute: 150 s of silence is a stalled watch.
+            reflectorOptions.watchProgressTimeout = watchProgressTimeout > 0 ? .milliseconds(Int64(watchProgressTimeout * 1000)) : nil
             // client-go's switch for lists by watch; on unless KUBE_FEATURE_WatchListClient=false.
             reflectorOptions.useWatchList = ProcessInfo.processInfo.environment["KUBE_FEATURE_WatchListClient"]?.lowercased() != "false"
             objectSources.append(APIServerSource(client: c, nodeName: options.nodeName, serviceProxyName: options.serviceProxyName,

@@ -242,6 +242,52 @@ struct ReflectorTests {
         }
     }
 
+    @Test("stalled watch after periodic bookmarks: re-watched once silent for watchProgressTimeout, long before its deadline")
+    func stalledWatchNoticedByProgressTimeout() async throws {
+        try await withFake { server in
+            try server.create(service("a"))
+            let client = try makeClient(server)
+            var options = testOptions(watchTimeout: 600...600)
+            options.watchProgressTimeout = .milliseconds(500)
+            let h = Harness(client: client, resource: .services(), options: options)
+            try await h.waitSynced()
+            try await eventually { server.openWatchCount() == 1 }
+            // A bookmark in the middle of the watch: the server sends them between events.
+            server.sendBookmarks()
+            try await eventually { h.reflector.statistics.periodicBookmarks }
+            server.stallWatches()
+            try server.update(service("a", port: 5))
+            // The stalled watch's deadline is 605 s away: converging within the wait proves
+            // the progress timeout re-watched.
+            try await h.waitConverged(with: server, timeout: .seconds(120))
+            #expect(h.reflector.statistics.watchStalls >= 1)
+            #expect(h.reflector.statistics.relists == 0)
+            await h.stop()
+            try await client.shutdown()
+            expectNoSingleObjectGets(server)
+        }
+    }
+
+    @Test("no periodic bookmarks seen: a silent watch is not given up before its deadline (servers that bookmark only at the timeout)")
+    func progressTimeoutUnarmedWithoutPeriodicBookmarks() async throws {
+        try await withFake { server in
+            try server.create(service("a"))
+            let client = try makeClient(server)
+            var options = testOptions(watchTimeout: 600...600)
+            options.watchProgressTimeout = .milliseconds(200)
+            let h = Harness(client: client, resource: .services(), options: options)
+            try await h.waitSynced()
+            try await eventually { server.openWatchCount() == 1 }
+            // Ten progress timeouts of silence: a slower machine can only make fewer checks.
+            try await Task.sleep(for: .seconds(2))
+            #expect(h.reflector.statistics.watchStalls == 0)
+            #expect(!h.reflector.statistics.periodicBookmarks)
+            #expect(h.reflector.statistics.watchesOpened == 1)
+            await h.stop()
+            try await client.shutdown()
+        }
+    }
+
     @Test("watch closed at timeoutSeconds with a bookmark: immediate re-watch from the bookmark RV")
     func normalTimeoutRewatches() async throws {
         try await withFake { server in
