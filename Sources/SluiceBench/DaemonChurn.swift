@@ -38,42 +38,86 @@ final class ChurnLedger: @unchecked Sendable {
     var drained: Bool { lock.lock(); defer { lock.unlock() }; return committed == writeTimes.count }
 }
 
+/// Feeds the kernel's commits to a ledger on a reader thread until `stop()`.
+final class CommitReader {
+    private let stopFlag = ManagedFlag()
+    private let thread: Thread
+
+    init(_ monitor: CommitMonitor, into ledger: ChurnLedger) {
+        let flag = stopFlag
+        thread = Thread {
+            while !flag.value { if let e = monitor.next(timeout: 0.1) { ledger.record(e) } }
+        }
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it; safe to call twice.
+    func stop() {
+        stopFlag.value = true
+        while !thread.isFinished { usleep(1000) }
+    }
+}
+
+/// Endpoint changes written at a steady rate, each logged in the ledger.
+struct PacedProducer {
+    let rate: Double
+    /// Changes to write at most.
+    let total: Int
+    /// Offset of the changed services' sequence (`Generator.pick`).
+    let seed: Int
+    let label: String
+
+    /// Writes until `total` changes or `seconds` (nil: no time limit) have passed, or
+    /// `shouldStop(now)` holds; `beforeChange(k)` runs before change k. Returns the count
+    /// written and whether `shouldStop` ended it.
+    func run(from t0: Double, seconds: Double?, _ cluster: inout DaemonCluster, _ sink: ChangeSink, _ ledger: ChurnLedger,
+             progress: ProgressSink, shouldStop: (Double) -> Bool = { _ in false },
+             beforeChange: (Int) throws -> Void = { _ in }) throws -> (written: Int, stoppedEarly: Bool) {
+        var k = 0
+        let expected = Double(total) / rate
+        while k < total {
+            let now = CommitMonitor.now()
+            let t = now - t0
+            if let seconds, t >= seconds { break }
+            if shouldStop(now) { return (k, true) }
+            let due = min(Int(t * rate) + 1, total)
+            if due <= k { usleep(UInt32(max(50, min(1000, (Double(k) / rate - t) * 1e6)))); continue }
+            if k % 1000 == 0 { progress(label, Int(t), Int(seconds ?? expected)) }
+            // At most 64 writes between two checks of the clock and the stop condition.
+            for _ in 0..<min(64, due - k) {
+                try beforeChange(k)
+                let i = Generator.pick(k + seed, services: cluster.scale.services)
+                _ = cluster.change(service: i)
+                ledger.wrote(at: CommitMonitor.now())
+                try sink.write(service: i, cluster)
+                k += 1
+            }
+        }
+        return (k, false)
+    }
+}
+
+/// Waits until every change in the ledger is committed or `timeout` passes.
+func waitDrained(_ ledger: ChurnLedger, timeout: Double) {
+    let deadline = CommitMonitor.now() + timeout
+    while !ledger.drained && CommitMonitor.now() < deadline { usleep(1000) }
+}
+
 /// Endpoint changes through the watch at `rate` for `seconds`; a reader thread matches the
 /// kernel's commits to them. The producer stops early when a change waits longer than `maxLag`.
 func churn(rate: Double, seconds: Double, maxLag: Double, _ cluster: inout DaemonCluster, _ sink: ChangeSink,
            _ monitor: CommitMonitor, timeout: Double, progress: ProgressSink) throws -> DaemonChurn {
     _ = monitor.drain()
     let ledger = ChurnLedger(firstID: cluster.nextChange)
-    let stop = ManagedFlag()
-    let reader = Thread {
-        while !stop.value { if let e = monitor.next(timeout: 0.1) { ledger.record(e) } }
-    }
-    reader.start()
-    defer { stop.value = true; while !reader.isFinished { usleep(1000) } }
+    let reader = CommitReader(monitor, into: ledger)
+    defer { reader.stop() }
     let t0 = CommitMonitor.now()
-    var k = 0
-    var stoppedEarly = false
-    while true {
-        let t = CommitMonitor.now() - t0
-        if t >= seconds { break }
-        if ledger.oldestPendingAge(now: t0 + t) > maxLag { stoppedEarly = true; break }
-        let due = min(Int(t * rate) + 1, Int(seconds * rate))
-        if due <= k { usleep(UInt32(max(50, min(1000, (Double(k) / rate - t) * 1e6)))); continue }
-        if k % 1000 == 0 { progress("churn \(Int(rate))/s", Int(t), Int(seconds)) }
-        // At most 64 writes between two checks of the clock and the lag.
-        for _ in 0..<min(64, due - k) {
-            let i = Generator.pick(k + 9_000_000, services: cluster.scale.services)
-            _ = cluster.change(service: i)
-            ledger.wrote(at: CommitMonitor.now())
-            try sink.write(service: i, cluster)
-            k += 1
-        }
-    }
+    let producer = PacedProducer(rate: rate, total: Int(seconds * rate), seed: 9_000_000, label: "churn \(Int(rate))/s")
+    let (k, stoppedEarly) = try producer.run(from: t0, seconds: seconds, &cluster, sink, ledger, progress: progress,
+                                             shouldStop: { ledger.oldestPendingAge(now: $0) > maxLag })
     let lastWrite = CommitMonitor.now()
-    let deadline = lastWrite + timeout
-    while !ledger.drained && CommitMonitor.now() < deadline { usleep(1000) }
-    stop.value = true
-    while !reader.isFinished { usleep(1000) }
+    waitDrained(ledger, timeout: timeout)
+    reader.stop()
     let end = ledger.lastCommit
     return DaemonChurn(offeredRate: rate, seconds: seconds, written: k, writeSeconds: lastWrite - t0, writeRate: Double(k) / max(lastWrite - t0, 1e-9),
                        committedRate: end.map { Double(ledger.committed) / max($0 - t0, 1e-9) } ?? 0,

@@ -44,6 +44,26 @@ final class DaemonProcess: @unchecked Sendable {
         return parseStatus(s, field)
     }
 
+    /// The daemon's open file descriptors by kind (`socket`, `anon_inode:[eventfd]`, a
+    /// path's first component…), from /proc/PID/fd; nil once it is gone.
+    func openFiles() -> [String: Int]? {
+        let dir = "/proc/\(pid)/fd"
+        guard let fds = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return nil }
+        var kinds: [String: Int] = [:]
+        for fd in fds {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)") else { continue }
+            kinds[Self.fileKind(target), default: 0] += 1
+        }
+        return kinds
+    }
+
+    /// `socket:[123]` → `socket`, `anon_inode:[eventfd]` as is, `/dev/null` → `/dev`.
+    static func fileKind(_ target: String) -> String {
+        if target.hasPrefix("anon_inode:") { return target }
+        if let colon = target.firstIndex(of: ":") { return String(target[..<colon]) }
+        return "/" + (target.split(separator: "/").first.map(String.init) ?? "")
+    }
+
     /// SIGTERM, then SIGKILL after `grace` seconds.
     func stop(grace: Double = 10) {
         guard process.isRunning else { ChildRegistry.shared.remove(pid); return }

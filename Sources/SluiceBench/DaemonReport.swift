@@ -57,14 +57,15 @@ public enum DaemonReport {
         case 3: return syncs(r.singleChangeSyncs)
         case 4: return r.commitsPerChange.map { String(format: "%.0f / %.0f", $0.p50, $0.max) } ?? "–"
         case 5: return r.source == .api ? burst(r.burst) : "n/a"
-        default: return r.source == .api ? churn(r.churn) : "n/a"
+        case 6: return r.source == .api ? churn(r.churn) : "n/a"
+        default: return r.source == .api ? SoakReport.summary(r.soak) : "n/a"
         }
     }
 
     static let rows = ["first sync (start → last element committed)", "peak RSS (after first sync / at end)",
                        "event → kernel p50 / p99 / max", "… inside the daemon, per single change",
                        "commits per single change (p50 / max)",
-                       "burst (queued back to back)", "sustained churn through the watch"]
+                       "burst (queued back to back)", "sustained churn through the watch", "soak with faults (API watch)"]
 
     /// One block per scale: the API watch beside the watched directory.
     public static func table(_ scales: [DaemonScaleResult]) -> String {
@@ -77,6 +78,7 @@ public enum DaemonReport {
             let notes = r.results.flatMap { res in res.notes.map { "\(res.source.rawValue): \($0)" } }
                 + r.results.compactMap { res in res.monitorOverruns > 0 ? "\(res.source.rawValue): \(res.monitorOverruns) notification overruns (counts incomplete)" : nil }
             s += notes.isEmpty ? "\n" : "\n" + notes.map { "- " + $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\n") + "\n\n"
+            if let soak = api?.soak { s += SoakReport.section(soak) }
         }
         return s
     }

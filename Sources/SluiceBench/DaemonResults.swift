@@ -31,6 +31,8 @@ public struct DaemonBenchOptions: Codable, Sendable {
     /// monitor listening from the start (which makes the kernel build one per element);
     /// by default the daemon's /metrics time it and the monitor joins afterwards.
     public var firstSyncFromKernel: Bool = false
+    /// The soak after the other measurements (API source only; nil: skipped).
+    public var soak: SoakOptions?
     public var outDir: String?
 
     public init(scales: [Scale] = [Scale(services: 1000, endpoints: 10)], sources: [DaemonSource] = DaemonSource.allCases,
@@ -116,6 +118,7 @@ public struct DaemonSourceResult: Codable, Sendable {
     public var missedChanges: Int = 0
     public var churn: DaemonChurn?
     public var burst: DaemonBurst?
+    public var soak: DaemonSoak?
     /// Selected daemon metrics at the end.
     public var daemonMetrics: [String: Double] = [:]
     /// Notifications lost to a full receive buffer (counts incomplete when > 0).

@@ -19,7 +19,7 @@ public final class DaemonBenchRunner {
 
     func weight(_ scale: Scale, _ source: DaemonSource) -> Double {
         let load = Double(scale.totalEndpoints) / 2e4
-        return source == .api ? 5 + load + Double(options.samples) * 0.01 + options.churnSeconds
+        return source == .api ? 5 + load + Double(options.samples) * 0.01 + options.churnSeconds + (options.soak?.seconds ?? 0)
                               : 5 + load * 3 + Double(options.directorySamples) * 0.3
     }
 
@@ -77,6 +77,7 @@ public final class DaemonBenchRunner {
         try p.run()
         ChildRegistry.shared.add(p.processIdentifier)
         let limit = options.timeout * 4 + options.churnSeconds + 300
+            + (options.soak.map { $0.seconds + $0.convergeTimeout * 2 } ?? 0)
         let timedOut = sem.wait(timeout: .now() + limit) == .timedOut
         if timedOut { kill(p.processIdentifier, SIGKILL); sem.wait() }
         ChildRegistry.shared.remove(p.processIdentifier)

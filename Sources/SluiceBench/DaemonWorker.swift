@@ -16,6 +16,8 @@ public final class DaemonWorker {
     let dir: String
     var cluster: DaemonCluster
     var server: FakeAPIServer?
+    /// The soak's faults (`options.soak`), set up with the server.
+    var faults: SoakFaultInjector?
 
     public init(source: DaemonSource, scale: Scale, options: DaemonBenchOptions, executable: String,
                 progress: @escaping ProgressSink, onDaemonStart: @escaping (Int32) -> Void) {
@@ -102,13 +104,18 @@ public final class DaemonWorker {
                  into result: inout DaemonSourceResult) throws {
         monitor.captureElements = true
         let n = source == .api ? options.samples : options.directorySamples
-        let before = daemon.metrics() ?? [:]
-        let (m, commits, missed) = try singleChanges(n, &cluster, sink, monitor, timeout: min(options.timeout, 60), progress: progress)
-        result.singleChangeSyncs = DaemonSyncAccount(before: before, after: metricsAfterSyncs(daemon, before: before, syncs: n - missed))
-        result.eventToKernel = m
-        result.commitsPerChange = commits
-        result.missedChanges = missed
+        if n > 0 {
+            let before = daemon.metrics() ?? [:]
+            let (m, commits, missed) = try singleChanges(n, &cluster, sink, monitor, timeout: min(options.timeout, 60), progress: progress)
+            result.singleChangeSyncs = DaemonSyncAccount(before: before, after: metricsAfterSyncs(daemon, before: before, syncs: n - missed))
+            result.eventToKernel = m
+            result.commitsPerChange = commits
+            result.missedChanges = missed
+        }
         if source == .api { try churnAndBurst(daemon, sink, monitor, into: &result) }
+        if let server, let faults {
+            result.soak = try SoakRunner(daemon: daemon, monitor: monitor, server: server, faults: faults, progress: progress).run(&cluster, sink)
+        }
         result.peakRSSBytes = daemon.status("VmHWM")
         result.rssAtEndBytes = daemon.status("VmRSS")
         result.daemonMetrics = (daemon.metrics() ?? [:]).filter { k, _ in Self.keptMetrics.contains { k.hasPrefix($0) } }
@@ -156,8 +163,17 @@ public final class DaemonWorker {
                 try server.applyJSON(.endpointSlices, cluster.sliceJSON(i))
             }
             let kubeconfig = "\(dir)/kubeconfig"
-            try Self.kubeconfig(server: server.url).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
-            return (APISink(server: server), ["--kubeconfig", kubeconfig])
+            var user = "token: bench"
+            var extraArguments: [String] = []
+            if let soak = options.soak {
+                // The soak rotates the token: the daemon reads it from a file, as a projected one.
+                let tokenFile = "\(dir)/token"
+                faults = try SoakFaultInjector(server: server, tokenFile: tokenFile, options: soak)
+                user = "tokenFile: \(tokenFile)"
+                extraArguments = ["--watch-progress-timeout", "\(soak.watchProgressTimeout)"]
+            }
+            try Self.kubeconfig(server: server.url, user: user).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            return (APISink(server: server), ["--kubeconfig", kubeconfig] + extraArguments)
         case .directory:
             let files = ManifestFiles(dir: "\(dir)/manifests", json: options.jsonManifests)
             try files.writeAll(cluster)
@@ -165,7 +181,8 @@ public final class DaemonWorker {
         }
     }
 
-    static func kubeconfig(server: String) -> String {
+    /// A kubeconfig for the fake server; `user` is the user's credential line.
+    static func kubeconfig(server: String, user: String) -> String {
         """
         apiVersion: v1
         kind: Config
@@ -180,7 +197,7 @@ public final class DaemonWorker {
         users:
         - name: bench
           user:
-            token: bench
+            \(user)
 
         """
     }

@@ -94,6 +94,27 @@ struct Bench: ParsableCommand {
     @Flag(help: "Daemon scenario: JSON List manifests instead of multi-document YAML.")
     var daemonJsonManifests = false
 
+    @Option(help: "Daemon scenario: seconds of the soak through the API watch (0 skips it): endpoint changes at --daemon-soak-rate with faults injected in turn (token rotation, watch disconnect, 410 Gone, stalled watches, API server restart); ends by checking the kernel against a fresh compile.")
+    var daemonSoakSeconds: Double = 0
+
+    @Option(help: "Daemon scenario: offered endpoint changes per second during the soak.")
+    var daemonSoakRate: Double = 1000
+
+    @Option(help: "Daemon scenario: seconds between two soak faults (0: none).")
+    var daemonSoakFaultInterval: Double = 20
+
+    @Option(help: "Daemon scenario: seconds a soak stall (and the stall before a 410) lasts before the connections are cut.")
+    var daemonSoakStallSeconds: Double = 5
+
+    @Option(help: "Daemon scenario: seconds the old token stays accepted after a soak token rotation (0: at once refused, the daemon sees 401).")
+    var daemonSoakTokenOverlap: Double = 75
+
+    @Option(help: "Daemon scenario: seconds between the fake API server's bookmarks on every watch during the soak (kube-apiserver: about 60).")
+    var daemonSoakBookmarkInterval: Double = 1
+
+    @Option(help: "Daemon scenario: the daemon's --watch-progress-timeout during the soak (its default 150 s against 60 s of bookmarks, scaled down).")
+    var daemonSoakProgressTimeout: Double = 5
+
     @Option(help: .hidden) var daemonWorker: String?
 
     @Option(help: .hidden) var worker: String?
@@ -124,6 +145,18 @@ struct Bench: ParsableCommand {
             }
         }
         return [Scale(services: 1000, endpoints: 10), Scale(services: 10000, endpoints: 10)]
+    }
+
+    func validate() throws {
+        if daemonSoakSeconds > 0 {
+            guard daemonSoakRate > 0 else { throw ValidationError("--daemon-soak-rate must be positive") }
+            guard daemonSoakBookmarkInterval > 0, daemonSoakProgressTimeout > daemonSoakBookmarkInterval else {
+                throw ValidationError("--daemon-soak-progress-timeout must be longer than --daemon-soak-bookmark-interval (> 0)")
+            }
+            guard daemonSoakFaultInterval == 0 || daemonSoakStallSeconds < daemonSoakFaultInterval else {
+                throw ValidationError("--daemon-soak-stall-seconds must be shorter than --daemon-soak-fault-interval")
+            }
+        }
     }
 
     func run() throws {
@@ -191,6 +224,13 @@ extension Bench {
                                          churnSeconds: daemonChurnSeconds, churnRate: daemonChurnRate, churnMaxLag: churnMaxLag,
                                          burst: daemonBurst, timeout: timeout, jsonManifests: daemonJsonManifests, outDir: out)
         options.firstSyncFromKernel = daemonFirstSyncFromKernel
+        if daemonSoakSeconds > 0 {
+            options.soak = SoakOptions(seconds: daemonSoakSeconds, rate: daemonSoakRate, faultInterval: daemonSoakFaultInterval,
+                                       stallSeconds: daemonSoakStallSeconds, tokenOverlapSeconds: daemonSoakTokenOverlap,
+                                       convergeTimeout: timeout)
+            options.soak?.bookmarkSeconds = daemonSoakBookmarkInterval
+            options.soak?.watchProgressTimeout = daemonSoakProgressTimeout
+        }
         return options
     }
 
