@@ -119,6 +119,12 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         return await loop.commits
     }
 
+    /// Times the heap's free pages were handed back after a large batch (`SyncLoop.largeBatch`).
+    public func heapTrims() async -> Int {
+        guard let loop = runtime.withLockedValue({ $0.loop }) else { return 0 }
+        return await loop.heapTrims
+    }
+
     /// healthCheckNodePort servers currently listening.
     public func healthCheckPorts() async -> [ServiceName: UInt16] {
         guard let hc = runtime.withLockedValue({ $0.healthChecks }) else { return [:] }

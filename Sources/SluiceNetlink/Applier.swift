@@ -211,7 +211,7 @@ public final class NftablesApplier {
         // The stream's transient transactions and batch buffers were freed on two threads
         // (two malloc arenas); hand the free pages back so later work starts from the
         // steady-state footprint rather than on top of the cold start's high-water mark.
-        _ = sluice_malloc_trim()
+        FreeMemory.trim()
         return r
     }
 

@@ -123,6 +123,32 @@ struct SyncLoopTests {
         }
     }
 
+    /// A relist or a backlog after a stalled watch arrives as one large batch; its transient
+    /// peak is handed back to the OS once committed, while small batches never pay for it.
+    @Test("the heap is trimmed after a batch of at least 1000 objects, not after small ones")
+    func heapTrimmedAfterLargeBatches() async throws {
+        let source = ScriptedSource(), fake = FakeDataplane()
+        source.send(delta(services(10)))
+        try await withDaemon(config(source, fake)) { daemon in
+            _ = try await waitUntil("first sync") { await daemon.commits() == 1 }
+            source.send(delta(sliceYAML("s0-1", service: "s0", ips: ["10.244.0.9"])))
+            _ = try await waitUntil("a small change's sync") { await daemon.commits() == 2 }
+            // 500 more services and their slices: 1000 objects in one delta, one batch.
+            let large = (10..<510).map { i in
+                let (a, b) = (i / 250, i % 250 + 1)
+                return serviceYAML("s\(i)", clusterIP: "10.96.\(2 + a).\(b)") + "---\n"
+                    + sliceYAML("s\(i)-1", service: "s\(i)", ips: ["10.245.\(a).\(b)"])
+            }.joined(separator: "---\n")
+            source.send(delta(large))
+            _ = try await waitUntil("the large batch trimmed") { await daemon.heapTrims() >= 1 }
+            // Syncs run one at a time: the first two (10 and 1 objects) ended before this one began.
+            let (trims, commits) = (await daemon.heapTrims(), await daemon.commits())
+            #expect(trims == 1 && commits == 3)
+            let s0 = serviceYAML("s0", clusterIP: "10.96.1.1") + "---\n" + sliceYAML("s0-1", service: "s0", ips: ["10.244.0.9"])
+            #expect(diff(fake.kernelState, batch([s0, services(9, from: 1), large].joined(separator: "---\n"))).isEmpty)
+        }
+    }
+
     /// kube-proxy observes a slice's `last-change-trigger-time` only if it is later than the
     /// proxy's start (`trackerStartTime`): after a restart the first lists carry every slice's
     /// last change, often days old, which is no latency of this process.
