@@ -103,6 +103,8 @@ public struct DaemonBurst: Codable, Sendable {
 public struct DaemonSourceResult: Codable, Sendable {
     public var source: DaemonSource
     public var error: String?
+    /// The network namespace the run used (deleted when it ended).
+    public var namespace: String?
     public var firstSync: FirstSync?
     public var rssAfterFirstSyncBytes: Int?
     /// VmHWM of the daemon at the end.

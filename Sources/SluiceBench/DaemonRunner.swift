@@ -44,8 +44,11 @@ public final class DaemonBenchRunner {
         var failed = DaemonSourceResult(source: source)
         do {
             let ns = try Netns("sluice-bench-dmn-\(source == .api ? "api" : "dir")-\(randomTag(6))")
+            failed.namespace = ns.name
             defer { ns.close() }
-            return try runWorker(scale, source, ns)
+            var result = try runWorker(scale, source, ns)
+            result.namespace = ns.name
+            return result
         } catch {
             failed.error = "\(error)"
             return failed

@@ -39,8 +39,10 @@ struct DaemonBenchSmokeTests {
         let churn = try #require(api.churn)
         #expect(churn.written > 0 && churn.lag?.n == churn.written && churn.drainSeconds != nil, "\(churn)")
         #expect(!DaemonReport.table(scales).isEmpty)
+        // Its own namespaces are gone (another bench may be running beside it).
         let left = try runProc(["ip", "netns", "list"]).stdout
-        #expect(!left.contains("sluice-bench-dmn-"), "namespaces left behind: \(left)")
+        for name in results.compactMap(\.namespace) { #expect(!left.contains(name), "namespace left behind: \(name)") }
+        #expect(results.allSatisfy { $0.namespace != nil })
     }
 
     @Test("first sync timed from the kernel's element notifications (the monitor listening from the start)")

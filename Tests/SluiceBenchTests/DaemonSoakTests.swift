@@ -40,8 +40,10 @@ struct DaemonSoakTests {
         #expect((s.networkProgramming?.count ?? 0) > 0, "no network programming latency recorded")
         #expect(s.watchesOpened > 0 && !s.serverAnswers.isEmpty)
         #expect(DaemonReport.table(scales).contains("#### Soak"))
+        // Its own namespaces are gone (another bench may be running beside it).
         let left = try runProc(["ip", "netns", "list"]).stdout
-        #expect(!left.contains("sluice-bench-dmn-"), "namespaces left behind: \(left)")
+        for name in [r].compactMap(\.namespace) { #expect(!left.contains(name), "namespace left behind: \(name)") }
+        #expect([r].allSatisfy { $0.namespace != nil })
     }
 
     @Test("a histogram between two scrapes: bucket deltas, quantile bounds")
