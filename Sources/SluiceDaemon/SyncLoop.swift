@@ -386,13 +386,8 @@ actor SyncLoop {
     func connectionCounts() -> ConnectionCounts {
         var counts = ConnectionCounts()
         guard initialized else { return counts }
-        let names = ServicePortNames(engine.accepted.values)
-        for (family, compiler) in engine.compilers where compiler.context.connectionCounters {
-            do {
-                try counts.read(family, services: names) { try dataplane.readCounters($0, $1, set: $2) }
-            } catch {
-                logger.warning("reading connection counters failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
-            }
+        readCounters("connection", of: \.connectionCounters) { family, names in
+            try counts.read(family, services: names) { try dataplane.readCounters($0, $1, set: $2) }
         }
         return counts
     }
@@ -402,15 +397,23 @@ actor SyncLoop {
     func trafficCounts() -> TrafficCounts? {
         guard initialized, engine.compilers.values.contains(where: { $0.context.trafficCounters }) else { return nil }
         var counts = TrafficCounts()
-        let names = ServicePortNames(engine.accepted.values)
-        for (family, compiler) in engine.compilers where compiler.context.trafficCounters {
-            do {
-                try counts.read(family, services: names) { try dataplane.readCounters($0, $1, set: $2) }
-            } catch {
-                logger.warning("reading traffic counters failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
-            }
+        readCounters("traffic", of: \.trafficCounters) { family, names in
+            try counts.read(family, services: names) { try dataplane.readCounters($0, $1, set: $2) }
         }
         return counts
+    }
+
+    /// Runs `read` for every family whose table has the counters (`has`), with the accepted
+    /// Services' port names; a failed read is logged and never fails the caller.
+    private func readCounters(_ what: String, of has: (FamilyContext) -> Bool, _ read: (IPFamily, ServicePortNames) throws -> Void) {
+        let names = ServicePortNames(engine.accepted.values)
+        for (family, compiler) in engine.compilers where has(compiler.context) {
+            do {
+                try read(family, names)
+            } catch {
+                logger.warning("reading \(what) counters failed", metadata: ["family": "\(family.rawValue)", "error": "\(error)"])
+            }
+        }
     }
 
     func purgeStaleAffinity(_ impact: AffinityValidity.Impact?) {
