@@ -39,23 +39,17 @@ final class ChurnLedger: @unchecked Sendable {
 }
 
 /// Feeds the kernel's commits to a ledger on a reader thread until `stop()`.
-final class CommitReader {
-    private let stopFlag = ManagedFlag()
-    private let thread: Thread
+struct CommitReader {
+    private let loop: BackgroundLoop
 
     init(_ monitor: CommitMonitor, into ledger: ChurnLedger) {
-        let flag = stopFlag
-        thread = Thread {
-            while !flag.value { if let e = monitor.next(timeout: 0.1) { ledger.record(e) } }
+        loop = BackgroundLoop { stopped in
+            while !stopped() { if let e = monitor.next(timeout: 0.1) { ledger.record(e) } }
         }
-        thread.start()
     }
 
     /// Stops the thread and waits for it; safe to call twice.
-    func stop() {
-        stopFlag.value = true
-        while !thread.isFinished { usleep(1000) }
-    }
+    func stop() { loop.stop() }
 }
 
 /// Endpoint changes written at a steady rate, each logged in the ledger.
@@ -124,13 +118,4 @@ func churn(rate: Double, seconds: Double, maxLag: Double, _ cluster: inout Daemo
                        lag: Summary(ledger.lags), commits: ledger.commits,
                        sustained: !stoppedEarly && ledger.drained && (Summary(ledger.lags)?.max ?? .infinity) <= maxLag,
                        stoppedEarly: stoppedEarly, drainSeconds: ledger.drained ? end.map { $0 - lastWrite } : nil)
-}
-
-final class ManagedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = false
-    var value: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return v }
-        set { lock.lock(); v = newValue; lock.unlock() }
-    }
 }

@@ -16,8 +16,7 @@ final class DaemonSampler: @unchecked Sendable {
     let start: Double
     private let lock = NSLock()
     private var taken: [SoakSample] = []
-    private let stopFlag = ManagedFlag()
-    private var thread: Thread?
+    private var loop: BackgroundLoop?
 
     init(_ daemon: DaemonProcess, interval: Double, start: Double) {
         self.daemon = daemon
@@ -28,21 +27,12 @@ final class DaemonSampler: @unchecked Sendable {
     /// Takes a sample now and then one every `interval` until `stop()`.
     func run() {
         sample()
-        let t = Thread { [self] in
-            var next = CommitMonitor.now() + interval
-            while !stopFlag.value {
-                if CommitMonitor.now() >= next { sample(); next += interval }
-                usleep(50_000)
-            }
-        }
-        thread = t
-        t.start()
+        loop = BackgroundLoop.every(interval) { [self] in sample() }
     }
 
     /// Stops sampling; returns every sample, in order.
     func stop() -> [SoakSample] {
-        stopFlag.value = true
-        while let t = thread, !t.isFinished { usleep(1000) }
+        loop?.stop()
         lock.lock()
         defer { lock.unlock() }
         return taken

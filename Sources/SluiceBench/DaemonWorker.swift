@@ -1,6 +1,7 @@
 import Foundation
 import SluiceKubeFake
 import SluiceNetlink
+import SluiceModel
 
 /// The daemon scenario of one source at one scale, run by a worker process inside the
 /// benchmark's network namespace (`sluice bench --daemon-worker SOURCE`): the fake API server
@@ -62,8 +63,10 @@ public final class DaemonWorker {
     }
 
     /// Node flags of the daemon: the same node context as the engine benchmark's.
-    static let nodeArguments = ["--hostname-override", DaemonCluster.nodeName, "--node-ip", "10.200.1.1",
-                                "--cluster-cidr", "10.244.0.0/16"]
+    /// The daemon's node flags (`KernelComparison` compiles with the same ones).
+    static let nodeFlags = NodeOptionFlags(hostnameOverride: DaemonCluster.nodeName, clusterCIDR: "10.244.0.0/16", nodeIPs: ["10.200.1.1"])
+    static let nodeArguments = ["--hostname-override", nodeFlags.hostnameOverride!, "--cluster-cidr", nodeFlags.clusterCIDR!]
+        + nodeFlags.nodeIPs.flatMap { ["--node-ip", $0] }
 
     /// Starts the daemon and waits for its first sync. By default the commit monitor joins
     /// NFNLGRP_NFTABLES only afterwards: while anyone listens, the kernel builds a

@@ -24,11 +24,8 @@ struct KernelComparison {
         desired = Pipeline.compile(objects: objects, options: Self.nodeOptions()).ruleset
     }
 
-    /// The node options `DaemonWorker.nodeArguments` give the daemon.
-    static func nodeOptions() -> NodeOptions {
-        let flags = NodeOptionFlags(hostnameOverride: DaemonCluster.nodeName, clusterCIDR: "10.244.0.0/16", nodeIPs: ["10.200.1.1"])
-        return NodeOptions.load(flags: flags).0
-    }
+    /// The node options the daemon runs with (`DaemonWorker.nodeFlags`).
+    static func nodeOptions() -> NodeOptions { NodeOptions.load(flags: DaemonWorker.nodeFlags).0 }
 
     /// Reads the kernel's tables back (read only: the applier claims nothing) and diffs.
     func check() throws -> Outcome {
