@@ -265,7 +265,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
         let (firstSync, unavailable, lastRV) = shared.withLockedValue { ($0.stats.lists == 0, $0.stats.resourceVersionUnavailable, $0.stats.resourceVersion) }
         // relistResourceVersion(): "" if unavailable, "0" on the first list, else the last RV.
         var rv: String = unavailable ? "" : (lastRV ?? "0")
-        var items: [Object] = []
+        var items = startList()
         var continueToken: String? = nil
         var listRV: String? = nil
         while true {
@@ -276,18 +276,18 @@ public final class Reflector<Object: KubeObject>: Sendable {
                                                  timeout: options.requestTimeout)
             } catch let e as KubeAPIError where e.httpCode == 404 && resource.notFoundMeansEmpty && continueToken == nil {
                 logger.info("resource not served (404); treating as empty", metadata: ["error": "\(e)"])
-                apply(list: [], resourceVersion: nil, first: firstSync)
+                apply(list: startList(), resourceVersion: nil, first: firstSync)
                 return false
             } catch let e as KubeAPIError where e.isExpired && continueToken != nil {
                 // Continue token expired: the pager restarts the list from scratch.
                 logger.info("continue token expired; restarting the list")
-                items = []
+                items = startList()
                 continueToken = nil
                 rv = ""
                 continue
             }
             shared.withLockedValue { $0.stats.listPages += 1 }
-            items += page.items
+            take(page.items, into: &items)
             if listRV == nil || continueToken == nil { listRV = page.metadata.resourceVersion }
             if let c = page.metadata.continue, !c.isEmpty {
                 continueToken = c
@@ -299,27 +299,23 @@ public final class Reflector<Object: KubeObject>: Sendable {
         return true
     }
 
-    /// Replaces the cache with a list, emitting `.synced` the first time and deltas afterwards.
-    private func apply(list: [Object], resourceVersion: String?, first: Bool) {
-        var fresh: [ObjectKey: Object] = [:]
-        fresh.reserveCapacity(list.count)
-        for o in list { fresh[o.key] = o }
-        let sorted = fresh.keys.sorted()
+    /// Brings the cache to a list, emitting `.synced` the first time and deltas afterwards.
+    /// O(changes) in memory beyond the cache's keys: a relist's unchanged objects were
+    /// dropped as they arrived (`ListedObjects`).
+    private func apply(list: ListedObjects<Object>, resourceVersion: String?, first: Bool) {
+        let listedKeys = list.changed.keys.sorted()
         let out: [ReflectorEvent<Object>] = shared.withLockedValue { s in
             var out: [ReflectorEvent<Object>] = []
+            // Gone from the server (or, before the first sync, parts an interrupted streamed
+            // list handed out that are gone now).
+            let gone = s.cache.keys.filter { !list.contains($0) }.sorted()
+            for key in gone { out.append(.deleted(s.cache[key]!)) }
             if !s.synced {
-                // Parts an interrupted streamed list handed out that are gone now.
-                for key in s.cache.keys.sorted() where fresh[key] == nil {
-                    out.append(.deleted(s.cache[key]!))
-                }
-                out.append(.synced(sorted.map { fresh[$0]! }))
+                out.append(.synced(listedKeys.map { list.changed[$0]! }))
                 s.synced = true
             } else {
-                for key in s.cache.keys.sorted() where fresh[key] == nil {
-                    out.append(.deleted(s.cache[key]!))
-                }
-                for key in sorted {
-                    let new = fresh[key]!
+                for key in listedKeys {
+                    let new = list.changed[key]!
                     switch s.cache.isChanged(new) {
                     case nil: out.append(.added(new))
                     case true?: out.append(.updated(old: s.cache[key]!, new: new))
@@ -327,7 +323,8 @@ public final class Reflector<Object: KubeObject>: Sendable {
                     }
                 }
             }
-            s.cache.replace(with: fresh)
+            for key in gone { s.cache.remove(key) }
+            for object in list.changed.values { s.cache.store(object) }
             s.stats.lists += 1
             if !first { s.stats.relists += 1 }
             if let rv = resourceVersion {
@@ -338,7 +335,21 @@ public final class Reflector<Object: KubeObject>: Sendable {
             for e in out { emit(e) }
             return out
         }
-        logger.debug("listed", metadata: ["items": "\(list.count)", "changes": "\(out.count)", "rv": "\(resourceVersion ?? "")"])
+        logger.debug("listed", metadata: ["changes": "\(out.count)", "rv": "\(resourceVersion ?? "")"])
+    }
+
+    /// An empty `ListedObjects` for the list about to start: comparing once synced.
+    private func startList() -> ListedObjects<Object> {
+        ListedObjects(comparing: shared.withLockedValue { $0.synced })
+    }
+
+    /// Adds a page of listed objects (compared with the cache under its lock).
+    private func take(_ objects: [Object], into list: inout ListedObjects<Object>) {
+        if !list.isComparing {
+            for o in objects { list.add(o, cache: nil) }
+            return
+        }
+        shared.withLockedValue { s in for o in objects { list.add(o, cache: s.cache) } }
     }
 
     // MARK: - Watch
@@ -409,8 +420,8 @@ public final class Reflector<Object: KubeObject>: Sendable {
         var countsAsRelist = false
         /// First list: received, not yet handed out.
         var part: [Object] = []
-        /// A relist: the whole list, compared with the cache at the end.
-        var items: [ObjectKey: Object] = [:]
+        /// A relist: what differs from the cache, and the keys listed.
+        var items: ListedObjects<Object>
         var started = ContinuousClock.now
         var received = 0
     }
@@ -428,7 +439,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             // The first list streams out in parts, unless an earlier attempt was cut after
             // handing some out: then it is gathered whole and compared, so that what vanished
             // meanwhile is deleted.
-            initial = InitialEvents(first: lists == 0 && cached == 0, countsAsRelist: lists > 0)
+            initial = InitialEvents(first: lists == 0 && cached == 0, countsAsRelist: lists > 0, items: startList())
         } else {
             guard let last = lastSyncResourceVersion else { return .expired(APIStatus(message: "no resource version", code: 410)) }
             rv = last
@@ -555,7 +566,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             shared.withLockedValue { $0.stats.watchEvents += 1 }
             list.received += 1
             if !list.first {
-                list.items[object.key] = event.type == "DELETED" ? nil : object
+                if event.type == "DELETED" { list.items.remove(object.key) } else { take([object], into: &list.items) }
             } else if event.type == "DELETED" {
                 handOut(&list.part, synced: false)
                 _ = try handle(event)
@@ -575,7 +586,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             if list.first {
                 handOut(&list.part, synced: true, resourceVersion: rv)
             } else {
-                apply(list: Array(list.items.values), resourceVersion: rv, first: !list.countsAsRelist)
+                apply(list: list.items, resourceVersion: rv, first: !list.countsAsRelist)
             }
             logger.info("listed by watch", metadata: [
                 "objects": "\(list.received)", "seconds": "\(String(format: "%.3f", Double((ContinuousClock.now - list.started).nanoseconds) / 1e9))", "rv": "\(rv)",

@@ -52,12 +52,6 @@ struct ReflectorCache<Object: KubeObject>: Sendable {
         return keepsContent ? old != new : (old.resourceVersion != new.resourceVersion || new.resourceVersion == nil)
     }
 
-    mutating func replace(with fresh: [ObjectKey: Object]) {
-        objects = [:]
-        versions = [:]
-        for o in fresh.values { store(o) }
-    }
-
     /// Every entry (placeholders for resourceVersion-only entries).
     var snapshot: [ObjectKey: Object] {
         versionsOnly ? Dictionary(uniqueKeysWithValues: versions.map { ($0.key, Self.placeholder($0.key, $0.value)) }) : objects

@@ -1,0 +1,44 @@
+import SluiceModel
+
+/// A list as it arrives (the pages of a LIST, or the initial events of a watch-list), kept
+/// as little as the reflector needs when the list ends.
+///
+/// The first list (`comparing` false) is handed out whole, so every object is kept. A
+/// relist is compared with the cache as each object arrives: an object the cache already
+/// holds unchanged leaves only its key behind (in `seen`), so a relist of 100k objects of
+/// which ten changed holds ten objects, not 100k. The cache does not change while a list
+/// is received (only the reflector's own task writes it, and it is busy listing), so
+/// comparing on arrival gives what comparing at the end would.
+struct ListedObjects<Object: KubeObject>: Sendable {
+    /// Keys listed so far (nil: the first list, where `changed` holds every object).
+    private var seen: Set<ObjectKey>?
+    /// Objects to hand out: all of them for the first list; for a relist the new and changed ones.
+    private(set) var changed: [ObjectKey: Object] = [:]
+
+    init(comparing: Bool) { seen = comparing ? [] : nil }
+
+    var isComparing: Bool { seen != nil }
+
+    /// Takes one listed object (a later one replaces an earlier one with the same key);
+    /// `cache` is the reflector's, when comparing.
+    mutating func add(_ object: Object, cache: ReflectorCache<Object>?) {
+        let key = object.key
+        guard seen != nil, let cache else {
+            changed[key] = object
+            return
+        }
+        seen!.insert(key)
+        changed[key] = cache.isChanged(object) == false ? nil : object
+    }
+
+    /// Forgets a key (an object deleted while the list was streamed).
+    mutating func remove(_ key: ObjectKey) {
+        seen?.remove(key)
+        changed[key] = nil
+    }
+
+    /// Whether the list holds `key`.
+    func contains(_ key: ObjectKey) -> Bool {
+        seen?.contains(key) ?? (changed[key] != nil)
+    }
+}
