@@ -14,6 +14,8 @@ public struct APIServerSource: ObjectSource {
     public let nodeName: String
     public let serviceProxyName: String?
     public let options: ReflectorOptions
+    /// The reflectors' counters, for `/metrics`.
+    let watchMetrics = APIWatchMetrics()
 
     public init(client: KubeAPIClient, nodeName: String, serviceProxyName: String? = nil,
                 options: ReflectorOptions = ReflectorOptions()) {
@@ -49,6 +51,7 @@ public struct APIServerSource: ObjectSource {
             serviceCIDRs: { Self.forward($0, gate: gate, deliver: deliver) { .serviceCIDR($0) } })
         let reflectors = ProxyReflectors(client: client, nodeName: nodeName, serviceProxyName: serviceProxyName,
                                          watchServiceCIDRs: true, options: options, handlers: handlers)
+        watchMetrics.attach(reflectors)
         await reflectors.run()
     }
 
@@ -72,6 +75,8 @@ public struct APIServerSource: ObjectSource {
         }
         deliver(delta)
     }
+
+    public func metricsExposition() -> String { watchMetrics.exposition() }
 }
 
 /// Counts reflectors that have not delivered their first list yet. A lock, not an actor:

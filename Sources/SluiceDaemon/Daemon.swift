@@ -217,7 +217,9 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         }
         if let s = try httpService(c.metricsBindAddress, flag: "--metrics-bind-address", what: "/metrics",
                                    bound: { p in runtime.withLockedValue { $0.metricsPort = p } },
-                                   handler: { _, path in Self.metricsReply(path: path, health: health, metrics: metrics, connections: connections) }) {
+                                   handler: { _, path in
+                                       Self.metricsReply(path: path, health: health, metrics: metrics, connections: connections, sources: c.sources)
+                                   }) {
             out.append(.init(service: s, serviceName: "metrics"))
         }
         out.append(.init(service: SyncLoopService(loop: loop, healthChecks: healthChecks), serviceName: "sync-loop"))
@@ -266,11 +268,11 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
     }
 
     static func metricsReply(path: String, health: ProxyHealth, metrics: DaemonMetrics,
-                             connections: ConnectionMetrics? = nil) -> HTTPReply {
+                             connections: ConnectionMetrics? = nil, sources: [any ObjectSource] = []) -> HTTPReply {
         switch path {
         case "/metrics":
             return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                             body: metrics.exposition() + (connections?.exposition() ?? ""))
+                             body: metrics.exposition() + (connections?.exposition() ?? "") + sources.map { $0.metricsExposition() }.joined())
         case "/proxyMode":
             return HTTPReply(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: "nftables")
         default:

@@ -17,9 +17,14 @@ public protocol ObjectSource: Sendable {
     /// than the daemon stages it awaits `pace` between parts (it returns once the sync
     /// loop has room), so decoded objects do not pile up. Defaults to `run(deliver:)`.
     func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws
+    /// The source's own metric families in Prometheus text format (the API watch's
+    /// `sluice_api_*`); empty by default.
+    func metricsExposition() -> String
 }
 
 extension ObjectSource {
+    public func metricsExposition() -> String { "" }
+
     public func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws {
         try await run(deliver: deliver)
     }

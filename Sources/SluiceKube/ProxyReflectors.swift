@@ -50,6 +50,16 @@ public struct ProxyReflectors: Sendable {
             ? Reflector(client: client, resource: .serviceCIDRs(), options: options, onEvent: handlers?.serviceCIDRs) : nil
     }
 
+    /// Each reflector's counters, by resource (`services`, `endpointslices`, `node`,
+    /// `servicecidrs`), with whether it has applied its first list.
+    public var statistics: [(resource: String, statistics: ReflectorStatistics, synced: Bool)] {
+        var out = [("services", services.statistics, services.hasSynced),
+                   ("endpointslices", endpointSlices.statistics, endpointSlices.hasSynced),
+                   ("node", node.statistics, node.hasSynced)]
+        if let serviceCIDRs { out.append(("servicecidrs", serviceCIDRs.statistics, serviceCIDRs.hasSynced)) }
+        return out
+    }
+
     /// All reflectors have applied their first list.
     public var hasSynced: Bool {
         services.hasSynced && endpointSlices.hasSynced && node.hasSynced && (serviceCIDRs?.hasSynced ?? true)

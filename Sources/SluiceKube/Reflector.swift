@@ -82,6 +82,9 @@ public struct ReflectorStatistics: Sendable, Hashable {
     public var periodicBookmarks = false
     /// Watches given up because they brought nothing for `watchProgressTimeout`.
     public var watchStalls = 0
+    /// Checks that found a watch silent for longer than `watchProgressTimeout` and kept it,
+    /// because no periodic bookmark was seen yet (the timeout is not armed).
+    public var silencesTolerated = 0
     /// The last list, watch event or bookmark RV.
     public var resourceVersion: String?
     /// Whether the next list asks for `resourceVersion=""` (the last RV is gone).
@@ -497,6 +500,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             try await Task.sleep(until: min(deadline, ContinuousClock.now + tick), clock: .continuous)
             let armed = shared.withLockedValue { $0.stats.periodicBookmarks }
             let silent = ContinuousClock.now - progress.lastActivity
+            if silent >= idle && !armed { shared.withLockedValue { $0.stats.silencesTolerated += 1 } }
             if armed && silent >= idle {
                 shared.withLockedValue { $0.stats.watchStalls += 1 }
                 logger.warning("watch brought nothing (no event, no bookmark) for longer than its progress timeout; re-watching",
