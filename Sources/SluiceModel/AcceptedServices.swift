@@ -4,6 +4,8 @@
 struct ServiceEntry: Sendable, Hashable {
     var service: ValidatedService
     var accepted: Bool
+    /// What validating it again (for new ServiceCIDRs) needs besides `service`.
+    var notes: ServiceValidationNotes
 }
 
 /// The Services to proxy (validated and conflict-free): a read-only view of the planner's

@@ -34,13 +34,18 @@ public struct IncrementalPlanner: Sendable {
     /// The host's interface addresses (`setHostAddresses`); nil: the Node's and `--node-ip`.
     public private(set) var hostAddresses: [IPAddress]?
 
-    /// Services, Nodes and ServiceCIDRs as received (Services are validated again when the
-    /// ServiceCIDRs change). EndpointSlices are kept only validated, in `slices`.
+    /// Nodes and ServiceCIDRs as received. Services are kept in the form `ReceivedService`
+    /// says (a valid one only validated, in `services`; the others in `otherServices`) and
+    /// validated again from it when the ServiceCIDRs change; EndpointSlices are kept only
+    /// validated, in `slices`.
     public private(set) var objects: [ProxyObjectKey: SourcedObject] = [:]
     public private(set) var serviceCIDRs: [CIDR] = []
     public private(set) var node: Node?
-    /// Services that passed validation, each marked when it also passed the conflict check.
+    /// Services valid for the current ServiceCIDRs, each marked when it also passed the conflict check.
     private var services: [ServiceName: ServiceEntry] = [:]
+    /// Every other Service received: rejected, skipped, another proxy's, or valid but
+    /// outside the current ServiceCIDRs.
+    private var otherServices: [ServiceName: ReceivedService] = [:]
     private var acceptedCount = 0
     /// ExternalName and headless services.
     public private(set) var skipped: [ServiceName: SkippedService] = [:]
@@ -198,7 +203,7 @@ public struct IncrementalPlanner: Sendable {
         }
         let familiesBefore = Set(acceptedFamilies.keys)
         if !revalidate.isEmpty {
-            let previous = revalidateServices(revalidate, &out)
+            let previous = revalidateServices(revalidate, received: step.received, &out)
             step.dirty.formUnion(resolveConflicts(Set(revalidate), previous: previous, &out))
         }
         out.diagnostics += step.sliceDiagnostics + step.podDiagnostics
@@ -256,6 +261,8 @@ public struct IncrementalPlanner: Sendable {
     private struct Step {
         /// Changed services, in the order they came (each once).
         var services: [ServiceName] = []
+        /// Their new forms (nil: deleted), validated by `revalidateServices`.
+        var received: [ServiceName: ReceivedService?] = [:]
         var sliceDiagnostics: [Diagnostic] = []
         var podDiagnostics: [Diagnostic] = []
         var dirty = Set<ServiceName>()
@@ -268,21 +275,11 @@ public struct IncrementalPlanner: Sendable {
     private mutating func record(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
         if key.kind == .endpointSlice { return recordSlice(key, new, &step, &out) }
         if key.kind == .pod { return recordPod(key, new, &step, &out) }
+        if key.kind == .service { return recordService(key, new, &step, &out) }
         if objects[key] == new { return }
-        let old = objects[key]
         objects[key] = new
         switch key.kind {
-        case .service:
-            out.serviceChanges += 1
-            let name = ServiceName(namespace: key.namespace, name: key.name)
-            step.services.append(name)
-            // A selector change re-plans the service even when its validated form is the same.
-            let selection = Self.podSelection(new)
-            if selection != Self.podSelection(old) {
-                pods.setSelection(name, selection)
-                step.dirty.insert(name)
-            }
-        case .endpointSlice, .pod:
+        case .service, .endpointSlice, .pod:
             break
         case .node:
             if key.name.lowercased() == options.nodeName {
@@ -295,6 +292,39 @@ public struct IncrementalPlanner: Sendable {
             step.cidrsChanged = true
             step.contextChanged = true
         }
+    }
+
+    /// A Service is compared in the form it is kept in (`ReceivedService`) and by its pod
+    /// selection: one delivered again unchanged, or changed in nothing the proxy uses, changes
+    /// nothing. The new form waits in `step` for `revalidateServices`.
+    private mutating func recordService(_ key: ProxyObjectKey, _ new: SourcedObject?, _ step: inout Step, _ out: inout Changes) {
+        let name = ServiceName(namespace: key.namespace, name: key.name)
+        let form = new.map(receivedForm)
+        let old = if let pending = step.received[name] { pending } else { receivedForm(of: name) }
+        let selection = Self.podSelection(new)
+        let selectionChanged = selection != pods.selection(of: name)
+        if form == old && !selectionChanged { return }
+        out.serviceChanges += 1
+        step.services.append(name)
+        step.received[name] = .some(form)
+        // A selector change re-plans the service even when its validated form is the same.
+        if selectionChanged {
+            pods.setSelection(name, selection)
+            step.dirty.insert(name)
+        }
+    }
+
+    /// The form a received Service is kept in.
+    private func receivedForm(_ sourced: SourcedObject) -> ReceivedService {
+        guard case .service(let svc) = sourced.object,
+              ProxyPlanner.matchesProxySelector(svc.metadata, serviceProxyName: options.serviceProxyName) else { return .ignored }
+        return validator.receive(svc, file: sourced.file)
+    }
+
+    /// The form a Service is kept in (nil: none was received).
+    private func receivedForm(of name: ServiceName) -> ReceivedService? {
+        if let entry = services[name] { return .valid(entry.service, entry.notes) }
+        return otherServices[name]
     }
 
     /// A slice is compared in its validated form: an update that changes nothing the proxy
@@ -338,19 +368,12 @@ public struct IncrementalPlanner: Sendable {
             step.podDiagnostics += d
             valid = v
         }
-        if valid != nil && !pods.indexesSelectors { pods.indexSelectors(serviceSelections()) }
+        if valid != nil && !pods.indexesSelectors { pods.indexSelectors() }
         step.dirty.formUnion(pods.setPod(key, valid))
     }
 
     private static func podSelection(_ object: SourcedObject?) -> PodSelection? {
         if case .service(let svc)? = object?.object { svc.podSelection } else { nil }
-    }
-
-    /// Every Service's pod selection (indexed when the first pod arrives).
-    private func serviceSelections() -> [(ServiceName, PodSelection)] {
-        objects.compactMap { key, o in
-            Self.podSelection(o).map { (ServiceName(namespace: key.namespace, name: key.name), $0) }
-        }
     }
 
     private mutating func reloadServiceCIDRs(_ out: inout Changes) {
@@ -370,37 +393,50 @@ public struct IncrementalPlanner: Sendable {
     }
 
     private func allServiceNames() -> Set<ServiceName> {
-        Set(objects.keys.lazy.filter { $0.kind == .service }.map { ServiceName(namespace: $0.namespace, name: $0.name) })
-            .union(services.keys)
+        Set(services.keys).union(otherServices.keys)
     }
 
-    /// Validates the named Services again; claims follow the validated versions, which are
+    /// The Service validator for the current ServiceCIDRs.
+    private var validator: ServiceValidator {
+        ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs,
+                         externalIPsDisabledBy: options.externalIPsDisabledBy)
+    }
+
+    /// Validates the named Services again: their new forms in `received` (nil: deleted), the
+    /// others from the form they are kept in. Claims follow the validated versions, which are
     /// not accepted until `resolveConflicts` says so. Returns the entries from before.
-    private mutating func revalidateServices(_ names: [ServiceName], _ out: inout Changes) -> [ServiceName: ServiceEntry] {
-        let validator = ServiceValidator(nodePortRange: options.nodePortRange, serviceCIDRs: serviceCIDRs,
-                                         externalIPsDisabledBy: options.externalIPsDisabledBy)
+    private mutating func revalidateServices(_ names: [ServiceName], received: [ServiceName: ReceivedService?],
+                                             _ out: inout Changes) -> [ServiceName: ServiceEntry] {
+        let validator = validator
         var previous: [ServiceName: ServiceEntry] = [:]
         for name in names {
-            let key = ProxyObjectKey(kind: .service, namespace: name.namespace, name: name.name)
+            let form = if let new = received[name] { new } else { receivedForm(of: name) }
             if let old = services.removeValue(forKey: name) {
                 claims.remove(old.service)
                 if old.accepted { acceptedCount -= 1 }
                 previous[name] = old
             }
             skipped[name] = nil
-            guard let sourced = objects[key], case .service(let svc) = sourced.object,
-                  ProxyPlanner.matchesProxySelector(svc.metadata, serviceProxyName: options.serviceProxyName) else { continue }
-            let (outcome, d) = validator.validate(svc, file: sourced.file)
-            out.diagnostics += d
-            switch outcome {
-            case .valid(let v):
-                services[name] = ServiceEntry(service: v, accepted: false)
-                claims.add(v)
-            case .skipped(let s): skipped[name] = s
-            case .rejected: break
-            }
+            otherServices[name] = nil
+            if let form { keep(name, form, validator, &out) }
         }
         return previous
+    }
+
+    /// Validates a Service's form for the current ServiceCIDRs and keeps it where the outcome
+    /// says: a valid one in `services` (its claims counted), any other in `otherServices`.
+    private mutating func keep(_ name: ServiceName, _ form: ReceivedService, _ validator: ServiceValidator,
+                               _ out: inout Changes) {
+        let (outcome, d) = validator.validate(form) ?? (.rejected, [])
+        out.diagnostics += d
+        // Only a Service valid without the ServiceCIDR check can be valid with it.
+        if case .valid(let v) = outcome, case .valid(_, let notes) = form {
+            services[name] = ServiceEntry(service: v, accepted: false, notes: notes)
+            claims.add(v)
+            return
+        }
+        if case .skipped(let s) = outcome { skipped[name] = s }
+        otherServices[name] = form
     }
 
     /// Marks the accepted services after the named services were revalidated; returns the

@@ -6,8 +6,9 @@
 /// changed, found through the indexes: work follows the pods and services touched, not the
 /// cluster's size.
 ///
-/// The selectors are indexed only from the first pod on (`indexSelectors`): a node fed by
-/// the API server, which sends no pods, keeps no second copy of them.
+/// Every Service's selection is kept (the planner keeps no Service object), but indexed by
+/// label only from the first pod on (`indexSelectors`): a node fed by the API server, which
+/// sends no pods, builds no index.
 struct PodEndpointIndex: Sendable {
     /// One label (or selector pair) in one namespace.
     struct LabelKey: Hashable, Sendable {
@@ -18,8 +19,7 @@ struct PodEndpointIndex: Sendable {
 
     private var pods: [ProxyObjectKey: ValidatedPod] = [:]
     private var podsByLabel: [LabelKey: Set<String>] = [:]
-    /// Nil until the first pod.
-    private var selectors: ServiceSelectorIndex?
+    private var selectors = ServiceSelectorIndex()
     private var zones: [String: String] = [:]
     private var rejectedSlices: [ProxyObjectKey: ServiceName] = [:]
     private var rejectedSliceCount: [ServiceName: Int] = [:]
@@ -28,11 +28,11 @@ struct PodEndpointIndex: Sendable {
     var hasNoPods: Bool { pods.isEmpty }
 
     /// True once the selectors are indexed.
-    var indexesSelectors: Bool { selectors != nil }
+    var indexesSelectors: Bool { selectors.isIndexed }
 
     /// Indexes every service's selection (before the first pod is set).
-    mutating func indexSelectors(_ all: some Sequence<(ServiceName, PodSelection)>) {
-        selectors = ServiceSelectorIndex(all)
+    mutating func indexSelectors() {
+        selectors.index()
     }
 
     /// Sets (nil: removes) a pod; returns the services that selected it before or select it
@@ -53,9 +53,12 @@ struct PodEndpointIndex: Sendable {
         return affected
     }
 
-    /// Sets (nil: removes) a service's selection, once the selectors are indexed.
+    /// A service's selection; nil without a selector.
+    func selection(of service: ServiceName) -> PodSelection? { selectors.selection(of: service) }
+
+    /// Sets (nil: removes) a service's selection.
     mutating func setSelection(_ service: ServiceName, _ selection: PodSelection?) {
-        selectors?.set(service, selection)
+        selectors.set(service, selection)
     }
 
     /// Sets (nil: removes) a node's zone; returns the services that select pods on that node.
@@ -92,7 +95,7 @@ struct PodEndpointIndex: Sendable {
 
     /// The slices derived from the pods `service`'s selector matches; empty without a selector.
     func derivedSlices(for service: ValidatedService) -> [ValidatedEndpointSlice] {
-        guard let selection = selectors?.selection(of: service.name) else { return [] }
+        guard let selection = selectors.selection(of: service.name) else { return [] }
         let selected = pods(selectedBy: selection, in: service.name.namespace)
         return EndpointSliceController.slices(for: service, selection: selection, pods: selected) { zones[$0] }
     }
@@ -109,7 +112,7 @@ struct PodEndpointIndex: Sendable {
 
     /// The services whose selector matches the pod.
     private func services(selecting pod: ValidatedPod) -> Set<ServiceName> {
-        selectors?.services(selecting: pod) ?? []
+        selectors.services(selecting: pod)
     }
 
     /// Removes a pod name from an index entry, and the entry once it is empty.

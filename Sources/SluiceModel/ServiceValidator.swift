@@ -33,6 +33,14 @@ public struct ServiceValidator: Sendable {
         let outcome = run.validate()
         return (outcome, run.diagnostics)
     }
+
+    /// The error for a ClusterIP outside every ServiceCIDR of its family (nil: inside one,
+    /// or no CIDR of its family is given). The last check on each ClusterIP.
+    func serviceCIDRError(_ ip: IPAddress) -> String? {
+        let familyCIDRs = serviceCIDRs.filter { $0.family == ip.family }
+        guard !familyCIDRs.isEmpty && !familyCIDRs.contains(where: { $0.contains(ip) }) else { return nil }
+        return "\(ip) is outside every ServiceCIDR (\(familyCIDRs.map(\.description).joined(separator: ", ")))"
+    }
 }
 
 /// The state of validating one Service.
@@ -133,10 +141,8 @@ struct ServiceValidationRun {
                 error(field, "\(ip): a service has at most one \(ip.family.rawValue) ClusterIP")
                 return nil
             }
-            let familyCIDRs = validator.serviceCIDRs.filter { $0.family == ip.family }
-            if !familyCIDRs.isEmpty && !familyCIDRs.contains(where: { $0.contains(ip) }) {
-                let list = familyCIDRs.map(\.description).joined(separator: ", ")
-                error(field, "\(ip) is outside every ServiceCIDR (\(list))")
+            if let message = validator.serviceCIDRError(ip) {
+                error(field, message)
                 return nil
             }
             ips.append(ip)
