@@ -22,8 +22,9 @@ public struct ProxyEngine: Sendable {
     /// True after a context change until `load` or `loadStreamed` ran.
     public private(set) var needsLoad = false
 
-    public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil) {
-        planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses)
+    /// `plansFromPods`: see `IncrementalPlanner.plansFromPods`.
+    public init(options: NodeOptions, hostAddresses: [IPAddress]? = nil, plansFromPods: Bool = true) {
+        planner = IncrementalPlanner(options: options, hostAddresses: hostAddresses, plansFromPods: plansFromPods)
     }
 
     /// Replaces the host's interface addresses (`IncrementalPlanner.setHostAddresses`); the

@@ -77,6 +77,9 @@ public struct APIServerSource: ObjectSource {
     }
 
     public func metricsExposition() -> String { watchMetrics.exposition() }
+
+    /// Never: endpoints come from EndpointSlices, as kube-proxy's do.
+    public var deliversPods: Bool { false }
 }
 
 /// Counts reflectors that have not delivered their first list yet. A lock, not an actor:

@@ -154,7 +154,8 @@ public final class Daemon: ServiceLifecycle.Service, Sendable {
         let hostAddresses = c.hostAddresses ?? (watchesHostAddresses ? initialHostAddresses() : nil)
         let loop = SyncLoop(dataplane: dataplane, options: c.options, hostAddresses: hostAddresses, sources: c.sources.count,
                             logger: logger, metrics: metrics, health: health, healthChecks: healthChecks,
-                            minSyncPeriod: c.minSyncPeriod, retryPeriod: c.retryPeriod, coldStartChunk: c.coldStartChunk)
+                            minSyncPeriod: c.minSyncPeriod, retryPeriod: c.retryPeriod, coldStartChunk: c.coldStartChunk,
+                            plansFromPods: c.sources.contains { $0.deliversPods })
         runtime.withLockedValue { $0.loop = loop; $0.healthChecks = healthChecks }
         logger.info("starting", metadata: [
             "node": "\(c.options.nodeName)", "sources": "\(c.sources.map(\.name).joined(separator: " "))",

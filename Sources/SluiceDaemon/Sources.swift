@@ -17,6 +17,9 @@ public protocol ObjectSource: Sendable {
     /// than the daemon stages it awaits `pace` between parts (it returns once the sync
     /// loop has room), so decoded objects do not pile up. Defaults to `run(deliver:)`.
     func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws
+    /// Whether the source may deliver Pods (manifests may; the API server source never
+    /// does: kube-proxy plans from EndpointSlices). True by default.
+    var deliversPods: Bool { get }
     /// The source's own metric families in Prometheus text format (the API watch's
     /// `sluice_api_*`); empty by default.
     func metricsExposition() -> String
@@ -24,6 +27,8 @@ public protocol ObjectSource: Sendable {
 
 extension ObjectSource {
     public func metricsExposition() -> String { "" }
+
+    public var deliversPods: Bool { true }
 
     public func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws {
         try await run(deliver: deliver)

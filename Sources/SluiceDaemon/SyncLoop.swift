@@ -57,9 +57,9 @@ actor SyncLoop {
 
     init(dataplane: any Dataplane, options: NodeOptions, hostAddresses: [IPAddress]?, sources: Int, logger: Logger,
          metrics: DaemonMetrics, health: ProxyHealth, healthChecks: HealthCheckServers,
-         minSyncPeriod: Duration, retryPeriod: Duration, coldStartChunk: Int = 50_000) {
+         minSyncPeriod: Duration, retryPeriod: Duration, coldStartChunk: Int = 50_000, plansFromPods: Bool = true) {
         self.dataplane = dataplane
-        engine = ProxyEngine(options: options, hostAddresses: hostAddresses)
+        engine = ProxyEngine(options: options, hostAddresses: hostAddresses, plansFromPods: plansFromPods)
         inbox = Inbox(sources: sources)
         if let hostAddresses {
             // Known from the start: the watch's first read of the same set is no change.

@@ -43,7 +43,8 @@ struct EngineBench: ParsableCommand {
     func run() throws {
         var cluster = DaemonCluster(scale: Scale(services: services, endpoints: endpoints))
         var phases = Phases()
-        var engine = ProxyEngine(options: NodeOptions(nodeName: DaemonCluster.nodeName))
+        // As the daemon fed by the API server holds it: no Pods, so no selectors kept.
+        var engine = ProxyEngine(options: NodeOptions(nodeName: DaemonCluster.nodeName), plansFromPods: false)
         let context = try phases.time("decode node and ServiceCIDR") { try Self.contextObjects() }
         phases.time("stage node and ServiceCIDR") { _ = engine.stage(context) }
         for first in stride(from: 0, to: services, by: part) {

@@ -324,3 +324,31 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// A planner that plans from EndpointSlices only (`plansFromPods: false`, the daemon fed by
+/// the API server) keeps no selector and leaves out a Pod that comes anyway, with an error.
+@Suite("Planning without Pods")
+struct PlanningWithoutPodsTests {
+    let options = NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")])
+
+    @Test("a Pod is reported and left out; the selector Service stays without endpoints; a re-delivered Service changes nothing")
+    func podLeftOut() {
+        var planner = IncrementalPlanner(options: options, plansFromPods: false)
+        let first = planner.apply(changes(selectorServiceYAML()))
+        #expect(first.serviceChanges == 1)
+        let pod = planner.apply(changes(podYAML("web-0")))
+        let errors = pod.diagnostics.filter(\.isError)
+        #expect(errors.count == 1)
+        #expect(errors.first?.kind == "Pod" && errors.first?.name == "web-0" && errors.first?.message.contains("left out") == true)
+        #expect(planner.endpointSlices(for: ServiceName(namespace: "default", name: "web")).isEmpty)
+        #expect(planner.servicePorts(.ipv4).first?.hasAnyEndpoints == false)
+        let again = planner.apply(changes(selectorServiceYAML()))
+        #expect(again.serviceChanges == 0 && again.replanned.isEmpty)
+
+        // The same objects with Pods planned: the pod is the endpoint (the flag is what differs).
+        var withPods = IncrementalPlanner(options: options)
+        _ = withPods.apply(changes(selectorServiceYAML()))
+        _ = withPods.apply(changes(podYAML("web-0")))
+        #expect(withPods.servicePorts(.ipv4).first?.clusterEndpoints.count == 1)
+    }
+}
