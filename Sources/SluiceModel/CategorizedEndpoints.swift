@@ -33,23 +33,32 @@ public struct CategorizedEndpoints: Sendable, Hashable {
         if usesClusterEndpoints {
             topologyMode = Self.topologyMode(endpoints, nodeName: nodeName, zone: zone)
             let mode = topologyMode
-            clusterEndpoints = endpoints.filter { $0.ready && Self.available($0, mode: mode, nodeName: nodeName, zone: zone) }
+            clusterEndpoints = Self.kept(endpoints) { $0.ready && Self.available($0, mode: mode, nodeName: nodeName, zone: zone) }
             if clusterEndpoints.isEmpty {
-                clusterEndpoints = endpoints.filter { $0.serving && $0.terminating }
+                clusterEndpoints = Self.kept(endpoints) { $0.serving && $0.terminating }
             }
             hasAnyEndpoints = !clusterEndpoints.isEmpty
         }
         guard usesLocalEndpoints else { return }
         hasAnyEndpoints = hasAnyEndpoints || endpoints.contains { $0.ready || ($0.serving && $0.terminating) }
-        localEndpoints = endpoints.filter { $0.isLocal && $0.ready }
+        localEndpoints = Self.kept(endpoints) { $0.isLocal && $0.ready }
         if localEndpoints.isEmpty {
-            localEndpoints = endpoints.filter { $0.isLocal && $0.serving && $0.terminating }
+            localEndpoints = Self.kept(endpoints) { $0.isLocal && $0.serving && $0.terminating }
         }
+    }
+
+    /// `endpoints.filter(isIncluded)`, sharing `endpoints` when every one is kept (usually
+    /// all are ready): no copy of the list.
+    static func kept(_ endpoints: [Endpoint], where isIncluded: (Endpoint) -> Bool) -> [Endpoint] {
+        guard let first = endpoints.firstIndex(where: { !isIncluded($0) }) else { return endpoints }
+        var out = Array(endpoints[..<first])
+        out += endpoints[(first + 1)...].filter(isIncluded)
+        return out
     }
 
     /// kube-proxy's `topologyModeFromHints`.
     public static func topologyMode(_ endpoints: [Endpoint], nodeName: String, zone: String?) -> TopologyMode {
-        let ready = endpoints.filter(\.ready)
+        let ready = endpoints.lazy.filter(\.ready)
         guard !ready.isEmpty else { return .none }
         if ready.allSatisfy({ !$0.nodeHints.isEmpty }) && ready.contains(where: { $0.nodeHints.contains(nodeName) }) {
             return .preferSameNode

@@ -28,6 +28,8 @@ public struct ConntrackTarget: Sendable, Hashable {
 
     /// UDP service ports of one service whose endpoint set changed (or that went away).
     static func targets(old: [IPFamily: [ServicePortPlan]], new: [IPFamily: [ServicePortPlan]]) -> [ConntrackTarget] {
+        // Most services have no UDP port: nothing to look at (nor a set to build).
+        guard hasUDP(old) || hasUDP(new) else { return [] }
         var out: [ConntrackTarget] = []
         for family in Set(old.keys).union(new.keys) {
             let newByName = Dictionary((new[family] ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -53,5 +55,8 @@ public struct ConntrackTarget: Sendable, Hashable {
         }
         return out
     }
-}
 
+    private static func hasUDP(_ plans: [IPFamily: [ServicePortPlan]]) -> Bool {
+        plans.values.contains { $0.contains { $0.name.proto == .udp } }
+    }
+}

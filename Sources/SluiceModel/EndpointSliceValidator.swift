@@ -15,8 +15,16 @@ public struct EndpointSliceValidator: Sendable {
     public init() {}
 
     public func validate(_ slice: EndpointSlice, file: String? = nil) -> (EndpointSliceValidationOutcome, [Diagnostic]) {
+        validate(slice, file: file, sharingNames: { $0 })
+    }
+
+    /// `validate(_:file:)`, each node, zone and hint name of a kept endpoint replaced by
+    /// `share(name)` as the endpoint is built (the planner's `NameInterner`: one copy of each
+    /// name, with no second pass that would copy the endpoints).
+    public func validate(_ slice: EndpointSlice, file: String? = nil,
+                         sharingNames share: (String) -> String) -> (EndpointSliceValidationOutcome, [Diagnostic]) {
         var run = EndpointSliceValidationRun(slice: slice, file: file)
-        let outcome = run.validate()
+        let outcome = run.validate(slice, sharingNames: share)
         return (outcome, run.diagnostics)
     }
 
@@ -29,14 +37,13 @@ public struct EndpointSliceValidator: Sendable {
     }
 }
 
-/// The state of validating one EndpointSlice.
+/// The state of validating one EndpointSlice (the slice itself is passed along, borrowed:
+/// a stored copy would retain each of its strings, arrays and dictionaries once more).
 struct EndpointSliceValidationRun {
-    let slice: EndpointSlice
     let ctx: DiagnosticContext
     var diagnostics: [Diagnostic] = []
 
     init(slice: EndpointSlice, file: String?) {
-        self.slice = slice
         self.ctx = DiagnosticContext(file: file, kind: "EndpointSlice", namespace: slice.metadata.namespace ?? "default",
                                      name: slice.metadata.name)
     }
@@ -44,7 +51,7 @@ struct EndpointSliceValidationRun {
     private mutating func error(_ field: String?, _ message: String) { diagnostics.append(ctx.error(field, message)) }
     private mutating func warning(_ field: String?, _ message: String) { diagnostics.append(ctx.warning(field, message)) }
 
-    mutating func validate() -> EndpointSliceValidationOutcome {
+    mutating func validate(_ slice: EndpointSlice, sharingNames share: (String) -> String) -> EndpointSliceValidationOutcome {
         guard let name = slice.metadata.name, !name.isEmpty else {
             error("metadata.name", "is required")
             return .rejected
@@ -73,14 +80,14 @@ struct EndpointSliceValidationRun {
             }
         }
         return .valid(ValidatedEndpointSlice(sliceName: name, service: service, file: ctx.file, family: family,
-                                             ports: validPorts(), endpoints: validEndpoints(family: family),
+                                             ports: validPorts(slice), endpoints: validEndpoints(slice, family: family, sharingNames: share),
                                              weight: weight))
     }
 
-    private mutating func validPorts() -> [ValidatedEndpointSlice.Port] {
+    private mutating func validPorts(_ slice: EndpointSlice) -> [ValidatedEndpointSlice.Port] {
         var out: [ValidatedEndpointSlice.Port] = []
         for (i, p) in (slice.ports ?? []).enumerated() {
-            let field = "ports[\(i)]"
+            var field: String { "ports[\(i)]" }   // built for a diagnostic only
             let protoText = p.protocol.flatMap { $0.isEmpty ? nil : $0 } ?? "TCP"
             guard let proto = L4Protocol(rawValue: protoText) else {
                 error("\(field).protocol", "unknown protocol \"\(protoText)\" (expected TCP, UDP or SCTP); port ignored")
@@ -99,11 +106,14 @@ struct EndpointSliceValidationRun {
         return out
     }
 
-    private mutating func validEndpoints(family: IPFamily) -> [ValidatedEndpointSlice.Endpoint] {
+    private mutating func validEndpoints(_ slice: EndpointSlice, family: IPFamily,
+                                         sharingNames share: (String) -> String) -> [ValidatedEndpointSlice.Endpoint] {
         var out: [ValidatedEndpointSlice.Endpoint] = []
-        out.reserveCapacity(slice.endpoints?.count ?? 0)   // held for the slice's life: no growth slack
-        for (i, e) in (slice.endpoints ?? []).enumerated() {
-            guard let first = e.addresses?.first else {
+        let endpoints = slice.endpoints ?? []
+        out.reserveCapacity(endpoints.count)   // held for the slice's life: no growth slack
+        for i in endpoints.indices {
+            // Fields are read in place (`endpoints[i]`), not from a copy of each endpoint.
+            guard let first = endpoints[i].addresses?.first else {
                 error("endpoints[\(i)].addresses", "is empty; endpoint ignored")
                 continue
             }
@@ -119,16 +129,16 @@ struct EndpointSliceValidationRun {
                 error("endpoints[\(i)].addresses[0]", "\(ip) is \(reason), never a pod or node address; endpoint ignored")
                 continue
             }
-            let c = e.conditions
+            let c = endpoints[i].conditions
             out.append(ValidatedEndpointSlice.Endpoint(
                 address: ip,
                 ready: c?.ready ?? true,
                 serving: c?.serving ?? true,
                 terminating: c?.terminating ?? false,
-                nodeName: e.nodeName.flatMap { $0.isEmpty ? nil : $0 },
-                zone: e.zone.flatMap { $0.isEmpty ? nil : $0 },
-                zoneHints: (e.hints?.forZones ?? []).compactMap(\.name),
-                nodeHints: (e.hints?.forNodes ?? []).compactMap(\.name)))
+                nodeName: endpoints[i].nodeName.flatMap { $0.isEmpty ? nil : share($0) },
+                zone: endpoints[i].zone.flatMap { $0.isEmpty ? nil : share($0) },
+                zoneHints: endpoints[i].hints?.forZones?.compactMap { $0.name.map(share) } ?? [],
+                nodeHints: endpoints[i].hints?.forNodes?.compactMap { $0.name.map(share) } ?? []))
         }
         return out
     }

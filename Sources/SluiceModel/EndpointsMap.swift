@@ -25,33 +25,31 @@ public struct EndpointsMap: Sendable, Hashable {
     public init(endpointsByPort: [PortKey: [Endpoint]] = [:]) { self.endpointsByPort = endpointsByPort }
 
     /// Merges `slices` (other families are skipped) for a node named `nodeName`.
+    ///
+    /// Per slice port, every endpoint is a candidate keyed by its `ip:port` text (computed
+    /// once, `TextOrder`); the candidates are sorted by that key, visiting order breaking
+    /// ties, and each run of one `ip:port` keeps kube-proxy's pick (`MergeCandidate.merged`).
+    /// Candidates for one `ip:port` within a slice share their address, so visiting a
+    /// slice's endpoints sorted by address (as kube-proxy does, stably) or as given picks
+    /// the same: visiting order is slices by name, then ports, then endpoints as given.
+    /// No dictionary per port and no endpoint built for a candidate that loses.
     public init(slices: [ValidatedEndpointSlice], family: IPFamily, nodeName: String) {
-        // `ip:port` identifies an endpoint; its text (the sort key) is built once.
-        struct ID: Hashable { var ip: IPAddress; var port: UInt16 }
-        var sets: [PortKey: [ID: (text: TextOrder, endpoint: Endpoint)]] = [:]
-        for slice in slices.filter({ $0.family == family }).sorted(by: { $0.sliceName < $1.sliceName }) {
-            // Within a slice kube-proxy visits endpoints sorted by address.
-            let byAddress = slice.endpoints.map { (TextOrder($0.address, port: nil), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
-            for port in slice.ports {
+        // Usually one slice, of this family: then the list is used as it is (no copy).
+        var visited = slices.allSatisfy { $0.family == family } ? slices : slices.filter { $0.family == family }
+        if visited.count > 1 { visited.sort { $0.sliceName < $1.sliceName } }
+        var groups: [(key: PortKey, candidates: [MergeCandidate])] = []
+        for s in visited.indices where !visited[s].endpoints.isEmpty {
+            for port in visited[s].ports {
                 let key = PortKey(name: port.name, proto: port.proto)
-                var set = sets[key] ?? [:]
-                for e in byAddress {
-                    let isLocal = !nodeName.isEmpty && e.nodeName == nodeName
-                    let id = ID(ip: e.address, port: port.port)
-                    guard set[id] == nil || isLocal else { continue }
-                    let endpoint = Endpoint(ip: e.address, port: port.port, ready: e.ready, serving: e.serving,
-                                            terminating: e.terminating, isLocal: isLocal, nodeName: e.nodeName,
-                                            zone: e.zone, zoneHints: e.zoneHints, nodeHints: e.nodeHints,
-                                            weight: slice.weight)
-                    set[id] = (TextOrder(e.address, port: port.port), endpoint)
-                }
-                sets[key] = set
+                let i = groups.firstIndex { $0.key == key } ?? groups.endIndex
+                if i == groups.endIndex { groups.append((key, [])) }
+                MergeCandidate.append(visited[s], index: s, port: port.port, nodeName: nodeName, to: &groups[i].candidates)
             }
         }
-        // Each list sorted by the `ip:port` string (`Endpoint.<`), keys computed once.
-        endpointsByPort = sets.compactMapValues { set in
-            set.isEmpty ? nil : set.values.sorted { $0.text < $1.text }.map(\.endpoint)
-        }
+        var byPort: [PortKey: [Endpoint]] = [:]
+        byPort.reserveCapacity(groups.count)
+        for (key, candidates) in groups { byPort[key] = MergeCandidate.merged(candidates, slices: visited) }
+        endpointsByPort = byPort
     }
 
     /// The endpoints of a service port (matched by port name and protocol).
@@ -67,6 +65,62 @@ public struct EndpointsMap: Sendable, Hashable {
             for e in endpoints where e.isLocal && e.ready { ips.insert(e.ip) }
         }
         return ips.count
+    }
+}
+
+/// One endpoint of one slice port, a candidate for its `ip:port` in `EndpointsMap`; the
+/// endpoint itself is built only for the candidate picked.
+struct MergeCandidate {
+    var text: TextOrder
+    /// Visiting order (slices by name, then ports, then endpoints as given).
+    var order: Int
+    var slice: Int
+    var endpoint: Int
+    var port: UInt16
+    var isLocal: Bool
+
+    /// Appends the candidates of `slice` (the `index`th visited) for one of its ports.
+    static func append(_ slice: ValidatedEndpointSlice, index: Int, port: UInt16, nodeName: String,
+                       to out: inout [MergeCandidate]) {
+        if out.isEmpty { out.reserveCapacity(slice.endpoints.count) }
+        for i in slice.endpoints.indices {
+            let isLocal = !nodeName.isEmpty && slice.endpoints[i].nodeName == nodeName
+            out.append(MergeCandidate(text: TextOrder(slice.endpoints[i].address, port: port), order: out.count,
+                                      slice: index, endpoint: i, port: port, isLocal: isLocal))
+        }
+    }
+
+    /// One endpoint per `ip:port`, sorted by its text: of the candidates for one `ip:port`
+    /// the last local one, else the first (kube-proxy keeps an existing entry unless the
+    /// new one is local).
+    static func merged(_ candidates: [MergeCandidate], slices: [ValidatedEndpointSlice]) -> [Endpoint] {
+        let sorted = candidates.sorted { $0.text != $1.text ? $0.text < $1.text : $0.order < $1.order }
+        var picks: [Int] = []
+        picks.reserveCapacity(sorted.count)
+        var i = 0
+        while i < sorted.count {
+            var pick = i
+            i += 1
+            while i < sorted.count && sorted[i].text == sorted[pick].text {
+                if sorted[i].isLocal { pick = i }
+                i += 1
+            }
+            picks.append(pick)
+        }
+        return picks.map { sorted[$0].endpoint(in: slices) }
+    }
+
+    /// The merged endpoint (read in place: neither the slice nor its endpoint is copied).
+    func endpoint(in slices: [ValidatedEndpointSlice]) -> Endpoint {
+        slices[slice].endpoints[endpoint].merged(port: port, isLocal: isLocal, weight: slices[slice].weight)
+    }
+}
+
+extension ValidatedEndpointSlice.Endpoint {
+    /// This endpoint on one slice port, as `EndpointsMap` lists it.
+    func merged(port: UInt16, isLocal: Bool, weight: UInt32) -> Endpoint {
+        Endpoint(ip: address, port: port, ready: ready, serving: serving, terminating: terminating, isLocal: isLocal,
+                 nodeName: nodeName, zone: zone, zoneHints: zoneHints, nodeHints: nodeHints, weight: weight)
     }
 }
 
@@ -88,39 +142,47 @@ enum TextOrder: Comparable, Hashable, Sendable {
     }
 
     private static func packedIPv4(_ v: UInt32, port: UInt16?) -> TextOrder {
-        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &words) { raw in
-            var i = 0
-            func decimal(_ n: UInt32) {
-                var digits: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
-                var count = 0
-                var x = n
-                withUnsafeMutableBytes(of: &digits) { d in
-                    repeat {
-                        d[count] = UInt8(ascii: "0") + UInt8(x % 10)
-                        x /= 10
-                        count += 1
-                    } while x > 0
-                    while count > 0 {
-                        count -= 1
-                        raw[i] = d[count]
-                        i += 1
-                    }
-                }
-            }
-            decimal(v >> 24)
-            for shift in [16, 8, 0] as [UInt32] {
-                raw[i] = UInt8(ascii: ".")
-                i += 1
-                decimal((v >> shift) & 0xff)
-            }
-            if let port {
-                raw[i] = UInt8(ascii: ":")
-                i += 1
-                decimal(UInt32(port))
-            }
+        var text = PackedText()
+        text.appendDecimal(v >> 24)
+        text.append(UInt8(ascii: "."))
+        text.appendDecimal((v >> 16) & 0xff)
+        text.append(UInt8(ascii: "."))
+        text.appendDecimal((v >> 8) & 0xff)
+        text.append(UInt8(ascii: "."))
+        text.appendDecimal(v & 0xff)
+        if let port {
+            text.append(UInt8(ascii: ":"))
+            text.appendDecimal(UInt32(port))
         }
-        return .packed(UInt64(bigEndian: words.0), UInt64(bigEndian: words.1), UInt64(bigEndian: words.2))
+        return .packed(text.words.0, text.words.1, text.words.2)
+    }
+
+    /// Up to 24 ASCII bytes as three big-endian words, zero-padded (runs once per endpoint
+    /// and port: no buffer, no closure).
+    private struct PackedText {
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+
+        mutating func append(_ byte: UInt8) {
+            let shift = UInt64(56 - 8 * (count & 7))
+            switch count >> 3 {
+            case 0: words.0 |= UInt64(byte) << shift
+            case 1: words.1 |= UInt64(byte) << shift
+            default: words.2 |= UInt64(byte) << shift
+            }
+            count += 1
+        }
+
+        /// `n` (< 100 000) in decimal, no leading zeros.
+        mutating func appendDecimal(_ n: UInt32) {
+            if n >= 10_000 { appendDigit(n / 10_000) }
+            if n >= 1_000 { appendDigit(n / 1_000 % 10) }
+            if n >= 100 { appendDigit(n / 100 % 10) }
+            if n >= 10 { appendDigit(n / 10 % 10) }
+            appendDigit(n % 10)
+        }
+
+        private mutating func appendDigit(_ d: UInt32) { append(UInt8(ascii: "0") + UInt8(d)) }
     }
 
     static func < (a: TextOrder, b: TextOrder) -> Bool {

@@ -36,12 +36,13 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible, 
     /// Parses an address; returns nil if it is not a valid IPv4 or IPv6 literal.
     public init?(_ text: String) {
         let s = text.trimmingSpaces
-        if s.utf8.contains(UInt8(ascii: ":")) {
-            guard let (hi, lo) = parseIPv6(s) else { return nil }
+        // IPv4 first: it accepts digits and dots only, so no text it reads contains a colon.
+        if let v = parseIPv4(s) {
+            self = .v4(v)
+        } else if s.utf8.contains(UInt8(ascii: ":")), let (hi, lo) = parseIPv6(s) {
             self = .v6(hi, lo)
         } else {
-            guard let v = parseIPv4(s) else { return nil }
-            self = .v4(v)
+            return nil
         }
     }
 
@@ -156,10 +157,16 @@ extension Character {
 
 extension String {
     var trimmingSpaces: String {
+        // Usually nothing to trim: a first or last Character that is one of these is that one byte.
+        if let first = utf8.first, let last = utf8.last, !Self.isTrimmed(first), !Self.isTrimmed(last) { return self }
         var s = Substring(self)
         while let c = s.first, c == " " || c == "\t" || c == "\n" || c == "\r" { s.removeFirst() }
         while let c = s.last, c == " " || c == "\t" || c == "\n" || c == "\r" { s.removeLast() }
         return String(s)
+    }
+
+    private static func isTrimmed(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
     }
 }
 

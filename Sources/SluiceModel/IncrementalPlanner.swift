@@ -175,7 +175,18 @@ public struct IncrementalPlanner: Sendable {
     /// plans every service at its end. Returns the same `Changes` as `apply` (`full` when the
     /// node context was resolved or changed).
     public mutating func stage(_ changes: ObjectChanges) -> Changes {
-        apply(Self.sorted(changes), planning: false)
+        if slices.isEmpty && changes.keys.contains(where: { $0.kind == .endpointSlice }) { reserveForEndpointSlices() }
+        return apply(Self.sorted(changes), planning: false)
+    }
+
+    /// Before the first EndpointSlices are staged (the Services usually came first): room
+    /// for a slice and a plan per accepted service, so these tables are sized once instead
+    /// of doubling, each time rehashing every key, as the slices arrive. None ends larger
+    /// than it would once every accepted service has its slice.
+    private mutating func reserveForEndpointSlices() {
+        slices.reserveCapacity(acceptedCount)
+        sliceOwner.reserveCapacity(acceptedCount)
+        if planned.isEmpty { planned.reserveCapacity(acceptedCount) }
     }
 
     private static func sorted(_ changes: ObjectChanges) -> some Sequence<(key: ProxyObjectKey, value: SourcedObject?)> {
@@ -233,7 +244,7 @@ public struct IncrementalPlanner: Sendable {
         for name in step.dirty {
             // Staging leaves a new service with no endpoints yet to the next `apply`: its
             // EndpointSlices usually follow in a later part, and it is planned once.
-            if !planning && planned[name] == nil && slices[name] == nil && pods.hasNoPods {
+            if !planning && pods.hasNoPods && slices[name] == nil && planned[name] == nil {
                 awaitingEndpoints.insert(name)
                 continue
             }
@@ -343,9 +354,9 @@ public struct IncrementalPlanner: Sendable {
         var rejectedFor: ServiceName?
         if let new, case .endpointSlice(let slice) = new.object,
            ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) {
-            let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file)
+            let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file) { names.intern($0) }
             step.sliceDiagnostics += d
-            if case .valid(let v) = outcome { valid = names.intern(v) } else { rejectedFor = slice.serviceName }
+            if case .valid(let v) = outcome { valid = v } else { rejectedFor = slice.serviceName }
             if valid != old, let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {
                 out.triggerTimes.append(date)
             }
@@ -520,8 +531,13 @@ public struct IncrementalPlanner: Sendable {
         let new = plan(name, context: context)
         if old == new { return }
         out.replanned.insert(name)
-        for family in Set(old.keys).union(new.keys) {
+        for family in IPFamily.allCases where old[family] != nil || new[family] != nil {
             let oldPorts = old[family] ?? [], newPorts = new[family] ?? []
+            if oldPorts.isEmpty {
+                // A first plan (staging plans every service so): each port is new, no pairing by name.
+                for p in newPorts { out.ports[family, default: [:]][p.name] = PlanChange(new: p) }
+                continue
+            }
             var byName: [ServicePortName: PlanChange] = [:]
             for p in oldPorts { byName[p.name, default: PlanChange()].old = p }
             for p in newPorts { byName[p.name, default: PlanChange()].new = p }
@@ -539,10 +555,10 @@ public struct IncrementalPlanner: Sendable {
 
     /// Keeps the health-check targets and no-local-endpoint counts in step with one service's plan.
     private mutating func track(_ name: ServiceName, _ plan: [IPFamily: [ServicePortPlan]]) {
-        let ports = plan.keys.sorted().flatMap { plan[$0]! }
+        let ports = plan.count == 1 ? plan.first!.value : plan.keys.sorted().flatMap { plan[$0]! }
         if let service = accepted[name], let port = service.healthCheckNodePort, let first = ports.first {
             healthChecks[name] = HealthCheckTarget(port: port, localEndpoints: first.localReadyEndpointCount)
-        } else {
+        } else if !healthChecks.isEmpty {
             healthChecks[name] = nil
         }
         let old = noLocalByService[name] ?? NoLocalCount()
@@ -551,6 +567,8 @@ public struct IncrementalPlanner: Sendable {
             if p.internalPolicyLocal { new.internalPolicy += 1 }
             if p.externalPolicyLocal && p.usesLocalEndpoints { new.externalPolicy += 1 }
         }
+        // Usually nothing changes (no Local policy): no table is touched then.
+        guard new != old else { return }
         noLocalEndpoints["internal", default: 0] += new.internalPolicy - old.internalPolicy
         noLocalEndpoints["external", default: 0] += new.externalPolicy - old.externalPolicy
         noLocalByService[name] = new == NoLocalCount() ? nil : new

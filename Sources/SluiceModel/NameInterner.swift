@@ -5,33 +5,47 @@
 /// cluster of a million endpoints over a few hundred nodes, those copies alone take ≈ 100 MB
 /// (`sluice engine-bench --services 100000 --endpoints 10`: 618 → 518 MB with interning).
 /// The planner keeps validated EndpointSlices for their life, so it swaps each such name for
-/// the one copy held here. Names are never evicted: there are as many as nodes and zones
-/// ever seen, not endpoints.
+/// the one copy held here as it validates them (`EndpointSliceValidator`'s `sharingNames`).
+/// Names are never evicted: there are as many as nodes and zones ever seen, not endpoints.
 struct NameInterner: Sendable {
     private var names = Set<String>()
+    /// Names returned lately, by a hash of their UTF-8 bytes (direct-mapped, each
+    /// one a member of `names`): it runs for every endpoint staged, and most lookups end
+    /// here, without hashing the name with `Hasher` and probing the set.
+    private var recent = [String?](repeating: nil, count: 256)
 
     /// The shared copy of `name` (the first one seen); small strings are returned as they are.
     mutating func intern(_ name: String) -> String {
         guard name.utf8.count > 15 else { return name }
-        return names.insert(name).memberAfterInsert
-    }
-
-    mutating func intern(_ name: String?) -> String? {
-        name.map { intern($0) }
-    }
-
-    /// The slice with every endpoint's node, zone and hint names shared.
-    mutating func intern(_ slice: ValidatedEndpointSlice) -> ValidatedEndpointSlice {
-        var slice = slice
-        for i in slice.endpoints.indices {
-            slice.endpoints[i].nodeName = intern(slice.endpoints[i].nodeName)
-            slice.endpoints[i].zone = intern(slice.endpoints[i].zone)
-            if !slice.endpoints[i].nodeHints.isEmpty { slice.endpoints[i].nodeHints = slice.endpoints[i].nodeHints.map { intern($0) } }
-            if !slice.endpoints[i].zoneHints.isEmpty { slice.endpoints[i].zoneHints = slice.endpoints[i].zoneHints.map { intern($0) } }
-        }
-        return slice
+        let slot = Self.slot(name, among: recent.count)
+        // `names` holds no two equal names, so an equal one here is the one the set would give.
+        if let held = recent[slot], held == name { return held }
+        let shared = names.insert(name).memberAfterInsert
+        recent[slot] = shared
+        return shared
     }
 
     /// How many names are held (for tests).
     var count: Int { names.count }
+
+    /// A multiplicative hash of the UTF-8 bytes, eight at a time, reduced to one of `count`
+    /// (a power of two) slots.
+    private static func slot(_ name: String, among count: Int) -> Int {
+        var name = name
+        let hash = name.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            var h = UInt64(bytes.count), i = 0
+            while i + 8 <= bytes.count {
+                h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x9E37_79B9_7F4A_7C15
+                h ^= h >> 32
+                i += 8
+            }
+            while i < bytes.count {
+                h = (h ^ UInt64(bytes[i])) &* 0x9E37_79B9_7F4A_7C15
+                i += 1
+            }
+            return h ^ h >> 29
+        }
+        return Int(truncatingIfNeeded: hash) & (count - 1)
+    }
 }
