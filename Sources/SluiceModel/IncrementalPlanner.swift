@@ -400,7 +400,7 @@ public struct IncrementalPlanner: Sendable {
 
     private mutating func reloadServiceCIDRs(_ out: inout Changes) {
         var cidrs = Set<CIDR>()
-        for (key, o) in objects.filter({ $0.key.kind == .serviceCIDR }).sorted(by: { $0.key < $1.key }) {
+        for (_, o) in objects.filter({ $0.key.kind == .serviceCIDR }).sorted(by: { $0.key < $1.key }) {
             guard case .serviceCIDR(let sc) = o.object else { continue }
             let (c, d) = sc.validatedCIDRs(file: o.file)
             cidrs.formUnion(c)
