@@ -83,14 +83,11 @@ struct Packed: Hashable, Sendable {
 /// The elements of one set or map as the incremental compiler keeps them: key → data and
 /// the number of service ports that contribute the element.
 ///
-/// Plain sets keep `[Packed: UInt32]` (20 bytes a bucket), maps `[Packed: MapEntry]`
-/// (32 bytes a bucket); keys or data that do not pack (IPv6) live in `spilled`.
+/// Plain sets keep `Set<Packed>` (16 bytes a bucket), maps `[Packed: UInt64]` (24 bytes a
+/// bucket); keys or data that do not pack (IPv6) live in `spilled`. A packed element has one
+/// user unless `extraUsers` says how many more it has: almost every element has one, so the
+/// big tables carry no count.
 struct SetStore: Sendable {
-    struct MapEntry: Sendable {
-        var data: UInt64
-        var count: UInt32
-    }
-
     struct Spilled: Sendable {
         var data: [Datum]
         var count: Int
@@ -100,8 +97,10 @@ struct SetStore: Sendable {
     enum RemoveResult { case removed, counted, absent }
 
     let isMap: Bool
-    private(set) var plain: [Packed: UInt32] = [:]
-    private(set) var mapped: [Packed: MapEntry] = [:]
+    private(set) var plain: Set<Packed> = []
+    private(set) var mapped: [Packed: UInt64] = [:]
+    /// Users beyond the first of the packed elements of `plain` or `mapped` that have several.
+    private(set) var extraUsers: [Packed: UInt32] = [:]
     private(set) var spilled: [[Datum]: Spilled] = [:]
 
     init(isMap: Bool) { self.isMap = isMap }
@@ -124,49 +123,48 @@ struct SetStore: Sendable {
     }
 
     mutating func insert(_ key: [Datum], _ data: [Datum]) -> InsertResult {
-        // One hash probe for the common case: a packable key not in `spilled`.
+        // One hash probe for the common case: a packable key, new, not in `spilled`.
         if let k = Packed(key), spilled.isEmpty {
             if isMap {
                 guard let d = packData(data) else { return insertSpilled(key, data, packed: k) }
-                return Self.bump(&mapped[k, default: MapEntry(data: d, count: 0)], d)
+                guard let old = mapped.updateValue(d, forKey: k) else { return .added }
+                guard old == d else {
+                    mapped[k] = old
+                    return .conflict
+                }
+                return addUser(k)
             } else if data.isEmpty {
-                return Self.bump(&plain[k, default: 0])
+                return plain.insert(k).inserted ? .added : addUser(k)
             }
             return insertSpilled(key, data, packed: k)
         }
         return insertSpilled(key, data, packed: Packed(key))
     }
 
-    @inline(__always)
-    private static func bump(_ e: inout MapEntry, _ d: UInt64) -> InsertResult {
-        if e.count == 0 {
-            e.count = 1
-            return .added
-        }
-        guard e.data == d else { return .conflict }
-        e.count += 1
+    /// Counts one more user of the stored packed element `k`.
+    private mutating func addUser(_ k: Packed) -> InsertResult {
+        extraUsers[k, default: 0] += 1
         return .counted
     }
 
-    @inline(__always)
-    private static func bump(_ c: inout UInt32) -> InsertResult {
-        c += 1
-        return c == 1 ? .added : .counted
+    /// Drops one user of the stored packed element `k`; false if it was the last.
+    private mutating func dropUser(_ k: Packed) -> Bool {
+        guard !extraUsers.isEmpty, let i = extraUsers.index(forKey: k) else { return false }
+        if extraUsers.values[i] > 1 {
+            extraUsers.values[i] -= 1
+        } else {
+            extraUsers.remove(at: i)
+        }
+        return true
     }
 
     /// The general path: the element may be in either representation.
     private mutating func insertSpilled(_ key: [Datum], _ data: [Datum], packed k: Packed?) -> InsertResult {
         if let k {
-            if isMap {
-                if let i = mapped.index(forKey: k) {
-                    guard packData(data) == mapped.values[i].data else { return .conflict }
-                    mapped.values[i].count += 1
-                    return .counted
-                }
-            } else if let i = plain.index(forKey: k) {
-                guard data.isEmpty else { return .conflict }
-                plain.values[i] += 1
-                return .counted
+            if isMap, let d = mapped[k] {
+                return packData(data) == d ? addUser(k) : .conflict
+            } else if !isMap, plain.contains(k) {
+                return data.isEmpty ? addUser(k) : .conflict
             }
         }
         if let i = spilled.index(forKey: key) {
@@ -175,13 +173,11 @@ struct SetStore: Sendable {
             return .counted
         }
         if let k {
-            if isMap {
-                if let d = packData(data) {
-                    mapped[k] = MapEntry(data: d, count: 1)
-                    return .added
-                }
-            } else if data.isEmpty {
-                plain[k] = 1
+            if isMap, let d = packData(data) {
+                mapped[k] = d
+                return .added
+            } else if !isMap, data.isEmpty {
+                plain.insert(k)
                 return .added
             }
         }
@@ -192,26 +188,22 @@ struct SetStore: Sendable {
     /// Drops one user of `key : data`; `.absent` if the element is not stored with that data.
     mutating func remove(_ key: [Datum], _ data: [Datum]) -> RemoveResult {
         if let k = Packed(key) {
-            if isMap {
-                if let i = mapped.index(forKey: k) {
-                    guard packData(data) == mapped.values[i].data else { return .absent }
-                    if mapped.values[i].count > 1 {
-                        mapped.values[i].count -= 1
-                        return .counted
-                    }
-                    mapped.remove(at: i)
-                    return .removed
-                }
-            } else if let i = plain.index(forKey: k) {
+            if isMap, let i = mapped.index(forKey: k) {
+                guard packData(data) == mapped.values[i] else { return .absent }
+                if dropUser(k) { return .counted }
+                mapped.remove(at: i)
+                return .removed
+            } else if !isMap, let i = plain.firstIndex(of: k) {
                 guard data.isEmpty else { return .absent }
-                if plain.values[i] > 1 {
-                    plain.values[i] -= 1
-                    return .counted
-                }
+                if dropUser(k) { return .counted }
                 plain.remove(at: i)
                 return .removed
             }
         }
+        return removeSpilled(key, data)
+    }
+
+    private mutating func removeSpilled(_ key: [Datum], _ data: [Datum]) -> RemoveResult {
         guard !spilled.isEmpty, let i = spilled.index(forKey: key), spilled.values[i].data == data else { return .absent }
         if spilled.values[i].count > 1 {
             spilled.values[i].count -= 1
@@ -224,19 +216,30 @@ struct SetStore: Sendable {
     /// The data of `key` (empty for a plain set); nil if absent.
     func lookup(_ key: [Datum]) -> [Datum]? {
         if let k = Packed(key) {
-            if isMap, let e = mapped[k] { return Packed(lo: e.data, hi: 0).datums }
-            if !isMap, plain[k] != nil { return [] }
+            if isMap, let d = mapped[k] { return Packed(lo: d, hi: 0).datums }
+            if !isMap, plain.contains(k) { return [] }
         }
         return spilled[key]?.data
     }
 
-    /// Addresses of the dictionaries' buffers (see `IncrementalCompiler.storageIdentity`).
-    var storageIdentity: [UInt] { [bufferAddress(plain), bufferAddress(mapped), bufferAddress(spilled)] }
+    /// Users of `key : data`: 0 if it is not stored with that data.
+    func users(_ key: [Datum], _ data: [Datum]) -> Int {
+        guard lookup(key) == data else { return 0 }
+        if let k = Packed(key), isMap ? mapped[k] != nil : plain.contains(k) {
+            return 1 + Int(extraUsers[k] ?? 0)
+        }
+        return spilled[key]?.count ?? 0
+    }
+
+    /// Addresses of the tables' buffers (see `IncrementalCompiler.storageIdentity`).
+    var storageIdentity: [UInt] {
+        [bufferAddress(plain), bufferAddress(mapped), bufferAddress(extraUsers), bufferAddress(spilled)]
+    }
 
     /// Every element as IR key and data (empty data for plain sets).
     func forEach(_ body: ([Datum], [Datum]) throws -> Void) rethrows {
-        for (k, _) in plain { try body(k.datums, []) }
-        for (k, e) in mapped { try body(k.datums, Packed(lo: e.data, hi: 0).datums) }
+        for k in plain { try body(k.datums, []) }
+        for (k, d) in mapped { try body(k.datums, Packed(lo: d, hi: 0).datums) }
         for (k, s) in spilled { try body(k, s.data) }
     }
 }
@@ -288,7 +291,7 @@ public struct PlanStore: Sendable {
     var storageIdentity: UInt { bufferAddress(items) }
 }
 
-/// The address of a collection's heap buffer: a native `Dictionary` or `ContiguousArray` is
+/// The address of a collection's heap buffer: a native `Dictionary`, `Set` or `ContiguousArray` is
 /// one reference to its storage, which copy-on-write replaces.
 func bufferAddress<T>(_ collection: T) -> UInt {
     precondition(MemoryLayout<T>.size == MemoryLayout<UInt>.size)
