@@ -17,13 +17,11 @@ struct ListedObjects<Object: KubeObject>: Sendable {
 
     init(comparing: Bool) { seen = comparing ? [] : nil }
 
-    var isComparing: Bool { seen != nil }
-
     /// Takes one listed object (a later one replaces an earlier one with the same key);
-    /// `cache` is the reflector's, when comparing.
-    mutating func add(_ object: Object, cache: ReflectorCache<Object>?) {
+    /// `cache` is the reflector's, which a relist compares with.
+    mutating func add(_ object: Object, cache: ReflectorCache<Object>) {
         let key = object.key
-        guard seen != nil, let cache else {
+        guard seen != nil else {
             changed[key] = object
             return
         }

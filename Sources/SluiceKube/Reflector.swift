@@ -348,10 +348,6 @@ public final class Reflector<Object: KubeObject>: Sendable {
 
     /// Adds a page of listed objects (compared with the cache under its lock).
     private func take(_ objects: [Object], into list: inout ListedObjects<Object>) {
-        if !list.isComparing {
-            for o in objects { list.add(o, cache: nil) }
-            return
-        }
         shared.withLockedValue { s in for o in objects { list.add(o, cache: s.cache) } }
     }
 
@@ -498,11 +494,14 @@ public final class Reflector<Object: KubeObject>: Sendable {
         let tick = min(.seconds(1), idle / 4)
         while ContinuousClock.now < deadline {
             try await Task.sleep(until: min(deadline, ContinuousClock.now + tick), clock: .continuous)
-            let armed = shared.withLockedValue { $0.stats.periodicBookmarks }
             let silent = ContinuousClock.now - progress.lastActivity
-            if silent >= idle && !armed { shared.withLockedValue { $0.stats.silencesTolerated += 1 } }
-            if armed && silent >= idle {
-                shared.withLockedValue { $0.stats.watchStalls += 1 }
+            guard silent >= idle else { continue }
+            // Given up only once the server has shown it sends bookmarks; counted either way.
+            let armed = shared.withLockedValue { s in
+                if s.stats.periodicBookmarks { s.stats.watchStalls += 1 } else { s.stats.silencesTolerated += 1 }
+                return s.stats.periodicBookmarks
+            }
+            if armed {
                 logger.warning("watch brought nothing (no event, no bookmark) for longer than its progress timeout; re-watching",
                                metadata: ["seconds": "\(silent)"])
                 return

@@ -39,10 +39,11 @@ struct ListedObjectsTests {
         #expect(!list.contains(service("b", rv: "").key))
     }
 
-    @Test("the first list keeps every object")
+    @Test("the first list keeps every object, even one the cache holds unchanged")
     func firstListKeepsAll() {
+        let cache = cached(["a": "1"])
         var list = ListedObjects<Service>(comparing: false)
-        for name in ["a", "b"] { list.add(service(name, rv: "1"), cache: nil) }
+        for name in ["a", "b"] { list.add(service(name, rv: "1"), cache: cache) }
         #expect(Set(list.changed.keys.map(\.name)) == ["a", "b"])
         #expect(list.contains(service("a", rv: "").key))
     }
