@@ -3,6 +3,16 @@ import SluiceTestSupport
 import Testing
 
 extension CLITests {
+    /// Three non-blocking connects from inside `ns` to the memcache ClusterIP: each SYN is
+    /// DNATed and counted; nothing needs to answer.
+    func connectThreeTimes(_ ns: NetworkNamespace) throws {
+        _ = try ns.runChecked(["python3", "-c", """
+            import socket
+            for i in range(3):
+                s = socket.socket(); s.setblocking(False); s.connect_ex(("10.96.0.180", 11211)); s.close()
+            """])
+    }
+
     /// Makes `ns` look like the golden sets' node: 192.168.10.11 on a veth, a default route
     /// (to nowhere: nothing in it is connected to another namespace).
     func giveNodeAddress(_ ns: NetworkNamespace) throws {
@@ -25,12 +35,7 @@ extension CLITests {
             #expect(applied.succeeded, "\(applied.stderr)")
             let before = try sluice(["top", "--once", "--interval", "0", "--netns", ns.name] + loadBalancing)
             #expect(before.succeeded && before.stdout.contains("(no connections counted)"), "\(before.stdout)\(before.stderr)")
-            // Non-blocking connects: the SYN is DNATed and counted; nothing needs to answer.
-            _ = try ns.runChecked(["python3", "-c", """
-                import socket
-                for i in range(3):
-                    s = socket.socket(); s.setblocking(False); s.connect_ex(("10.96.0.180", 11211)); s.close()
-                """])
+            try connectThreeTimes(ns)
             let r = try sluice(["top", "--once", "--interval", "0", "--netns", ns.name] + loadBalancing)
             #expect(r.succeeded, "\(r.stderr)")
             let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -64,11 +69,7 @@ extension CLITests {
             #expect(applied.succeeded, "\(applied.stderr)")
             let listed = try ns.runChecked(["nft", "list", "table", "ip", "sluice"]).stdout
             #expect(listed.contains("set service-traffic") && listed.contains("chain count-traffic"), "\(listed)")
-            _ = try ns.runChecked(["python3", "-c", """
-                import socket
-                for i in range(3):
-                    s = socket.socket(); s.setblocking(False); s.connect_ex(("10.96.0.180", 11211)); s.close()
-                """])
+            try connectThreeTimes(ns)
             let r = try sluice(["top", "--once", "--interval", "0", "--netns", ns.name] + loadBalancing)
             #expect(r.succeeded, "\(r.stderr)")
             let lines = r.stdout.split(separator: "\n").map(String.init)
