@@ -15,16 +15,21 @@ public struct EndpointSliceValidator: Sendable {
     public init() {}
 
     public func validate(_ slice: EndpointSlice, file: String? = nil) -> (EndpointSliceValidationOutcome, [Diagnostic]) {
-        validate(slice, file: file, sharingNames: { $0 })
+        validate(slice, file: file, sharingPlacements: ValidatedEndpointSlice.Placement.make)
     }
 
-    /// `validate(_:file:)`, each node, zone and hint name of a kept endpoint replaced by
-    /// `share(name)` as the endpoint is built (the planner's `NameInterner`: one copy of each
-    /// name, with no second pass that would copy the endpoints).
+    /// Gives the placement of an endpoint with these `nodeName`, `zone`, zone hints and node
+    /// hints (nil when all are empty).
+    public typealias PlacementSharing = (_ nodeName: String?, _ zone: String?, _ zoneHints: [String], _ nodeHints: [String])
+        -> ValidatedEndpointSlice.Placement?
+
+    /// `validate(_:file:)`, each kept endpoint's placement taken from `share` as the endpoint
+    /// is built (the planner's `NameInterner`: one shared placement per distinct value, with
+    /// no second pass that would copy the endpoints).
     public func validate(_ slice: EndpointSlice, file: String? = nil,
-                         sharingNames share: (String) -> String) -> (EndpointSliceValidationOutcome, [Diagnostic]) {
+                         sharingPlacements share: PlacementSharing) -> (EndpointSliceValidationOutcome, [Diagnostic]) {
         var run = EndpointSliceValidationRun(slice: slice, file: file)
-        let outcome = run.validate(slice, sharingNames: share)
+        let outcome = run.validate(slice, sharingPlacements: share)
         return (outcome, run.diagnostics)
     }
 
@@ -51,7 +56,7 @@ struct EndpointSliceValidationRun {
     private mutating func error(_ field: String?, _ message: String) { diagnostics.append(ctx.error(field, message)) }
     private mutating func warning(_ field: String?, _ message: String) { diagnostics.append(ctx.warning(field, message)) }
 
-    mutating func validate(_ slice: EndpointSlice, sharingNames share: (String) -> String) -> EndpointSliceValidationOutcome {
+    mutating func validate(_ slice: EndpointSlice, sharingPlacements share: EndpointSliceValidator.PlacementSharing) -> EndpointSliceValidationOutcome {
         guard let name = slice.metadata.name, !name.isEmpty else {
             error("metadata.name", "is required")
             return .rejected
@@ -80,7 +85,7 @@ struct EndpointSliceValidationRun {
             }
         }
         return .valid(ValidatedEndpointSlice(sliceName: name, service: service, file: ctx.file, family: family,
-                                             ports: validPorts(slice), endpoints: validEndpoints(slice, family: family, sharingNames: share),
+                                             ports: validPorts(slice), endpoints: validEndpoints(slice, family: family, sharingPlacements: share),
                                              weight: weight))
     }
 
@@ -107,7 +112,7 @@ struct EndpointSliceValidationRun {
     }
 
     private mutating func validEndpoints(_ slice: EndpointSlice, family: IPFamily,
-                                         sharingNames share: (String) -> String) -> [ValidatedEndpointSlice.Endpoint] {
+                                         sharingPlacements share: EndpointSliceValidator.PlacementSharing) -> [ValidatedEndpointSlice.Endpoint] {
         var out: [ValidatedEndpointSlice.Endpoint] = []
         let endpoints = slice.endpoints ?? []
         out.reserveCapacity(endpoints.count)   // held for the slice's life: no growth slack
@@ -135,10 +140,10 @@ struct EndpointSliceValidationRun {
                 ready: c?.ready ?? true,
                 serving: c?.serving ?? true,
                 terminating: c?.terminating ?? false,
-                nodeName: endpoints[i].nodeName.flatMap { $0.isEmpty ? nil : share($0) },
-                zone: endpoints[i].zone.flatMap { $0.isEmpty ? nil : share($0) },
-                zoneHints: endpoints[i].hints?.forZones?.compactMap { $0.name.map(share) } ?? [],
-                nodeHints: endpoints[i].hints?.forNodes?.compactMap { $0.name.map(share) } ?? []))
+                placement: share(endpoints[i].nodeName.flatMap { $0.isEmpty ? nil : $0 },
+                                 endpoints[i].zone.flatMap { $0.isEmpty ? nil : $0 },
+                                 endpoints[i].hints?.forZones?.compactMap(\.name) ?? [],
+                                 endpoints[i].hints?.forNodes?.compactMap(\.name) ?? [])))
         }
         return out
     }

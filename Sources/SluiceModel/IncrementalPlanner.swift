@@ -354,7 +354,9 @@ public struct IncrementalPlanner: Sendable {
         var rejectedFor: ServiceName?
         if let new, case .endpointSlice(let slice) = new.object,
            ProxyPlanner.matchesProxySelector(slice.metadata, serviceProxyName: options.serviceProxyName) {
-            let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file) { names.intern($0) }
+            let (outcome, d) = EndpointSliceValidator().validate(slice, file: new.file) {
+                names.placement(nodeName: $0, zone: $1, zoneHints: $2, nodeHints: $3)
+            }
             step.sliceDiagnostics += d
             if case .valid(let v) = outcome { valid = v } else { rejectedFor = slice.serviceName }
             if valid != old, let t = slice.metadata.annotation(WellKnownKeys.lastChangeTriggerTime), let date = parseRFC3339(t) {

@@ -7,8 +7,14 @@
 /// The planner keeps validated EndpointSlices for their life, so it swaps each such name for
 /// the one copy held here as it validates them (`EndpointSliceValidator`'s `sharingNames`).
 /// Names are never evicted: there are as many as nodes and zones ever seen, not endpoints.
+///
+/// The same holds one copy of each endpoint `Placement` (node, zone and hints), so that an
+/// endpoint carries a reference to a shared one (`placement(nodeName:zone:zoneHints:nodeHints:)`).
 struct NameInterner: Sendable {
     private var names = Set<String>()
+    private var placements = Set<ValidatedEndpointSlice.Placement>()
+    /// Placements returned lately, by a hash of their node name (direct-mapped, as `recent`).
+    private var recentPlacements = [ValidatedEndpointSlice.Placement?](repeating: nil, count: 256)
     /// Names returned lately, by a hash of their UTF-8 bytes (direct-mapped, each
     /// one a member of `names`): it runs for every endpoint staged, and most lookups end
     /// here, without hashing the name with `Hasher` and probing the set.
@@ -27,6 +33,27 @@ struct NameInterner: Sendable {
 
     /// How many names are held (for tests).
     var count: Int { names.count }
+
+    /// How many placements are held (for tests).
+    var placementCount: Int { placements.count }
+
+    /// The shared placement with these fields (the first one seen, its names interned);
+    /// nil when all are empty. Runs for every endpoint staged: most calls end at the
+    /// direct-mapped cache, with one comparison and no allocation.
+    mutating func placement(nodeName: String?, zone: String?, zoneHints: [String],
+                            nodeHints: [String]) -> ValidatedEndpointSlice.Placement? {
+        if nodeName == nil && zone == nil && zoneHints.isEmpty && nodeHints.isEmpty { return nil }
+        let slot = Self.slot(nodeName ?? zone ?? "", among: recentPlacements.count)
+        if let held = recentPlacements[slot],
+           held.holds(nodeName: nodeName, zone: zone, zoneHints: zoneHints, nodeHints: nodeHints) {
+            return held
+        }
+        let fresh = ValidatedEndpointSlice.Placement(nodeName: nodeName.map { intern($0) }, zone: zone.map { intern($0) },
+                                                     zoneHints: zoneHints.map { intern($0) }, nodeHints: nodeHints.map { intern($0) })
+        let shared = placements.insert(fresh).memberAfterInsert
+        recentPlacements[slot] = shared
+        return shared
+    }
 
     /// A multiplicative hash of the UTF-8 bytes, eight at a time, reduced to one of `count`
     /// (a power of two) slots.

@@ -40,4 +40,50 @@ struct NameInternerTests {
         #expect(first == b && Self.storage(first) == Self.storage(a) && Self.storage(second) == Self.storage(a))
         #expect(interner.intern("node-a") == "node-a" && interner.count == 1)
     }
+
+    @Test("endpoints validated in separate slices share one placement per node, zone and hints")
+    func slicesSharePlacements() {
+        let node = "ip-10-0-7-17.eu-west-1.compute.internal"
+        var manifests: [String] = []
+        for i in 0..<3 {
+            manifests.append(serviceYAML("s\(i)", clusterIP: "10.96.0.\(i + 1)"))
+            manifests.append(sliceYAML("s\(i)-a", service: "s\(i)", endpoints: [
+                "{addresses: [\"10.1.0.\(i + 1)\"], nodeName: \(node), zone: eu-west-1a}",
+                "{addresses: [\"10.2.0.\(i + 1)\"], nodeName: \(node), zone: eu-west-1b}",
+                "{addresses: [\"10.3.0.\(i + 1)\"]}",
+            ]))
+        }
+        var planner = IncrementalPlanner(options: NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")]))
+        for o in loadYAML(manifests.joined(separator: "---\n")).objects.sourcedObjects {
+            _ = planner.apply([o.object.key: o])
+        }
+        let endpoints = planner.validSlices.flatMap(\.endpoints)
+        let a = endpoints.filter { $0.zone == "eu-west-1a" }, b = endpoints.filter { $0.zone == "eu-west-1b" }
+        #expect(a.count == 3 && b.count == 3 && endpoints.filter { $0.placement == nil }.count == 3)
+        #expect(a.allSatisfy { $0.placement === a[0].placement } && b.allSatisfy { $0.placement === b[0].placement })
+        #expect(a[0].placement !== b[0].placement)
+        // The two placements hold one copy of the node name.
+        #expect(Self.storage(a[0].nodeName) == Self.storage(b[0].nodeName))
+    }
+
+    @Test("an endpoint is 32 bytes; its placement fields read and write by value")
+    func endpointLayoutAndFields() {
+        #expect(MemoryLayout<ValidatedEndpointSlice.Endpoint>.stride == 32)
+        var e = ValidatedEndpointSlice.Endpoint(address: ip("10.1.0.1"), nodeName: "n1", zone: "z1")
+        let before = e
+        e.zoneHints = ["z1", "z2"]
+        #expect(e.nodeName == "n1" && e.zone == "z1" && e.zoneHints == ["z1", "z2"] && e.nodeHints.isEmpty)
+        #expect(before.zoneHints.isEmpty && before != e)
+        e.zoneHints = []
+        #expect(e == before && e.hashValue == before.hashValue)
+        e.nodeName = nil
+        e.zone = nil
+        #expect(e.placement == nil)
+        var interner = NameInterner()
+        let p1 = interner.placement(nodeName: "n1", zone: nil, zoneHints: [], nodeHints: ["n1"])
+        let p2 = interner.placement(nodeName: "n1", zone: nil, zoneHints: [], nodeHints: [])
+        let p3 = interner.placement(nodeName: "n1", zone: nil, zoneHints: [], nodeHints: ["n1"])
+        #expect(p1 !== p2 && p1 === p3 && interner.placementCount == 2)
+        #expect(interner.placement(nodeName: nil, zone: nil, zoneHints: [], nodeHints: []) == nil)
+    }
 }
