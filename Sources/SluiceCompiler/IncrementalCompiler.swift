@@ -201,7 +201,7 @@ public struct IncrementalCompiler: Sendable {
     /// A streamed cold start: replaces the whole service set like `load` and hands `emit`
     /// the transactions that create the table in the kernel from nothing, one after the
     /// other, each holding the elements of whole service ports only (about
-    /// `maxElementsPerTransaction` elements; a service port is never split). The first
+    /// `maxElementsPerTransaction` elements, the first few fewer; a service port is never split). The first
     /// creates the table's skeleton; a later one that brings a new feature class adds its
     /// set and rewrites the chains first, as `update` does. Each transaction applied in
     /// order keeps every intermediate state valid: a service port becomes reachable
@@ -212,9 +212,16 @@ public struct IncrementalCompiler: Sendable {
     ) rethrows where C.Index == Int {
         let order = beginLoad(servicePorts)
         var stream = LoadStream()
+        // The first transactions are small and grow to the limit: the first elements are
+        // the slowest to store (each touches a fresh page of the store's reserved tables),
+        // and a small first transaction lets the kernel start while they are stored.
+        var limit = max(1, maxElementsPerTransaction / 16)
         for (n, i) in order.enumerated() {
             stream.pending += loadOne(servicePorts[i], of: order.count, first: n == 0, adds: &stream.adds)
-            if stream.pending >= maxElementsPerTransaction, let tx = nextTransaction(&stream) { try emit(tx) }
+            if stream.pending >= limit, let tx = nextTransaction(&stream) {
+                try emit(tx)
+                limit = min(limit * 2, maxElementsPerTransaction)
+            }
         }
         if stream.pending > 0 || !stream.created, let tx = nextTransaction(&stream) { try emit(tx) }
     }
