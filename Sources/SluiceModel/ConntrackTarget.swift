@@ -27,11 +27,11 @@ public struct ConntrackTarget: Sendable, Hashable {
     }
 
     /// UDP service ports of one service whose endpoint set changed (or that went away).
-    static func targets(old: [IPFamily: [ServicePortPlan]], new: [IPFamily: [ServicePortPlan]]) -> [ConntrackTarget] {
+    static func targets(old: ServicePlans, new: ServicePlans) -> [ConntrackTarget] {
         // Most services have no UDP port: nothing to look at (nor a set to build).
         guard hasUDP(old) || hasUDP(new) else { return [] }
         var out: [ConntrackTarget] = []
-        for family in Set(old.keys).union(new.keys) {
+        for family in Set(old.families).union(new.families) {
             let newByName = Dictionary((new[family] ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             for o in old[family] ?? [] where o.name.proto == .udp {
                 let n = newByName[o.name]
@@ -56,7 +56,7 @@ public struct ConntrackTarget: Sendable, Hashable {
         return out
     }
 
-    private static func hasUDP(_ plans: [IPFamily: [ServicePortPlan]]) -> Bool {
-        plans.values.contains { $0.contains { $0.name.proto == .udp } }
+    private static func hasUDP(_ plans: ServicePlans) -> Bool {
+        plans.all.contains { $0.name.proto == .udp }
     }
 }

@@ -60,8 +60,8 @@ public struct IncrementalPlanner: Sendable {
     /// Pods, selectors and Node zones, for services planned from their pods.
     private var pods = PodEndpointIndex()
     public private(set) var nodeContext: NodeContext?
-    /// Plans per service and family.
-    public private(set) var planned: [ServiceName: [IPFamily: [ServicePortPlan]]] = [:]
+    /// Plans per service, ordered by family.
+    public private(set) var planned: [ServiceName: ServicePlans] = [:]
     /// healthCheckNodePort services: port and local ready endpoints.
     public private(set) var healthChecks: [ServiceName: HealthCheckTarget] = [:]
     /// Service ports with a Local policy and no local endpoint, per policy (`internal`, `external`).
@@ -150,7 +150,7 @@ public struct IncrementalPlanner: Sendable {
 
     /// Every plan of one family, in name order.
     public func servicePorts(_ family: IPFamily) -> [ServicePortPlan] {
-        planned.values.flatMap { $0[family] ?? [] }.sorted { $0.name < $1.name }
+        planned.values.flatMap { $0.all.lazy.filter { $0.family == family } }.sorted { $0.name < $1.name }
     }
 
     /// Replaces the host's interface addresses (nil: use the Node's and `--node-ip`), which
@@ -529,12 +529,13 @@ public struct IncrementalPlanner: Sendable {
     /// Re-plans one service; records its changed ports and conntrack targets.
     private mutating func replan(_ name: ServiceName, context: NodeContext, _ out: inout Changes) {
         if !awaitingEndpoints.isEmpty { awaitingEndpoints.remove(name) }
-        let old = planned[name] ?? [:]
+        let old = planned[name] ?? ServicePlans()
         let new = plan(name, context: context)
         if old == new { return }
         out.replanned.insert(name)
-        for family in IPFamily.allCases where old[family] != nil || new[family] != nil {
+        for family in IPFamily.allCases {
             let oldPorts = old[family] ?? [], newPorts = new[family] ?? []
+            if oldPorts.isEmpty && newPorts.isEmpty { continue }
             if oldPorts.isEmpty {
                 // A first plan (staging plans every service so): each port is new, no pairing by name.
                 for p in newPorts { out.ports[family, default: [:]][p.name] = PlanChange(new: p) }
@@ -550,14 +551,14 @@ public struct IncrementalPlanner: Sendable {
         track(name, new)
     }
 
-    private func plan(_ name: ServiceName, context: NodeContext) -> [IPFamily: [ServicePortPlan]] {
-        guard let service = accepted[name] else { return [:] }
+    private func plan(_ name: ServiceName, context: NodeContext) -> ServicePlans {
+        guard let service = accepted[name] else { return ServicePlans() }
         return context.planServicePorts(service, slices: endpointSlices(for: name))
     }
 
     /// Keeps the health-check targets and no-local-endpoint counts in step with one service's plan.
-    private mutating func track(_ name: ServiceName, _ plan: [IPFamily: [ServicePortPlan]]) {
-        let ports = plan.count == 1 ? plan.first!.value : plan.keys.sorted().flatMap { plan[$0]! }
+    private mutating func track(_ name: ServiceName, _ plan: ServicePlans) {
+        let ports = plan.all
         if let service = accepted[name], let port = service.healthCheckNodePort, let first = ports.first {
             healthChecks[name] = HealthCheckTarget(port: port, localEndpoints: first.localReadyEndpointCount)
         } else if !healthChecks.isEmpty {

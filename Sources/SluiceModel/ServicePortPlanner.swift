@@ -48,11 +48,11 @@ extension Array where Element == WeightedEndpoint {
 
 extension NodeContext {
     /// Plans one service for every family of this node (see `ServicePortPlanner`).
-    public func planServicePorts(_ service: ValidatedService, slices: [ValidatedEndpointSlice]) -> [IPFamily: [ServicePortPlan]] {
-        var out: [IPFamily: [ServicePortPlan]] = [:]
+    public func planServicePorts(_ service: ValidatedService, slices: [ValidatedEndpointSlice]) -> ServicePlans {
+        var out = ServicePlans()
         for context in families {
             let ports = ServicePortPlanner.plan(service: service, slices: slices, context: context, zone: zone)
-            if !ports.isEmpty { out[context.family] = ports }
+            if !ports.isEmpty { out.append(context.family, ports) }
         }
         return out
     }
