@@ -1,21 +1,23 @@
 /// A Service that passed validation, and whether it also won the ClusterIP/NodePort
 /// conflict check (`accepted`). The planner keeps one of these per valid Service: one map,
 /// not a map of validated Services beside a second map of the accepted ones.
-struct ServiceEntry: Sendable, Hashable {
+struct ServiceEntry: Sendable, Hashable, DenselyKeyed {
     var service: ValidatedService
     var accepted: Bool
     /// What validating it again (for new ServiceCIDRs) needs besides `service`.
     var notes: ServiceValidationNotes
+
+    var denseKey: ServiceName { service.name }
 }
 
 /// The Services to proxy (validated and conflict-free): a read-only view of the planner's
 /// valid Services that keeps the accepted ones. `count` is O(1); `keys` and `values` walk
 /// every valid Service.
 public struct AcceptedServices: Sendable {
-    private let entries: [ServiceName: ServiceEntry]
+    private let entries: DenseStore<ServiceEntry>
     public let count: Int
 
-    init(_ entries: [ServiceName: ServiceEntry], count: Int) {
+    init(_ entries: DenseStore<ServiceEntry>, count: Int) {
         self.entries = entries
         self.count = count
     }
@@ -29,11 +31,11 @@ public struct AcceptedServices: Sendable {
 
     /// The accepted Services' names, in no particular order.
     public var keys: some Sequence<ServiceName> {
-        entries.lazy.filter(\.value.accepted).map(\.key)
+        entries.elements.lazy.filter(\.accepted).map(\.service.name)
     }
 
     /// The accepted Services, in no particular order.
     public var values: some Sequence<ValidatedService> {
-        entries.values.lazy.filter(\.accepted).map(\.service)
+        entries.elements.lazy.filter(\.accepted).map(\.service)
     }
 }

@@ -41,8 +41,10 @@ public struct IncrementalPlanner: Sendable {
     public private(set) var objects: [ProxyObjectKey: SourcedObject] = [:]
     public private(set) var serviceCIDRs: [CIDR] = []
     public private(set) var node: Node?
-    /// Services valid for the current ServiceCIDRs, each marked when it also passed the conflict check.
-    private var services: [ServiceName: ServiceEntry] = [:]
+    /// Services valid for the current ServiceCIDRs, each marked when it also passed the
+    /// conflict check. A dense store, not a dictionary: an entry is ~130 bytes, and a
+    /// dictionary's empty buckets (most of them, at 100k services) would each hold one.
+    private var services = DenseStore<ServiceEntry>()
     /// Every other Service received: rejected, skipped, another proxy's, or valid but
     /// outside the current ServiceCIDRs.
     private var otherServices: [ServiceName: ReceivedService] = [:]
@@ -455,7 +457,8 @@ public struct IncrementalPlanner: Sendable {
         out.diagnostics += d
         // Only a Service valid without the ServiceCIDR check can be valid with it.
         if case .valid(let v) = outcome, case .valid(_, let notes) = form {
-            services[name] = ServiceEntry(service: v, accepted: false, notes: notes)
+            assert(v.name == name, "a Service's key names it")
+            services.update(ServiceEntry(service: v, accepted: false, notes: notes))
             claims.add(v)
             return
         }
@@ -479,7 +482,7 @@ public struct IncrementalPlanner: Sendable {
         var newAccepted: [ServiceName: ValidatedService] = [:]
         var scope = changed
         if contended {
-            let (list, conflicts) = ServiceConflictChecker().check(services.values.map(\.service))
+            let (list, conflicts) = ServiceConflictChecker().check(services.elements.map(\.service))
             for s in list { newAccepted[s.name] = s }
             scope = Set(accepted.keys).union(previous.lazy.filter(\.value.accepted).map(\.key)).union(newAccepted.keys)
             // Report conflicts of the services that changed (not every sync).
@@ -506,7 +509,7 @@ public struct IncrementalPlanner: Sendable {
 
     private mutating func setAccepted(_ name: ServiceName, _ accepted: Bool) {
         guard let entry = services[name], entry.accepted != accepted else { return }
-        services[name]!.accepted = accepted
+        services.modify(name) { $0.accepted = accepted }
         acceptedCount += accepted ? 1 : -1
     }
 
