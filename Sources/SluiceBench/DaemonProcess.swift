@@ -18,14 +18,29 @@ final class DaemonProcess: @unchecked Sendable {
     init(executable: String, arguments: [String], logPath: String, metricsPort: Int) throws {
         self.logPath = logPath
         self.metricsPort = metricsPort
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["run"] + arguments + ["--metrics-bind-address", "127.0.0.1:\(metricsPort)",
-                                                   "--healthz-bind-address", "127.0.0.1:\(metricsPort + 7)"]
+        let run = ["run"] + arguments + ["--metrics-bind-address", "127.0.0.1:\(metricsPort)",
+                                         "--healthz-bind-address", "127.0.0.1:\(metricsPort + 7)"]
+        if let prefix = Self.prefix {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = prefix + [executable] + run
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = run
+        }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+    }
+
+    /// `SLUICE_BENCH_DAEMON_PREFIX`, split at spaces: run by `/usr/bin/env` before the daemon's
+    /// command, e.g. `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2` or `taskset -c 1`.
+    /// It must end by exec'ing the daemon (as `env`, `taskset` and `nice` do): the bench reads
+    /// RSS and open files of, and signals, the process it started.
+    static var prefix: [String]? {
+        let words = (ProcessInfo.processInfo.environment["SLUICE_BENCH_DAEMON_PREFIX"] ?? "").split(separator: " ").map(String.init)
+        return words.isEmpty ? nil : words
     }
 
     func start(clock: () -> Double) throws {
