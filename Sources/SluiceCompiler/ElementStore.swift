@@ -83,10 +83,10 @@ struct Packed: Hashable, Sendable {
 /// The elements of one set or map as the incremental compiler keeps them: key → data and
 /// the number of service ports that contribute the element.
 ///
-/// Plain sets keep `Set<Packed>` (16 bytes a bucket), maps `[Packed: UInt64]` (24 bytes a
-/// bucket); keys or data that do not pack (IPv6) live in `spilled`. A packed element has one
-/// user unless `extraUsers` says how many more it has: almost every element has one, so the
-/// big tables carry no count.
+/// Plain sets keep a `PackedTable<NoValue>` (17 bytes a bucket), maps a `PackedTable<UInt64>`
+/// (25 bytes a bucket), 58–87 % full (see `PackedTable`); keys or data that do not pack (IPv6)
+/// live in `spilled`. A packed element has one user unless `extraUsers` says how many more it
+/// has: almost every element has one, so the big tables carry no count.
 struct SetStore: Sendable {
     struct Spilled: Sendable {
         var data: [Datum]
@@ -97,8 +97,8 @@ struct SetStore: Sendable {
     enum RemoveResult { case removed, counted, absent }
 
     let isMap: Bool
-    private(set) var plain: Set<Packed> = []
-    private(set) var mapped: [Packed: UInt64] = [:]
+    private(set) var plain = PackedTable<NoValue>()
+    private(set) var mapped = PackedTable<UInt64>()
     /// Users beyond the first of the packed elements of `plain` or `mapped` that have several.
     private(set) var extraUsers: [Packed: UInt32] = [:]
     private(set) var spilled: [[Datum]: Spilled] = [:]
@@ -112,7 +112,7 @@ struct SetStore: Sendable {
     /// after a cold start does not grow a full table).
     mutating func reserve(_ n: Int) {
         let want = count + n + n / 8 + 16
-        if isMap { mapped.reserveCapacity(want) } else { plain.reserveCapacity(want) }
+        if isMap { mapped.reserve(want) } else { plain.reserve(want) }
     }
 
     /// Packed data of a map element (nil if it does not fit one word).
@@ -127,14 +127,10 @@ struct SetStore: Sendable {
         if let k = Packed(key), spilled.isEmpty {
             if isMap {
                 guard let d = packData(data) else { return insertSpilled(key, data, packed: k) }
-                guard let old = mapped.updateValue(d, forKey: k) else { return .added }
-                guard old == d else {
-                    mapped[k] = old
-                    return .conflict
-                }
-                return addUser(k)
+                guard let old = mapped.insert(k, d) else { return .added }
+                return old == d ? addUser(k) : .conflict
             } else if data.isEmpty {
-                return plain.insert(k).inserted ? .added : addUser(k)
+                return plain.insert(k, NoValue()) == nil ? .added : addUser(k)
             }
             return insertSpilled(key, data, packed: k)
         }
@@ -174,10 +170,10 @@ struct SetStore: Sendable {
         }
         if let k {
             if isMap, let d = packData(data) {
-                mapped[k] = d
+                mapped.insert(k, d)
                 return .added
             } else if !isMap, data.isEmpty {
-                plain.insert(k)
+                plain.insert(k, NoValue())
                 return .added
             }
         }
@@ -188,12 +184,12 @@ struct SetStore: Sendable {
     /// Drops one user of `key : data`; `.absent` if the element is not stored with that data.
     mutating func remove(_ key: [Datum], _ data: [Datum]) -> RemoveResult {
         if let k = Packed(key) {
-            if isMap, let i = mapped.index(forKey: k) {
-                guard packData(data) == mapped.values[i] else { return .absent }
+            if isMap, let i = mapped.index(of: k) {
+                guard packData(data) == mapped.value(at: i) else { return .absent }
                 if dropUser(k) { return .counted }
                 mapped.remove(at: i)
                 return .removed
-            } else if !isMap, let i = plain.firstIndex(of: k) {
+            } else if !isMap, let i = plain.index(of: k) {
                 guard data.isEmpty else { return .absent }
                 if dropUser(k) { return .counted }
                 plain.remove(at: i)
@@ -233,13 +229,13 @@ struct SetStore: Sendable {
 
     /// Addresses of the tables' buffers (see `IncrementalCompiler.storageIdentity`).
     var storageIdentity: [UInt] {
-        [bufferAddress(plain), bufferAddress(mapped), bufferAddress(extraUsers), bufferAddress(spilled)]
+        plain.storageIdentity + mapped.storageIdentity + [bufferAddress(extraUsers), bufferAddress(spilled)]
     }
 
     /// Every element as IR key and data (empty data for plain sets).
     func forEach(_ body: ([Datum], [Datum]) throws -> Void) rethrows {
-        for k in plain { try body(k.datums, []) }
-        for (k, d) in mapped { try body(k.datums, Packed(lo: d, hi: 0).datums) }
+        try plain.forEach { k, _ in try body(k.datums, []) }
+        try mapped.forEach { k, d in try body(k.datums, Packed(lo: d, hi: 0).datums) }
         for (k, s) in spilled { try body(k, s.data) }
     }
 }
