@@ -1,21 +1,13 @@
 import Testing
 @testable import SluiceCompiler
 import SluiceIR
+import SluiceTestSupport
 
 /// `PackedTable` against a plain `Dictionary`: random inserts, updates, removals and lookups,
 /// compared after every step.
 struct PackedTableTests {
     /// SplitMix64: the same operations on every run of a seed.
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Random = SeededGenerator
 
     /// Structured keys like the compiler's, all-zero among them: the first `n` of address,
     /// port and high-word variations.

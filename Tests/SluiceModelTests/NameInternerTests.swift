@@ -10,22 +10,29 @@ struct NameInternerTests {
         return copy?.withUTF8 { UnsafeRawPointer($0.baseAddress) }
     }
 
-    @Test("slices decoded separately keep one copy of a long node name; short names are left alone")
-    func slicesShareLongNodeNames() {
-        let node = "ip-10-0-7-17.eu-west-1.compute.internal"
+    static let node = "ip-10-0-7-17.eu-west-1.compute.internal"
+
+    /// The validated endpoints of three services' slices (`endpoints(i)` for the i-th), each
+    /// object applied in a batch of its own: each slice is decoded and validated on its own.
+    static func validatedSeparately(_ endpoints: (Int) -> [String]) -> [ValidatedEndpointSlice.Endpoint] {
         var manifests: [String] = []
         for i in 0..<3 {
             manifests.append(serviceYAML("s\(i)", clusterIP: "10.96.0.\(i + 1)"))
-            manifests.append(sliceYAML("s\(i)-a", service: "s\(i)", endpoints: [
-                "{addresses: [\"10.1.0.\(i + 1)\"], nodeName: \(node), zone: eu-west-1a}",
-            ]))
+            manifests.append(sliceYAML("s\(i)-a", service: "s\(i)", endpoints: endpoints(i)))
         }
         var planner = IncrementalPlanner(options: NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")]))
-        // One object per batch: each slice is decoded and validated on its own.
         for o in loadYAML(manifests.joined(separator: "---\n")).objects.sourcedObjects {
             _ = planner.apply([o.object.key: o])
         }
-        let endpoints = planner.validSlices.flatMap(\.endpoints)
+        return planner.validSlices.flatMap(\.endpoints)
+    }
+
+    @Test("slices decoded separately keep one copy of a long node name; short names are left alone")
+    func slicesShareLongNodeNames() {
+        let endpoints = Self.validatedSeparately { i in
+            ["{addresses: [\"10.1.0.\(i + 1)\"], nodeName: \(Self.node), zone: eu-west-1a}"]
+        }
+        let node = Self.node
         #expect(endpoints.count == 3 && endpoints.allSatisfy { $0.nodeName == node && $0.zone == "eu-west-1a" })
         let buffers = Set(endpoints.map { Self.storage($0.nodeName) })
         #expect(buffers.count == 1)
@@ -43,21 +50,11 @@ struct NameInternerTests {
 
     @Test("endpoints validated in separate slices share one placement per node, zone and hints")
     func slicesSharePlacements() {
-        let node = "ip-10-0-7-17.eu-west-1.compute.internal"
-        var manifests: [String] = []
-        for i in 0..<3 {
-            manifests.append(serviceYAML("s\(i)", clusterIP: "10.96.0.\(i + 1)"))
-            manifests.append(sliceYAML("s\(i)-a", service: "s\(i)", endpoints: [
-                "{addresses: [\"10.1.0.\(i + 1)\"], nodeName: \(node), zone: eu-west-1a}",
-                "{addresses: [\"10.2.0.\(i + 1)\"], nodeName: \(node), zone: eu-west-1b}",
-                "{addresses: [\"10.3.0.\(i + 1)\"]}",
-            ]))
-        }
-        var planner = IncrementalPlanner(options: NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")]))
-        for o in loadYAML(manifests.joined(separator: "---\n")).objects.sourcedObjects {
-            _ = planner.apply([o.object.key: o])
-        }
-        let endpoints = planner.validSlices.flatMap(\.endpoints)
+        let endpoints = Self.validatedSeparately { i in [
+            "{addresses: [\"10.1.0.\(i + 1)\"], nodeName: \(Self.node), zone: eu-west-1a}",
+            "{addresses: [\"10.2.0.\(i + 1)\"], nodeName: \(Self.node), zone: eu-west-1b}",
+            "{addresses: [\"10.3.0.\(i + 1)\"]}",
+        ] }
         let a = endpoints.filter { $0.zone == "eu-west-1a" }, b = endpoints.filter { $0.zone == "eu-west-1b" }
         #expect(a.count == 3 && b.count == 3 && endpoints.filter { $0.placement == nil }.count == 3)
         #expect(a.allSatisfy { $0.placement === a[0].placement } && b.allSatisfy { $0.placement === b[0].placement })
