@@ -58,8 +58,8 @@ chmod 0755 "$root/usr/local/bin/sluice"
 # (docs/benchmarks.md, "Soak: glibc's allocator or jemalloc").
 jemalloc=$(ldconfig -p | awk '$1 == "libjemalloc.so.2" { print $NF; exit }')
 [ -f "$jemalloc" ] || fail "libjemalloc.so.2 not found (scripts/install-deps.sh installs libjemalloc2)"
-libs=$( (ldd "$bin"; echo "$jemalloc => $jemalloc (0)"; ldd "$jemalloc") \
-  | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+libs=$( { { ldd "$bin"; ldd "$jemalloc"; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+  echo "$jemalloc"; } | sort -u)
 [ -n "$libs" ] || fail "ldd listed no shared libraries for $bin"
 grep -q 'libnftnl' <<<"$libs" || fail "ldd does not list libnftnl for $bin: $libs"
 for lib in $libs; do

@@ -60,7 +60,7 @@ public struct IncrementalPlanner: Sendable {
     /// the slice's namespace, and a `ServiceName` value would double the bucket (≈ 4 MB of
     /// 262144 buckets at 100k slices).
     private var sliceOwner: [ProxyObjectKey: String] = [:]
-    /// The node and zone names of the slices in `slices`, one copy each.
+    /// The placements (node, zone, hints) of the slices' endpoints, and their names, one copy each.
     private var names = NameInterner()
     /// Pods, selectors and Node zones, for services planned from their pods.
     private var pods = PodEndpointIndex()
@@ -512,9 +512,12 @@ public struct IncrementalPlanner: Sendable {
     }
 
     private mutating func setAccepted(_ name: ServiceName, _ accepted: Bool) {
-        guard let entry = services[name], entry.accepted != accepted else { return }
-        services.modify(name) { $0.accepted = accepted }
-        acceptedCount += accepted ? 1 : -1
+        var changed = false
+        services.modify(name) { entry in
+            changed = entry.accepted != accepted
+            entry.accepted = accepted
+        }
+        if changed { acceptedCount += accepted ? 1 : -1 }
     }
 
     /// Re-plans everything for a new node context.
@@ -526,11 +529,10 @@ public struct IncrementalPlanner: Sendable {
         noLocalByService = [:]
         noLocalEndpoints = ["internal": 0, "external": 0]
         planned.reserveCapacity(accepted.count)
-        for name in accepted.keys {
-            let service = accepted[name]
+        for service in accepted.values {
             let p = plan(service, context: context)
-            if !p.isEmpty { planned[name] = p }
-            track(name, service, p)
+            if !p.isEmpty { planned[service.name] = p }
+            track(service.name, service, p)
         }
     }
 

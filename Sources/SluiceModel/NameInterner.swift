@@ -5,7 +5,8 @@
 /// cluster of a million endpoints over a few hundred nodes, those copies alone take ≈ 100 MB
 /// (`sluice engine-bench --services 100000 --endpoints 10`: 618 → 518 MB with interning).
 /// The planner keeps validated EndpointSlices for their life, so it swaps each such name for
-/// the one copy held here as it validates them (`EndpointSliceValidator`'s `sharingNames`).
+/// the one copy held here as it validates them (through `placement(nodeName:zone:zoneHints:nodeHints:)`,
+/// `EndpointSliceValidator`'s `sharingPlacements`).
 /// Names are never evicted: there are as many as nodes and zones ever seen, not endpoints.
 ///
 /// The same holds one copy of each endpoint `Placement` (node, zone and hints), so that an
