@@ -19,6 +19,10 @@ public struct DaemonCluster: Sendable {
     /// Current endpoint addresses of services that were changed.
     private var changed: [Int: [UInt32]] = [:]
     private var generation: [Int: Int] = [:]
+    /// `last-change-trigger-time` of the slices that were changed: the time of their last change.
+    private var changedAt: [Int: String] = [:]
+    /// `last-change-trigger-time` of the slices that were not changed.
+    private let createdAt = Self.triggerTime()
     public private(set) var nextChange = 0
 
     public init(scale: Scale) { self.scale = scale }
@@ -45,6 +49,7 @@ public struct DaemonCluster: Sendable {
         generation[i] = g + 1
         if !e.isEmpty { e[g % e.count] = Self.changeBase &+ UInt32(id % Int(Self.changeLimit - 2)) }
         changed[i] = e
+        changedAt[i] = Self.triggerTime()
         return id
     }
 
@@ -57,7 +62,12 @@ public struct DaemonCluster: Sendable {
     }
 
     /// `endpoints.kubernetes.io/last-change-trigger-time` as the EndpointSlice controller
-    /// writes it on every slice: the time of the change (here, of the rendering), in seconds.
+    /// writes it on every slice: the time of the slice's last change (of the cluster's
+    /// creation for a slice never changed), in seconds. A rewritten manifest file keeps the
+    /// times of the slices it did not change, as `kubectl get -o yaml` would print them.
+    func triggerTime(_ i: Int) -> String { changedAt[i] ?? createdAt }
+
+    /// Now, as a trigger time.
     static func triggerTime() -> String {
         var t = time(nil)
         var c = tm()
@@ -85,7 +95,7 @@ public struct DaemonCluster: Sendable {
         }.joined(separator: ",")
         return #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(i)-0","namespace":"bench","#
             + #""labels":{"kubernetes.io/service-name":"svc-\#(i)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"},"#
-            + #""annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"\#(Self.triggerTime())"}},"#
+            + #""annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"\#(triggerTime(i))"}},"#
             + #""addressType":"IPv4","endpoints":[\#(eps)],"ports":[{"name":"http","protocol":"TCP","port":8080}]}"#
     }
 
@@ -141,7 +151,7 @@ public struct DaemonCluster: Sendable {
             kubernetes.io/service-name: svc-\(i)
             endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
           annotations:
-            endpoints.kubernetes.io/last-change-trigger-time: "\(Self.triggerTime())"
+            endpoints.kubernetes.io/last-change-trigger-time: "\(triggerTime(i))"
         addressType: IPv4
         ports:
         - name: http

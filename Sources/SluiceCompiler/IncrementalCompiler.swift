@@ -266,6 +266,8 @@ public struct IncrementalCompiler: Sendable {
     /// `replaceAll`). Sorts indices, not plans, so no copy of the plans is made.
     static func uniqueSorted<C: RandomAccessCollection<ServicePortPlan>>(_ servicePorts: C) -> [Int] where C.Index == Int {
         var order = Array(servicePorts.indices)
+        // The planner hands its plans over in name order already: one pass checks it.
+        if zip(servicePorts.dropFirst(), servicePorts).allSatisfy({ $1.name < $0.name }) { return order }
         order.sort { a, b in
             let x = servicePorts[a].name, y = servicePorts[b].name
             return x < y || (x == y && a > b)

@@ -114,13 +114,13 @@ public struct ManifestLoader: Sendable {
         for document in splitYAMLDocuments(text) {
             let key = DocumentCache.Key(document)
             let parsed: Result
-            if let known = cache.results[key] {
-                parsed = known
+            if let known = cache.results[key], known.fits(document) {
+                parsed = known.result
             } else {
                 parsed = parse(document: document, file: file)
                 next.lastParsed += 1
             }
-            next.results[key] = parsed
+            next.results[key] = DocumentCache.Entry(result: parsed, document)
             result.append(parsed)
         }
         cache = next
@@ -175,28 +175,44 @@ func describeJSONError(_ error: any Error) -> String {
     return "JSON parse error: \(error)"
 }
 
-/// What each YAML document of a file gave, by its text and place: a document whose text,
-/// number and first line are unchanged parses to the same result (diagnostics included).
-/// Keyed by a 64-bit hash of the text plus its length, number and first line, so the
-/// texts themselves are not kept.
+/// What each YAML document of a file gave, by its text: a document whose text is unchanged
+/// parses to the same objects wherever it now stands in the file, so an edit that adds or
+/// removes lines (or documents) re-parses only what it touched. A result with diagnostics
+/// names its document's number and lines, so it is reused only in the same place. Keyed by a
+/// 64-bit hash of the text plus its length, so the texts themselves are not kept.
 public struct DocumentCache: Sendable {
     struct Key: Hashable, Sendable {
         var textHash: Int
         var length: Int
-        var index: Int?
-        var firstLine: Int
 
         init(_ d: YAMLDocumentText) {
             var h = Hasher()
             h.combine(d.text)
             textHash = h.finalize()
             length = d.text.utf8.count
-            index = d.index
-            firstLine = d.firstLine
         }
     }
 
-    var results: [Key: ManifestLoader.Result] = [:]
+    /// A document's result and where the document stood.
+    struct Entry: Sendable {
+        var result: ManifestLoader.Result
+        var index: Int?
+        var firstLine: Int
+
+        init(result: ManifestLoader.Result, _ d: YAMLDocumentText) {
+            self.result = result
+            index = d.index
+            firstLine = d.firstLine
+        }
+
+        /// Whether the result holds for `d`, which has the same text: always without
+        /// diagnostics, else only in the same place.
+        func fits(_ d: YAMLDocumentText) -> Bool {
+            result.diagnostics.isEmpty || (index == d.index && firstLine == d.firstLine)
+        }
+    }
+
+    var results: [Key: Entry] = [:]
 
     public init() {}
 

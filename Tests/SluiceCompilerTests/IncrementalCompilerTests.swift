@@ -148,6 +148,28 @@ struct IncrementalCompilerTests {
         #expect(inc.update([plans[7].name: plans[7]]).isEmpty)
     }
 
+    /// A load takes its plans in any order, and of two plans with one name the later one:
+    /// plans in name order (as the planner hands them over) and the same plans shuffled,
+    /// with an older copy of one plan first, load the same table.
+    @Test(arguments: [11, 12])
+    func loadOrderAndDuplicates(seed: UInt64) {
+        var rng = Rng(state: seed)
+        let plans = (0..<50).map { randomPlan($0, &rng) }.sorted { $0.name < $1.name }
+        var sorted = IncrementalCompiler(context: Fixtures.context)
+        sorted.load(plans)
+        var stale = plans[17]
+        stale.clusterEndpoints = [WeightedEndpoint(ip: .v4(0x0AFE_0001), port: 9090)]
+        var shuffled = plans
+        for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, rng.int(i + 1)) }
+        var other = IncrementalCompiler(context: Fixtures.context)
+        other.load([stale] + shuffled)
+        #expect(other.table.normalized == sorted.table.normalized)
+        var lastWins = IncrementalCompiler(context: Fixtures.context)
+        lastWins.load(plans + [stale])
+        #expect(lastWins.table.normalized == Compiler.compile(FamilyPlan(
+            context: Fixtures.context, servicePorts: plans.map { $0.name == stale.name ? stale : $0 })).table.normalized)
+    }
+
     /// Two ports claim the same slot keys with different data (invalid input: one
     /// ClusterIP, port and protocol): the first keeps them. When it leaves in the same
     /// update that changes the other, the other's elements, shared by its old and new

@@ -38,4 +38,28 @@ struct BatchPlanningTests {
         // Internal-Local services (every third) without an endpoint on node-a (every second).
         #expect(batch.noLocalEndpoints["internal"] == 100)
     }
+
+    @Test("servicePorts hands every plan of a family over once, in name order, multi-port services included")
+    func servicePortsInNameOrder() {
+        var manifests: [String] = []
+        for i in 0..<40 {
+            let ports = i % 4 == 0 ? ["{name: zz, port: 81}", "{name: aa, port: 80}", "{name: mm, port: 82, protocol: UDP}"]
+                                   : ["{name: http, port: 80}"]
+            manifests.append(serviceYAML("s\(39 - i)", ns: "ns\(i % 3)", clusterIP: "10.96.0.\(i + 1)", ports: ports))
+        }
+        let loaded = loadYAML(manifests.joined(separator: "---\n"))
+        #expect(loaded.diagnostics.isEmpty)
+        var planner = IncrementalPlanner(options: NodeOptions(nodeName: "node-a", nodeIPs: [ip("192.168.10.11")]))
+        var all: ObjectChanges = [:]
+        for s in loaded.objects.services {
+            let o = SourcedObject(.service(s.object), file: s.file)
+            all[o.object.key] = o
+        }
+        _ = planner.apply(all)
+        let names = planner.servicePorts(.ipv4).map(\.name)
+        let expected = planner.planned.values.flatMap(\.all).map(\.name).sorted()
+        #expect(names.count == 40 + 10 * 2)
+        #expect(names == expected)
+        #expect(planner.servicePorts(.ipv6).isEmpty)
+    }
 }
