@@ -20,8 +20,40 @@ struct Packed: Hashable, Sendable {
     /// Packs `datums`; nil if they need more than 128 bits.
     @inline(__always)
     init?(_ datums: [Datum]) {
+        var b = Builder()
+        for d in datums where !b.put(d) { return nil }
+        self = b.packed
+    }
+
+    /// Packs the datums of `list`; nil if they need more than 128 bits.
+    @inline(__always)
+    init?(_ list: DatumList) {
+        var b = Builder()
+        for i in 0..<list.count where !b.put(list[i]) { return nil }
+        self = b.packed
+    }
+
+    /// Appends tagged datums, least significant bits first.
+    private struct Builder {
         var lo: UInt64 = 0, hi: UInt64 = 0, pos = 0
-        @inline(__always) func put(_ v: UInt64, _ bits: Int) -> Bool {
+
+        var packed: Packed { Packed(lo: lo, hi: hi) }
+
+        /// Appends one datum; false if it does not fit (or is IPv6).
+        @inline(__always)
+        mutating func put(_ d: Datum) -> Bool {
+            switch d {
+            case .ipv4(let v): return put(1 | UInt64(v) << 3, 35)
+            case .proto(let v): return put(2 | UInt64(v) << 3, 11)
+            case .port(let v): return put(3 | UInt64(v) << 3, 19)
+            case .integer(let v): return put(4 | UInt64(v) << 3, 35)
+            case .prefix4(let v, let l): return put(5 | UInt64(v) << 3 | UInt64(l) << 35, 43)
+            case .ipv6, .prefix6: return false
+            }
+        }
+
+        @inline(__always)
+        private mutating func put(_ v: UInt64, _ bits: Int) -> Bool {
             guard pos + bits <= 128 else { return false }
             if pos < 64 {
                 lo |= v << UInt64(pos)
@@ -32,20 +64,6 @@ struct Packed: Hashable, Sendable {
             pos += bits
             return true
         }
-        for d in datums {
-            let ok: Bool
-            switch d {
-            case .ipv4(let v): ok = put(1 | UInt64(v) << 3, 35)
-            case .proto(let v): ok = put(2 | UInt64(v) << 3, 11)
-            case .port(let v): ok = put(3 | UInt64(v) << 3, 19)
-            case .integer(let v): ok = put(4 | UInt64(v) << 3, 35)
-            case .prefix4(let v, let l): ok = put(5 | UInt64(v) << 3 | UInt64(l) << 35, 43)
-            case .ipv6, .prefix6: return nil
-            }
-            if !ok { return nil }
-        }
-        self.lo = lo
-        self.hi = hi
     }
 
     /// The datums this value packs.
@@ -135,6 +153,32 @@ struct SetStore: Sendable {
             return insertSpilled(key, data, packed: k)
         }
         return insertSpilled(key, data, packed: Packed(key))
+    }
+
+    /// `insert` for a key and data packed already (`data`: a map's data word, 0 in a plain
+    /// set), as the update path's `PackedFragmentDiff` holds them.
+    mutating func insert(packed k: Packed, data d: UInt64) -> InsertResult {
+        guard spilled.isEmpty else { return insert(k.datums, isMap ? Packed(lo: d, hi: 0).datums : []) }
+        if isMap {
+            guard let old = mapped.insert(k, d) else { return .added }
+            return old == d ? addUser(k) : .conflict
+        }
+        return plain.insert(k, NoValue()) == nil ? .added : addUser(k)
+    }
+
+    /// `remove` for a key and data packed already (see `insert(packed:data:)`).
+    mutating func remove(packed k: Packed, data d: UInt64) -> RemoveResult {
+        if isMap, let i = mapped.index(of: k) {
+            guard mapped.value(at: i) == d else { return .absent }
+            if dropUser(k) { return .counted }
+            mapped.remove(at: i)
+            return .removed
+        } else if !isMap, let i = plain.index(of: k) {
+            if dropUser(k) { return .counted }
+            plain.remove(at: i)
+            return .removed
+        }
+        return removeSpilled(k.datums, isMap ? Packed(lo: d, hi: 0).datums : [])
     }
 
     /// Counts one more user of the stored packed element `k`.

@@ -109,22 +109,17 @@ public struct IncrementalCompiler: Sendable {
         var deletes: [SetID: [Element]] = [:]
         var adds: [SetID: [Element]] = [:]
         let names = changes.count == 1 ? Array(changes.keys) : changes.keys.sorted()
-        // Each port's old and new fragments; while no conflict was ever seen, only the
-        // elements that differ between them (an element both have keeps its count).
-        var fragments: [(old: ServiceFragment?, new: ServiceFragment?)] = []
-        fragments.reserveCapacity(names.count)
-        for name in names {
-            let change = changes[name]!
-            if keepsPlans { planStore[name] = change.new }
-            var old = change.old.map { compileFragment($0, context: context) }
-            var new = change.new.map { compileFragment($0, context: context) }
-            if !conflictsSeen, old != nil, new != nil { ServiceFragment.dropCommon(&old!, &new!) }
-            fragments.append((old, new))
-        }
+        if keepsPlans { for name in names { planStore[name] = changes[name]!.new } }
         // Remove old contributions first, then add new ones, so a key moving between
         // service ports in one update is counted correctly.
-        for f in fragments { if let old = f.old { remove(old, into: &deletes) } }
-        for f in fragments { if let new = f.new { insert(new, into: &adds) } }
+        if let diffs = packedDiffs(names, changes) {
+            for d in diffs { remove(d, into: &deletes) }
+            for d in diffs { insert(d, into: &adds) }
+        } else {
+            let fragments = fragmentPairs(names, changes)
+            for f in fragments { if let old = f.old { remove(old, into: &deletes) } }
+            for f in fragments { if let new = f.new { insert(new, into: &adds) } }
+        }
         // Sorted; a key deleted and re-added with the same data cancels out.
         for set in Set(deletes.keys).union(adds.keys) {
             var d = deletes.removeValue(forKey: set) ?? [], a = adds.removeValue(forKey: set) ?? []
@@ -133,6 +128,38 @@ public struct IncrementalCompiler: Sendable {
             if !a.isEmpty { adds[set] = a }
         }
         return assemble(deletes: deletes, adds: adds, classesBefore: classesBefore, contextBefore: context)
+    }
+
+    /// Whether updates may take the packed path (`PackedFragmentDiff`); tests turn it off to
+    /// compare both paths.
+    var packsUpdates = true
+
+    /// Each port's packed diff, while no conflict was ever seen (see `conflictsSeen`) and
+    /// every element packs; nil otherwise.
+    private func packedDiffs(_ names: [ServicePortName], _ changes: [ServicePortName: PlanChange]) -> [PackedFragmentDiff]? {
+        guard packsUpdates, !conflictsSeen else { return nil }
+        var out: [PackedFragmentDiff] = []
+        out.reserveCapacity(names.count)
+        for name in names {
+            let change = changes[name]!
+            let diff = PackedFragmentDiff(name: name, old: change.old, new: change.new, context: context)
+            if diff.unpackable { return nil }
+            out.append(diff)
+        }
+        return out
+    }
+
+    /// Each port's old and new fragments; while no conflict was ever seen, only the
+    /// elements that differ between them (an element both have keeps its count).
+    private func fragmentPairs(_ names: [ServicePortName], _ changes: [ServicePortName: PlanChange])
+        -> [(old: ServiceFragment?, new: ServiceFragment?)] {
+        names.map { name in
+            let change = changes[name]!
+            var old = change.old.map { compileFragment($0, context: context) }
+            var new = change.new.map { compileFragment($0, context: context) }
+            if !conflictsSeen, old != nil, new != nil { ServiceFragment.dropCommon(&old!, &new!) }
+            return (old, new)
+        }
     }
 
     /// Takes new NodePort addresses (a list of IPs before and after, never `all`: that
@@ -286,6 +313,45 @@ public struct IncrementalCompiler: Sendable {
             }
             if !s.isEmpty { store[set] = s }
         }
+    }
+
+    /// Takes out what only the old fragment of `diff` had (see `remove(_:into:)`).
+    private mutating func remove(_ diff: PackedFragmentDiff, into deletes: inout [SetID: [Element]]) {
+        for e in diff.removed {
+            let set = diff.sets[Int(e.set)]
+            guard let i = store.index(forKey: set) else { continue }
+            if store.values[i].remove(packed: e.key, data: e.data) == .removed {
+                deletes[set, default: []].append(Self.element(e, set))
+            }
+            if store.values[i].isEmpty { store.remove(at: i) }
+        }
+    }
+
+    /// Puts in what only the new fragment of `diff` has (see `insert(_:into:)`).
+    private mutating func insert(_ diff: PackedFragmentDiff, into adds: inout [SetID: [Element]]) {
+        for e in diff.added {
+            let set = diff.sets[Int(e.set)]
+            let result: SetStore.InsertResult
+            if let i = store.index(forKey: set) {
+                result = store.values[i].insert(packed: e.key, data: e.data)
+            } else {
+                var s = SetStore(isMap: set.isMap)
+                result = s.insert(packed: e.key, data: e.data)
+                store[set] = s
+            }
+            switch result {
+            case .added: adds[set, default: []].append(Self.element(e, set))
+            case .counted: break
+            case .conflict:
+                conflictsSeen = true
+                lastConflicts.append("\(diff.name): conflicts in \(set.name) for \(Element(e.key.datums).text); the existing element wins")
+            }
+        }
+    }
+
+    /// The IR element of a packed entry.
+    private static func element(_ e: PackedFragmentDiff.Entry, _ set: SetID) -> Element {
+        Element(e.key.datums, set.isMap ? Packed(lo: e.data, hi: 0).datums : nil)
     }
 
     private mutating func insert(_ fragment: ServiceFragment, into adds: inout [SetID: [Element]]) {

@@ -73,10 +73,6 @@ public struct ServiceFragment: Sendable, Hashable {
 
     public init(name: ServicePortName) { self.name = name }
 
-    mutating func add(_ set: SetID, _ key: [Datum], _ data: [Datum] = []) {
-        elements[set, default: [:]][key] = data
-    }
-
     /// Room for `n` more elements of `set` (avoids regrowing a small dictionary 1→2→4→8→16).
     mutating func reserve(_ set: SetID, _ n: Int) {
         elements[set, default: [:]].reserveCapacity((elements[set]?.count ?? 0) + n)
@@ -134,6 +130,33 @@ extension CIDR {
 /// which LoadBalancer sources are allowed.
 public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> ServiceFragment {
     var f = ServiceFragment(name: sp.name)
+    compileFragment(sp, context: context, into: &f)
+    return f
+}
+
+/// What `compileFragment` hands every element of a service port to: a `ServiceFragment`
+/// (IR keys, for the batch compiler and loads) or a `PackedFragmentDiff` (packed keys, for
+/// the incremental compiler's updates). An element added twice to one set keeps the data of
+/// the later add.
+protocol FragmentSink {
+    /// Room for `n` more elements of `set`.
+    mutating func reserve(_ set: SetID, _ n: Int)
+    /// One element: `key : data` (no data in a plain set).
+    mutating func add(_ set: SetID, _ key: DatumList, _ data: DatumList)
+}
+
+extension FragmentSink {
+    mutating func add(_ set: SetID, _ key: DatumList) { add(set, key, DatumList()) }
+}
+
+extension ServiceFragment: FragmentSink {
+    mutating func add(_ set: SetID, _ key: DatumList, _ data: DatumList) {
+        elements[set, default: [:]][key.array] = data.array
+    }
+}
+
+/// Compiles one service port into `f` (see `compileFragment(_:context:)`).
+func compileFragment<Sink: FragmentSink>(_ sp: ServicePortPlan, context: FamilyContext, into f: inout Sink) {
     let proto = Datum.proto(sp.name.proto.number)
     let port = Datum.port(sp.port)
     let cluster = SlotAllocation(sp.clusterEndpoints)
@@ -142,16 +165,16 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
     let external = sp.externalPolicyLocal ? local : cluster
 
     let mode = sp.loadBalancing
-    func addSlots(_ kind: Layout.EndpointMapKind, _ key: [Datum], _ alloc: SlotAllocation) {
+    func addSlots(_ kind: Layout.EndpointMapKind, _ key: DatumList, _ alloc: SlotAllocation) {
         f.reserve(.fixed(Layout.hairpin), alloc.slots.count)
-        for s in alloc.slots { f.add(.fixed(Layout.hairpin), [s.endpoint.ip.datum, s.endpoint.ip.datum]) }
+        for s in alloc.slots { f.add(.fixed(Layout.hairpin), DatumList(s.endpoint.ip.datum, s.endpoint.ip.datum)) }
         if mode == .consistentHash {
             let table = MaglevTable(alloc)
             let set = SetID.endpoints(kind, mode, slots: table.size)
             f.reserve(set, table.entries.count)
             for (slot, i) in table.entries.enumerated() {
                 let e = alloc.slots[i].endpoint
-                f.add(set, key + [.integer(UInt32(slot))], [e.ip.datum, .port(e.port)])
+                f.add(set, key.appending(.integer(UInt32(slot))), DatumList(e.ip.datum, .port(e.port)))
             }
             return
         }
@@ -159,17 +182,17 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
         f.reserve(set, Int(alloc.total))
         var slot: UInt32 = 0
         for s in alloc.slots {
-            let data: [Datum] = [s.endpoint.ip.datum, .port(s.endpoint.port)]
+            let data = DatumList(s.endpoint.ip.datum, .port(s.endpoint.port))
             for _ in 0..<s.count {
-                f.add(set, key + [.integer(slot)], data)
+                f.add(set, key.appending(.integer(slot)), data)
                 slot += 1
             }
         }
     }
 
     // ClusterIP.
-    let clusterTuple = [sp.clusterIP.datum, proto, port]
-    f.add(.fixed(Layout.clusterIPs), [sp.clusterIP.datum])
+    let clusterTuple = DatumList(sp.clusterIP.datum, proto, port)
+    f.add(.fixed(Layout.clusterIPs), DatumList(sp.clusterIP.datum))
     if let internalGroup {
         addSlots(.service, clusterTuple, internalGroup)
         f.add(.fixed(Layout.clusterIPPorts), clusterTuple)
@@ -187,7 +210,7 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
     // External traffic is DNATed by some path (policy endpoints, or the eTP=Local shortcut).
     let reachable = external != nil || (sp.externalPolicyLocal && cluster != nil)
     for address in externalAddresses {
-        let tuple = [address.datum, proto, port]
+        let tuple = DatumList(address.datum, proto, port)
         if sp.externalPolicyLocal, let cluster {
             f.add(.fixed(Layout.externalLocalPorts), tuple)
             addSlots(.serviceShortcut, tuple, cluster)
@@ -205,20 +228,20 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
     if !sp.loadBalancerIPs.isEmpty && !sp.loadBalancerSourceRanges.isEmpty {
         let nodeInRange = context.nodeIPs.contains { ip in sp.loadBalancerSourceRanges.contains { $0.contains(ip) } }
         for vip in sp.loadBalancerIPs {
-            let tuple = [vip.datum, proto, port]
+            let tuple = DatumList(vip.datum, proto, port)
             f.add(.fixed(Layout.firewallIPs), tuple)
-            for range in sp.loadBalancerSourceRanges { f.add(.fixed(Layout.firewallAllow), tuple + [range.datum]) }
+            for range in sp.loadBalancerSourceRanges { f.add(.fixed(Layout.firewallAllow), tuple.appending(range.datum)) }
             // A node inside the ranges reaches its own VIPs with a VIP as source (kube-proxy
             // then allows every LB VIP of the service).
             if nodeInRange {
-                for source in sp.loadBalancerIPs { f.add(.fixed(Layout.firewallAllow), tuple + [source.datum]) }
+                for source in sp.loadBalancerIPs { f.add(.fixed(Layout.firewallAllow), tuple.appending(source.datum)) }
             }
         }
     }
 
     // NodePort.
     if let nodePort = sp.nodePort {
-        let tuple = [proto, Datum.port(nodePort)]
+        let tuple = DatumList(proto, Datum.port(nodePort))
         if sp.externalPolicyLocal, let cluster {
             f.add(.fixed(Layout.nodePortsLocal), tuple)
             addSlots(.nodePortShortcut, tuple, cluster)
@@ -231,5 +254,4 @@ public func compileFragment(_ sp: ServicePortPlan, context: FamilyContext) -> Se
         }
         if reachable, let x = sp.affinityTimeoutSeconds { f.add(.affinityNodePorts(x), tuple) }
     }
-    return f
 }
