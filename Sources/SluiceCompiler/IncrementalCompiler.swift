@@ -114,7 +114,9 @@ public struct IncrementalCompiler: Sendable {
         // service ports in one update is counted correctly.
         if let diffs = packedDiffs(names, changes) {
             for d in diffs { remove(d, into: &deletes) }
-            for d in diffs { insert(d, into: &adds) }
+            var added: [SetID: [Element]]? = [:]
+            for d in diffs { insert(d, into: &added) }
+            adds = added!
         } else {
             let fragments = fragmentPairs(names, changes)
             for f in fragments { if let old = f.old { remove(old, into: &deletes) } }
@@ -214,6 +216,15 @@ public struct IncrementalCompiler: Sendable {
     /// Compiles and stores one of `total` service ports of a load (the first sizes the stores:
     /// services are usually alike); returns its element count.
     private mutating func loadOne(_ sp: ServicePortPlan, of total: Int, first: Bool, adds: inout [SetID: [Element]]?) -> Int {
+        if keepsPlans { planStore[sp.name] = sp }
+        let packed = PackedFragmentDiff(name: sp.name, old: nil, new: sp, context: context)
+        if !packed.unpackable {
+            if first {
+                for (set, n) in packed.addedPerSet { store[set, default: SetStore(isMap: set.isMap)].reserve(n * total) }
+            }
+            insert(packed, into: &adds)
+            return packed.added.count
+        }
         let fragment = compileFragment(sp, context: context)
         if first {
             for (set, elems) in fragment.elements {
@@ -221,7 +232,6 @@ public struct IncrementalCompiler: Sendable {
             }
         }
         insert(fragment, into: &adds)
-        if keepsPlans { planStore[sp.name] = sp }
         return fragment.elementCount
     }
 
@@ -328,7 +338,7 @@ public struct IncrementalCompiler: Sendable {
     }
 
     /// Puts in what only the new fragment of `diff` has (see `insert(_:into:)`).
-    private mutating func insert(_ diff: PackedFragmentDiff, into adds: inout [SetID: [Element]]) {
+    private mutating func insert(_ diff: PackedFragmentDiff, into adds: inout [SetID: [Element]]?) {
         for e in diff.added {
             let set = diff.sets[Int(e.set)]
             let result: SetStore.InsertResult
@@ -340,7 +350,7 @@ public struct IncrementalCompiler: Sendable {
                 store[set] = s
             }
             switch result {
-            case .added: adds[set, default: []].append(Self.element(e, set))
+            case .added: adds?[set, default: []].append(Self.element(e, set))
             case .counted: break
             case .conflict:
                 conflictsSeen = true

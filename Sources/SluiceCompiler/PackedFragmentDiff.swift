@@ -59,6 +59,13 @@ struct PackedFragmentDiff: FragmentSink {
         return p.lo
     }
 
+    /// The number of added elements in each set.
+    var addedPerSet: [(SetID, Int)] {
+        var counts = [Int](repeating: 0, count: sets.count)
+        for e in added { counts[Int(e.set)] += 1 }
+        return zip(sets, counts).filter { $0.1 > 0 }
+    }
+
     private mutating func index(of set: SetID) -> UInt8? {
         if let i = sets.lastIndex(of: set) { return UInt8(i) }
         guard sets.count < Int(UInt8.max) else { return nil }

@@ -83,4 +83,22 @@ struct PackedUpdateTests {
         let v6 = plans.randomV6Plan(1, &rng)
         #expect(PackedFragmentDiff(name: v6.name, old: nil, new: v6, context: IncrementalCompilerTests.v6Context).unpackable)
     }
+
+    /// A load counts a key its fragment adds twice (one address, two ports) once, as a batch
+    /// compile does: removing the service later takes the hairpin element out.
+    @Test func loadCountsRepeatedKeysOnce() {
+        let twice = ServicePortPlan(name: Fixtures.name("ns", "dup"), family: .ipv4, clusterIP: .v4(0xAC1E_0002), port: 80,
+                                    clusterEndpoints: [WeightedEndpoint(ip: .v4(0x0AB4_0001), port: 8080),
+                                                       WeightedEndpoint(ip: .v4(0x0AB4_0001), port: 9090)],
+                                    localEndpoints: [])
+        for streamed in [false, true] {
+            var inc = IncrementalCompiler(context: Fixtures.context)
+            if streamed { inc.load([twice], maxElementsPerTransaction: 10) { _ in } } else { inc.load([twice]) }
+            #expect(inc.table.normalized == Compiler.compile(FamilyPlan(context: Fixtures.context, servicePorts: [twice])).table.normalized)
+            let removal: [ServicePortName: ServicePortPlan?] = [twice.name: nil]
+            _ = inc.update(removal)
+            #expect(inc.element(of: Layout.hairpin, key: [.ipv4(0x0AB4_0001), .ipv4(0x0AB4_0001)]) == nil)
+            #expect(inc.serviceElementCount == 0)
+        }
+    }
 }
