@@ -251,6 +251,19 @@ public func throughput(endpoints: Int, minSeconds: Double = 1, maxRuns: Int = 5,
                   detail: ["secondsPerCompile": s.p50])
 }
 
+/// Endpoints per second of the streamed load a first sync runs (`sluice run`'s cold start:
+/// `IncrementalCompiler.load(_:maxElementsPerTransaction:emit:)` into the packed store, the
+/// transactions built and dropped, nothing committed).
+public func loadThroughput(scale: Scale, plans: [ServicePortPlan]) -> Metric {
+    let ctx = Generator.context()
+    var m = throughput(endpoints: scale.totalEndpoints) {
+        var compiler = IncrementalCompiler(context: ctx, keepsPlans: false)
+        compiler.load(plans, maxElementsPerTransaction: 50_000) { _ in }
+    }
+    m.note = "IncrementalCompiler streamed load, transactions built, not committed"
+    return m
+}
+
 public func compileThroughput(_ impl: Implementation, scale: Scale, plans: [ServicePortPlan]) -> Metric {
     let ctx = Generator.context()
     let n = scale.totalEndpoints

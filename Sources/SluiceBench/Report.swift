@@ -100,7 +100,7 @@ public enum Report {
                 switch k {
                 case .endpointChange, .serviceAdd, .serviceDelete, .scaleUp, .scaleDown: title += " p50 / p99 / max"
                 case .churn: title += " (changes/s)"
-                case .compileThroughput: title += " (endpoints/s, no kernel)"
+                case .compileThroughput, .loadThroughput: title += " (endpoints/s, no kernel)"
                 case .connRate: title += " (conn/s, after cold start)"
                 default: break
                 }
@@ -161,7 +161,24 @@ public enum Report {
             check("new-connection rate with connection counters within 5 % of counters off (100k×10)",
                   String(format: "%.3f×", r), r >= 0.95)
         } else { check("new-connection rate with connection counters within 5 % of counters off (100k×10)", nil, nil) }
+        engineTargets(big, sl, check)
         return out
+    }
+
+    /// Issue 10's engine targets at 100k×10: a single change near the kernel's floor, and a
+    /// first sync's compile faster than a text printer.
+    private static func engineTargets(_ big: ScaleResult?, _ sl: (ScaleResult?, MetricKey) -> Metric?,
+                                      _ check: (String, String?, Bool?) -> Void) {
+        let change = sl(big, .endpointChange)
+        let kernel = change?.detail?["kernelP50"]
+        check("endpoint change p50 ≤ 25 µs at 100k×10, Sluice's share ≤ the kernel's",
+              change?.summary.map { p in seconds(p.p50) + (kernel.map { " (kernel \(seconds($0)))" } ?? "") },
+              change?.summary.map { p in p.p50 <= 25e-6 && kernel.map { k in p.p50 - k <= k } ?? false })
+        let load = sl(big, .loadThroughput)?.value
+        let nft = big?.result(.kubeProxyNft)?[.compileThroughput].flatMap { $0.status == .ok ? $0.value : nil }
+        check("streamed load ≥ 1M endpoints/s at 100k×10" + (nft == nil ? "" : ", ≥ 2× the nft baseline's rendering"),
+              load.map { String(format: "%.2fM endpoints/s", $0 / 1e6) + (nft.map { String(format: " (%.1f× nft)", load! / $0) } ?? "") },
+              load.map { l in l >= 1e6 && nft.map { n in l >= 2 * n } ?? true })
     }
 
     public static func targetsTable(_ t: [TargetCheck]) -> String {

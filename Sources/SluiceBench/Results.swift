@@ -91,7 +91,7 @@ public struct Metric: Codable, Sendable {
 
 /// Metric keys, in report order; every implementation's result has all of them.
 public enum MetricKey: String, CaseIterable, Codable, Sendable {
-    case coldStart, endpointChange, serviceAdd, serviceDelete, scaleUp, scaleDown, churn, memory, compileThroughput, connRate
+    case coldStart, endpointChange, serviceAdd, serviceDelete, scaleUp, scaleDown, churn, memory, compileThroughput, loadThroughput, connRate
 
     public var title: String {
         switch self {
@@ -104,6 +104,7 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable {
         case .churn: "sustained churn"
         case .memory: "peak RSS"
         case .compileThroughput: "compile throughput"
+        case .loadThroughput: "streamed load throughput"
         case .connRate: "new connections"
         }
     }
@@ -111,7 +112,7 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable {
     /// Lower values are better (times, memory); else higher is better (rates).
     public var lowerIsBetter: Bool {
         switch self {
-        case .churn, .compileThroughput, .connRate: false
+        case .churn, .compileThroughput, .loadThroughput, .connRate: false
         default: true
         }
     }

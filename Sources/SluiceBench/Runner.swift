@@ -274,6 +274,8 @@ public final class BenchRunner {
         }
         p("compile throughput", 0, 1)
         result[.compileThroughput] = compileThroughput(impl, scale: scale, plans: plans)
+        result[.loadThroughput] = impl == .sluice ? loadThroughput(scale: scale, plans: plans)
+            : Metric(status: .notApplicable, unit: "endpoints/s", note: "no incremental compiler")
         if result[.connRate] == nil {
             result[.connRate] = Metric(status: result[.coldStart]?.status == .timeout ? .timeout : .notRun, unit: "conn/s",
                                        note: options.connSeconds > 0 ? "ruleset not loaded" : "--conn-seconds 0")
