@@ -129,16 +129,16 @@ public struct ManifestLoader: Sendable {
 
     /// Composes one YAML document (`YAMLComposer`, libyaml's events) and decodes it with `NodeDecoder`.
     private func parse(document: YAMLDocumentText, file: String) -> Result {
-        let node: YAMLNode?
+        let tree: YAMLTree?
         do {
-            node = try YAMLComposer.compose(document.text)
+            tree = try YAMLComposer.compose(document.text)
         } catch {
             return Result(diagnostics: [Diagnostic(file: file, document: document.index,
                                                    message: describeParseError(error, lineOffset: document.firstLine - 1))])
         }
-        guard let node else { return Result() }  // empty document
+        guard let tree else { return Result() }  // empty document
         var decoder = ObjectDecoder(file: file, document: document.index)
-        decoder.decodeDocument(NodeDecoder(node))
+        decoder.decodeDocument(NodeDecoder(tree, tree.root))
         return Result(objects: decoder.objects, diagnostics: decoder.diagnostics)
     }
 

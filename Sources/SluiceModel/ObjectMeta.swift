@@ -67,13 +67,14 @@ enum KeptAnnotation: String, CodingKey, CaseIterable {
 
 /// A string map of which only the keys `Key` names are decoded; other entries are skipped
 /// unread (their values may even be malformed). Empty gives nil.
-struct KeptEntries<Key: CodingKey & RawRepresentable<String>>: Decodable {
+/// Over YAML (`NodeDecoder`) the keys are matched as bytes, without a String per key.
+struct KeptEntries<Key: CodingKey & RawRepresentable<String> & CaseIterable>: Decodable {
     var entries: [String: String]?
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
         var out: [String: String] = [:]
-        for key in c.allKeys {
+        for key in (decoder as? NodeDecoder)?.caseKeys(Key.self) ?? c.allKeys {
             if let value = try c.decodeIfPresent(String.self, forKey: key) { out[key.rawValue] = value }
         }
         entries = out.isEmpty ? nil : out

@@ -1,10 +1,11 @@
 import CYaml
 
-/// Composes one YAML document into `YAMLNode`s straight from libyaml's event API (libyaml as
+/// Composes one YAML document into a `YAMLTree` straight from libyaml's event API (libyaml as
 /// Yams bundles it, its `CYaml` module). Yams' own composer allocates an event object, a tag
 /// object, a mark and a weak anchor reference per node and hashes every mapping's keys
 /// through its regular-expression tag resolver; this one keeps only text, plainness and
-/// structure, which is all `NodeDecoder` reads.
+/// structure, which is all `NodeDecoder` reads, in three flat arrays (no object per node, no
+/// String per scalar).
 struct YAMLComposer {
     /// A libyaml parse error; `line` and `column` are 1-based within the document text.
     struct SyntaxError: Error, Sendable {
@@ -13,8 +14,8 @@ struct YAMLComposer {
         var column: Int
     }
 
-    /// The document's root, or nil for an empty document.
-    static func compose(_ text: String) throws -> YAMLNode? {
+    /// The document's tree, or nil for an empty document.
+    static func compose(_ text: String) throws -> YAMLTree? {
         var text = text
         return try text.withUTF8 { bytes in
             var parser = yaml_parser_t()
@@ -22,138 +23,8 @@ struct YAMLComposer {
             defer { yaml_parser_delete(&parser) }
             yaml_parser_set_input_string(&parser, bytes.baseAddress, bytes.count)
             yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
-            var builder = Builder()
+            var builder = YAMLTreeBuilder(capacity: bytes.count)
             return try builder.run(&parser)
-        }
-    }
-
-    /// Turns the event stream into nodes with an explicit stack of open collections.
-    private struct Builder {
-        struct Position { var line: Int; var column: Int }
-
-        enum Frame {
-            case mapping(pairs: [(key: String, value: YAMLNode)], key: String?, mark: Position, anchor: String?)
-            case sequence(items: [YAMLNode], mark: Position, anchor: String?)
-        }
-
-        var stack: [Frame] = []
-        var anchors: [String: YAMLNode] = [:]
-        var root: YAMLNode?
-        var documents = 0
-
-        mutating func run(_ parser: inout yaml_parser_t) throws -> YAMLNode? {
-            var event = yaml_event_t()
-            while true {
-                guard yaml_parser_parse(&parser, &event) == 1 else { throw error(parser) }
-                defer { yaml_event_delete(&event) }
-                if event.type == YAML_STREAM_END_EVENT { return root }
-                try handle(event)
-            }
-        }
-
-        mutating func handle(_ event: yaml_event_t) throws {
-            let mark = Position(line: event.start_mark.line + 1, column: event.start_mark.column + 1)
-            switch event.type {
-            case YAML_DOCUMENT_START_EVENT:
-                documents += 1
-                if documents > 1 { throw SyntaxError(problem: "expected a single document in the stream", line: mark.line, column: mark.column) }
-            case YAML_SCALAR_EVENT:
-                let s = event.data.scalar
-                let value = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
-                try add(.scalar(value, plain: s.style == YAML_PLAIN_SCALAR_STYLE), anchor: string(s.anchor))
-            case YAML_ALIAS_EVENT:
-                let name = string(event.data.alias.anchor) ?? ""
-                guard let node = anchors[name] else {
-                    throw SyntaxError(problem: "found undefined alias \(name)", line: mark.line, column: mark.column)
-                }
-                try add(node, anchor: nil)
-            case YAML_MAPPING_START_EVENT:
-                stack.append(.mapping(pairs: [], key: nil, mark: mark, anchor: string(event.data.mapping_start.anchor)))
-            case YAML_SEQUENCE_START_EVENT:
-                stack.append(.sequence(items: [], mark: mark, anchor: string(event.data.sequence_start.anchor)))
-            case YAML_MAPPING_END_EVENT, YAML_SEQUENCE_END_EVENT:
-                try close()
-            default:
-                break  // stream and document boundaries
-            }
-        }
-
-        /// Ends the innermost collection and adds it to its parent.
-        mutating func close() throws {
-            switch stack.removeLast() {
-            case let .mapping(pairs, _, mark, anchor):
-                try checkDuplicates(pairs, mark)
-                try add(.mapping(Self.merged(pairs)), anchor: anchor)
-            case let .sequence(items, _, anchor):
-                try add(.sequence(items), anchor: anchor)
-            }
-        }
-
-        /// Adds a finished node to the innermost open collection (as a key or a value), or makes it the root.
-        mutating func add(_ node: YAMLNode, anchor: String?) throws {
-            if let anchor { anchors[anchor] = node }
-            guard let top = stack.popLast() else {
-                root = node
-                return
-            }
-            switch top {
-            case let .mapping(pairs, nil, mark, anchor):
-                stack.append(.mapping(pairs: pairs, key: Self.keyText(node, pairs.count), mark: mark, anchor: anchor))
-            case .mapping(var pairs, let key?, let mark, let anchor):
-                pairs.append((key, node))
-                stack.append(.mapping(pairs: pairs, key: nil, mark: mark, anchor: anchor))
-            case .sequence(var items, let mark, let anchor):
-                items.append(node)
-                stack.append(.sequence(items: items, mark: mark, anchor: anchor))
-            }
-        }
-
-        /// Applies YAML merge keys (`<<: *base` or `<<: [*a, *b]`): the merged mappings'
-        /// entries are added unless the mapping sets them itself (or an earlier merge did).
-        static func merged(_ pairs: [(key: String, value: YAMLNode)]) -> [(key: String, value: YAMLNode)] {
-            guard pairs.contains(where: { $0.key == "<<" }) else { return pairs }
-            var out = pairs.filter { $0.key != "<<" }
-            var keys = Set(out.map(\.key))
-            for (key, value) in pairs where key == "<<" {
-                let sources: [YAMLNode]
-                if case .sequence(let items) = value { sources = items } else { sources = [value] }
-                for case .mapping(let inherited) in sources {
-                    for entry in inherited where keys.insert(entry.key).inserted { out.append(entry) }
-                }
-            }
-            return out
-        }
-
-        /// A key's text; a collection used as a key (never a field name) gets a unique placeholder.
-        static func keyText(_ node: YAMLNode, _ index: Int) -> String {
-            if case .scalar(let text, _) = node { return text }
-            return "\u{0}key\(index)"
-        }
-
-        /// YAML forbids a key twice in one mapping (Yams reports it; so does this).
-        func checkDuplicates(_ pairs: [(key: String, value: YAMLNode)], _ mark: Position) throws {
-            guard pairs.count > 1 else { return }
-            if pairs.count > 16 {  // large mappings: a set; small ones: no allocation
-                var seen = Set<String>(minimumCapacity: pairs.count)
-                for (key, _) in pairs where !seen.insert(key).inserted { throw duplicate(key, mark) }
-                return
-            }
-            for i in 1..<pairs.count {
-                for j in 0..<i where pairs[j].key == pairs[i].key { throw duplicate(pairs[i].key, mark) }
-            }
-        }
-
-        func duplicate(_ key: String, _ mark: Position) -> SyntaxError {
-            SyntaxError(problem: "duplicated mapping key \"\(key)\"", line: mark.line, column: mark.column)
-        }
-
-        func error(_ parser: yaml_parser_t) -> SyntaxError {
-            let problem = parser.problem.map { String(cString: $0) } ?? "syntax error"
-            return SyntaxError(problem: problem, line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1)
-        }
-
-        func string(_ pointer: UnsafePointer<UInt8>?) -> String? {
-            pointer.map { String(cString: $0) }
         }
     }
 }
