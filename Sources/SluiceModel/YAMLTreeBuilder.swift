@@ -51,7 +51,7 @@ struct YAMLTreeBuilder {
             if documents > 1 { throw YAMLComposer.SyntaxError(problem: "expected a single document in the stream", line: mark.line, column: mark.column) }
         case YAML_SCALAR_EVENT:
             let s = event.data.scalar
-            let node = addScalar(UnsafeBufferPointer(start: s.value, count: s.length), plain: s.style == YAML_PLAIN_SCALAR_STYLE)
+            let node = try addScalar(UnsafeBufferPointer(start: s.value, count: s.length), plain: s.style == YAML_PLAIN_SCALAR_STYLE)
             try add(node, anchor: string(s.anchor))
         case YAML_ALIAS_EVENT:
             let name = string(event.data.alias.anchor) ?? ""
@@ -71,7 +71,8 @@ struct YAMLTreeBuilder {
     }
 
     /// Appends a scalar node (its text copied to `bytes`).
-    mutating func addScalar(_ text: UnsafeBufferPointer<UInt8>, plain: Bool) -> Int32 {
+    mutating func addScalar(_ text: UnsafeBufferPointer<UInt8>, plain: Bool) throws -> Int32 {
+        try checkRoom(bytes: text.count, children: 0)
         let start = bytes.count
         var high: UInt8 = 0
         if text.count > 0 {
@@ -83,11 +84,26 @@ struct YAMLTreeBuilder {
         return Int32(nodes.count - 1)
     }
 
+    /// Appends a collection node whose children are `scratch[from...]`.
+    mutating func addCollection(_ kind: YAMLTree.Kind, _ from: Int) throws -> Int32 {
+        try checkRoom(bytes: 0, children: scratch.count - from)
+        let start = children.count
+        scratch.withUnsafeBufferPointer { children.append(contentsOf: UnsafeBufferPointer(rebasing: $0[from...])) }
+        return appendCollectionNode(kind, start: start)
+    }
+
     /// Appends a collection node whose children are `items`.
-    mutating func addCollection(_ kind: YAMLTree.Kind, _ items: some Collection<Int32>) -> Int32 {
+    mutating func addCollection(_ kind: YAMLTree.Kind, _ items: [Int32]) throws -> Int32 {
+        try checkRoom(bytes: 0, children: items.count)
         let start = children.count
         children.append(contentsOf: items)
-        nodes.append(YAMLTree.Node(kind: kind, ascii: true, start: UInt32(start), count: UInt32(items.count)))
+        return appendCollectionNode(kind, start: start)
+    }
+
+    /// The node of a collection whose children are `children[start...]`.
+    mutating func appendCollectionNode(_ kind: YAMLTree.Kind, start: Int) -> Int32 {
+        let items = children.count - start
+        nodes.append(YAMLTree.Node(kind: kind, ascii: true, start: UInt32(start), count: UInt32(items)))
         return Int32(nodes.count - 1)
     }
 
@@ -99,10 +115,10 @@ struct YAMLTreeBuilder {
             if (scratch.count - frame.start) % 2 == 1 { scratch.removeLast() }  // a key without a value
             try checkDuplicates(frame.start, frame.mark)
             node = mergeKeyIndex(frame.start) == nil
-                ? addCollection(.mapping, scratch[frame.start...])
-                : addCollection(.mapping, merged(Array(scratch[frame.start...])))
+                ? try addCollection(.mapping, frame.start)
+                : try addCollection(.mapping, merged(Array(scratch[frame.start...])))
         } else {
-            node = addCollection(.sequence, scratch[frame.start...])
+            node = try addCollection(.sequence, frame.start)
         }
         scratch.removeSubrange(frame.start...)
         try add(node, anchor: frame.anchor)
@@ -116,15 +132,24 @@ struct YAMLTreeBuilder {
             return
         }
         let isKey = top.isMapping && (scratch.count - top.start) % 2 == 0
-        scratch.append(isKey ? keyNode(node, entry: (scratch.count - top.start) / 2) : node)
+        scratch.append(isKey ? try keyNode(node, entry: (scratch.count - top.start) / 2) : node)
     }
 
     /// A key: a scalar node as is; a collection used as a key (never a field name) gets a
     /// scalar with a unique placeholder text.
-    mutating func keyNode(_ node: Int32, entry index: Int) -> Int32 {
+    mutating func keyNode(_ node: Int32, entry index: Int) throws -> Int32 {
         let kind = nodes[Int(node)].kind
         if kind == .scalar || kind == .plainScalar { return node }
-        return Array("\u{0}key\(index)".utf8).withUnsafeBufferPointer { addScalar($0, plain: false) }
+        return try Array("\u{0}key\(index)".utf8).withUnsafeBufferPointer { try addScalar($0, plain: false) }
+    }
+
+    /// A tree indexes its bytes and children with 32 bits and its nodes with 31: a document
+    /// that would need more (over 2 GiB of scalars, or merge keys copying entries billions of
+    /// times) is an error rather than a trap.
+    func checkRoom(bytes more: Int, children moreChildren: Int) throws {
+        guard bytes.count + more <= Int(UInt32.max), children.count + moreChildren <= Int(UInt32.max), nodes.count < Int(Int32.max) else {
+            throw YAMLComposer.SyntaxError(problem: "document too large", line: 0, column: 0)
+        }
     }
 
     /// The text of a key node.
