@@ -31,7 +31,7 @@ public struct APIServerSource: ObjectSource {
         try await run(deliver: deliver, pacing: nil)
     }
 
-    /// The first lists' decoding waits for `pace` between stream buffers.
+    /// The reflectors wait for `pace` between stream buffers and list pages (`ReflectorOptions.pacing`).
     public func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws {
         try await run(deliver: deliver, pacing: pace)
     }
@@ -40,7 +40,7 @@ public struct APIServerSource: ObjectSource {
         // The engine holds every object the proxy uses; the reflectors keep identities only.
         var options = options
         options.cachesContent = false
-        if let pacing { options.firstListPacing = pacing }
+        if let pacing { options.pacing = pacing }
         // This Node, Services, EndpointSlices and ServiceCIDRs (an older server's 404 counts as listed).
         let gate = SyncGate(pending: 4)
         // Each event goes to the sync loop's inbox on the thread that decoded it.

@@ -36,7 +36,7 @@ struct SourceService: ServiceLifecycle.Service {
             try await withTaskExecutorPreference(DaemonExecutor(label: "sluice.source.\(index)")) {
                 try await cancelWhenGracefulShutdown { [source, index, loop] in
                     try await source.run(deliver: { delta in loop.receive(source: index, delta) },
-                                         pace: { await loop.roomForInitialState() })
+                                         pace: { await loop.roomForChanges() })
                 }
             }
         } catch is CancellationError {

@@ -85,8 +85,9 @@ final class Inbox: @unchecked Sendable {
     }
 
     /// Returns once at most `limit` changes are pending (after the next `take`), at once if
-    /// every source is synced, or when the task is cancelled.
-    func waitForRoom(below limit: Int) async {
+    /// every source is synced (unless `afterSync`: pacing relists and backlogs too), or when
+    /// the task is cancelled.
+    func waitForRoom(below limit: Int, afterSync: Bool = false) async {
         let id = locked {
             nextWaiter += 1
             return nextWaiter
@@ -94,7 +95,7 @@ final class Inbox: @unchecked Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let wait = locked {
-                    guard pending.count > limit, !sourceSynced.allSatisfy({ $0 }), !Task.isCancelled else { return false }
+                    guard pending.count > limit, afterSync || !sourceSynced.allSatisfy({ $0 }), !Task.isCancelled else { return false }
                     waiters[id] = c
                     return true
                 }

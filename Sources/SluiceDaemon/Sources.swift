@@ -13,9 +13,10 @@ public protocol ObjectSource: Sendable {
     /// For logs, e.g. `manifests:/etc/sluice/manifests`.
     var name: String { get }
     func run(deliver: @escaping @Sendable (SourceDelta) -> Void) async throws
-    /// As `run(deliver:)`; while the initial state arrives, a source that produces it faster
-    /// than the daemon stages it awaits `pace` between parts (it returns once the sync
-    /// loop has room), so decoded objects do not pile up. Defaults to `run(deliver:)`.
+    /// As `run(deliver:)`; a source that may produce objects faster than the daemon stages
+    /// or commits them (the initial state, a relist, a backlog) awaits `pace` between parts
+    /// (it returns once the sync loop has room), so decoded objects do not pile up.
+    /// Defaults to `run(deliver:)`.
     func run(deliver: @escaping @Sendable (SourceDelta) -> Void, pace: @escaping @Sendable () async -> Void) async throws
     /// Whether the source may deliver Pods (manifests may; the API server source never
     /// does: kube-proxy plans from EndpointSlices). True by default.

@@ -29,6 +29,14 @@ struct ListedObjects<Object: KubeObject>: Sendable {
         changed[key] = cache.isChanged(object) == false ? nil : object
     }
 
+    /// Hands out the new and changed objects taken so far, in key order, and forgets them
+    /// (their keys stay listed): a relist streams its differences out as they arrive.
+    mutating func takeChanged() -> [Object] {
+        guard !changed.isEmpty else { return [] }
+        defer { changed = [:] }
+        return changed.values.sorted { $0.key < $1.key }
+    }
+
     /// Forgets a key (an object deleted while the list was streamed).
     mutating func remove(_ key: ObjectKey) {
         seen?.remove(key)

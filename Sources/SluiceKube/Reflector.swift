@@ -58,10 +58,13 @@ public struct ReflectorOptions: Sendable {
     /// refuses it (the WatchList gate off: 422) gets paged lists from then on; any other
     /// failure falls back to one paged list, as client-go does.
     public var useWatchList: Bool = false
-    /// Awaited between the stream's buffers while the first list arrives (watch-list), so
-    /// that a consumer slower than decoding bounds how much is decoded ahead of it (the
-    /// daemon waits while its sync loop has parts of the first lists still to stage).
-    public var firstListPacing: (@Sendable () async -> Void)?
+    /// Awaited between a watch's stream buffers and between a paged list's pages, so that a
+    /// consumer slower than decoding bounds how much is decoded ahead of it: the reader
+    /// stops pulling the response body while it waits, and AsyncHTTPClient's body stream
+    /// then stops reading the socket (the daemon waits while its sync loop has more than a
+    /// few thousand objects still to take). A watch is not given up as silent while it
+    /// waits. nil: no waiting.
+    public var pacing: (@Sendable () async -> Void)?
 
     public init() {}
 }
@@ -98,7 +101,8 @@ public struct ReflectorStatistics: Sendable, Hashable {
 /// client-go's reflector for one resource: paged list, then watch from the list's RV, applying
 /// every event and remembering every RV (bookmarks included); re-watch on a normal end; relist
 /// on 410 (first with the last RV, then with "" if that is gone too); exponential backoff with
-/// `Retry-After`. The local cache is replaced after every relist and the differences are emitted.
+/// `Retry-After`. A relist's differences are emitted as it arrives (new and changed objects)
+/// and at its end (what it lacks is deleted), so the cache then equals the list.
 ///
 /// Run it with `await reflector.run()` in a task (it returns when the task is cancelled and
 /// then finishes `events`), and consume `events` from one task; or give `onEvent`, which
@@ -291,6 +295,7 @@ public final class Reflector<Object: KubeObject>: Sendable {
             }
             shared.withLockedValue { $0.stats.listPages += 1 }
             take(page.items, into: &items)
+            if let pace = options.pacing { await pace() }
             if listRV == nil || continueToken == nil { listRV = page.metadata.resourceVersion }
             if let c = page.metadata.continue, !c.isEmpty {
                 continueToken = c
@@ -303,8 +308,9 @@ public final class Reflector<Object: KubeObject>: Sendable {
     }
 
     /// Brings the cache to a list, emitting `.synced` the first time and deltas afterwards.
-    /// O(changes) in memory beyond the cache's keys: a relist's unchanged objects were
-    /// dropped as they arrived (`ListedObjects`).
+    /// O(keys) in memory beyond the cache: a relist's unchanged objects were dropped and its
+    /// new and changed ones handed out as they arrived (`take`), so what is left here is
+    /// what the list lacks (deletions).
     private func apply(list: ListedObjects<Object>, resourceVersion: String?, first: Bool) {
         let listedKeys = list.changed.keys.sorted()
         let out: [ReflectorEvent<Object>] = shared.withLockedValue { s in
@@ -346,9 +352,35 @@ public final class Reflector<Object: KubeObject>: Sendable {
         ListedObjects(comparing: shared.withLockedValue { $0.synced })
     }
 
-    /// Adds a page of listed objects (compared with the cache under its lock).
+    /// Adds listed objects (a page, or one initial event of a watch-list), compared with
+    /// the cache under its lock. Once synced, what differs goes out at once (`handOutChanges`),
+    /// so a relist reaches the consumer in parts as it arrives, not as one batch at its end.
     private func take(_ objects: [Object], into list: inout ListedObjects<Object>) {
-        shared.withLockedValue { s in for o in objects { list.add(o, cache: s.cache) } }
+        shared.withLockedValue { s in
+            for o in objects { list.add(o, cache: s.cache) }
+            if s.synced { handOutChanges(&list, &s) }
+        }
+    }
+
+    /// Emits a relist's new and changed objects taken so far as `.added` / `.updated` and
+    /// caches them; the list keeps their keys (what is gone is known at its end, `apply`).
+    /// Each object is a state the server held after the cached one, so handing it out
+    /// before the list ends loses nothing; a list cut midway is compared, when retried,
+    /// with the cache that now holds what went out.
+    private func handOutChanges(_ list: inout ListedObjects<Object>, _ s: inout Shared) {
+        for new in list.takeChanged() {
+            switch s.cache.isChanged(new) {
+            case nil:
+                s.cache.store(new)
+                emit(.added(new))
+            case true?:
+                let old = s.cache[new.key]!
+                s.cache.store(new)
+                emit(.updated(old: old, new: new))
+            case false?:
+                break
+            }
+        }
     }
 
     // MARK: - Watch
@@ -479,8 +511,23 @@ public final class Reflector<Object: KubeObject>: Sendable {
 
         init(timeoutAt: ContinuousClock.Instant) { self.timeoutAt = timeoutAt }
 
-        var lastActivity: ContinuousClock.Instant { last.withLockedValue { $0 } }
+        /// The last activity; now while the reader waits for its consumer (`waiting`).
+        var lastActivity: ContinuousClock.Instant {
+            let (at, paused) = (last.withLockedValue { $0 }, waits.withLockedValue { $0 })
+            return paused > 0 ? ContinuousClock.now : at
+        }
         func touch() { last.withLockedValue { $0 = ContinuousClock.now } }
+
+        /// Readers waiting for their consumer now.
+        private let waits = NIOLockedValueBox(0)
+
+        /// Runs `wait` (the consumer's pacing); the time it takes is no silence of the server.
+        func waiting(_ wait: @Sendable () async -> Void) async {
+            waits.withLockedValue { $0 += 1 }
+            await wait()
+            waits.withLockedValue { $0 -= 1 }
+            touch()
+        }
     }
 
     /// Returns at the watch's deadline, or once the watch brought nothing for
@@ -531,9 +578,8 @@ public final class Reflector<Object: KubeObject>: Sendable {
                         return outcome
                     }
                 }
-                if initial?.first == true, let pace = options.firstListPacing {
-                    await pace()
-                    progress.touch()   // waiting for our own consumer is no silence of the server
+                if let pace = options.pacing {
+                    await progress.waiting(pace)   // waiting for our own consumer is no silence of the server
                 }
             }
         } catch let e as KubeAPIError {

@@ -4,7 +4,7 @@ import SluiceModel
 import Testing
 
 /// The inbox paces a source that delivers the first state faster than the sync loop stages
-/// it (`SyncLoop.roomForInitialState`): the source waits while too much is pending and goes
+/// it (`SyncLoop.roomForChanges`): the source waits while too much is pending and goes
 /// on when the loop takes it; it never waits once every source is synced, nor after it is
 /// cancelled.
 struct InboxTests {
@@ -18,10 +18,10 @@ struct InboxTests {
     }
 
     /// Runs `waitForRoom` in a task; `done` turns true when it returned.
-    func waiter(_ inbox: Inbox, below limit: Int) -> (Task<Void, Never>, NIOLockedValueBox<Bool>) {
+    func waiter(_ inbox: Inbox, below limit: Int, afterSync: Bool = false) -> (Task<Void, Never>, NIOLockedValueBox<Bool>) {
         let done = NIOLockedValueBox(false)
         let task = Task {
-            await inbox.waitForRoom(below: limit)
+            await inbox.waitForRoom(below: limit, afterSync: afterSync)
             done.withLockedValue { $0 = true }
         }
         return (task, done)
@@ -54,6 +54,27 @@ struct InboxTests {
         let (second, secondDone) = waiter(inbox, below: 5)
         await second.value
         #expect(secondDone.withLockedValue { $0 } && inbox.waitingSources == 0)
+    }
+
+    @Test("once synced, a source pacing a relist or a backlog (afterSync) still waits until the loop takes what is pending")
+    func waitsAfterSyncWhenAsked() async throws {
+        let inbox = Inbox(sources: 1)
+        var synced = upserts(1)
+        synced.synced = true
+        _ = inbox.merge(source: 0, synced)
+        _ = inbox.take()
+        _ = inbox.merge(source: 0, upserts(10, from: 1))
+        let (task, done) = waiter(inbox, below: 5, afterSync: true)
+        _ = try await waitUntil("the source waits") { inbox.waitingSources == 1 }
+        #expect(!done.withLockedValue { $0 })
+        #expect(inbox.take().count == 10)
+        await task.value
+        #expect(done.withLockedValue { $0 } && inbox.waitingSources == 0)
+        // At or below the limit it goes on at once.
+        _ = inbox.merge(source: 0, upserts(5, from: 20))
+        let (second, secondDone) = waiter(inbox, below: 5, afterSync: true)
+        await second.value
+        #expect(secondDone.withLockedValue { $0 })
     }
 
     @Test("a cancelled source stops waiting")

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import SluiceKube
 import SluiceKubeFake
 import SluiceModel
@@ -169,6 +170,48 @@ struct WatchListTests {
         }
     }
 
+    @Test("a relist hands its changes out as they arrive and waits for a slow consumer between buffers: it is never delivered whole at its end")
+    func relistStreamsChangesAndWaitsForItsConsumer() async throws {
+        let count = 3000
+        try await withFake({ $0.watchList = true }) { server in
+            for i in 0..<count { try server.create(service("svc-\(i)")) }
+            let gate = PaceGate()
+            var options = watchListOptions(watchTimeout: 1...1, grace: .milliseconds(300))
+            options.pacing = { await gate.pace() }
+            let client = try makeClient(server)
+            let h = Harness(client: client, resource: .services(), options: options)
+            try await h.waitSynced()
+            try await eventually { server.openWatchCount() == 1 }
+
+            // Every Service changes behind a stalled watch, then the history is compacted:
+            // the daemon relists (410) and every object of the relist is a change.
+            server.stallWatches(newWatchesToo: true)
+            try server.batch { for i in 0..<count { try server.update(service("svc-\(i)", port: 8080)) } }
+            server.compact()
+            let updates: @Sendable () -> Int = { h.eventLog.filter { if case .updated = $0 { true } else { false } }.count }
+            // The gate holds the reflector at its first wait after a relisted change went out
+            // (the cache holds what went out).
+            gate.holdOnce { h.reflector.snapshot().values.contains { $0.spec.ports?.first?.port == 8080 } }
+            server.stopStalling()
+            try await eventually(.seconds(60), "the reflector waits for its consumer in the middle of the relist") { gate.holding }
+
+            // Held in the middle of the list: changes went out before its end, not all of them.
+            let received = h.reflector.statistics.watchEvents
+            #expect(h.reflector.statistics.relists == 0)
+            try await eventually(.seconds(20), "the consumer has every event emitted so far") { updates() > 0 }
+            #expect(updates() < count)
+            // Waiting, it reads nothing more.
+            #expect(h.reflector.statistics.watchEvents == received)
+
+            gate.release()
+            try await h.waitConverged(with: server)
+            try await eventually { h.reflector.statistics.relists == 1 }
+            #expect(updates() == count)
+            await h.stop()
+            try await client.shutdown()
+        }
+    }
+
     @Test("a watch-list cut before its bookmark falls back to a paged list; nothing is half-synced")
     func cutBeforeBookmarkFallsBack() async throws {
         try await withFake({ $0.watchList = true }) { server in
@@ -188,5 +231,47 @@ struct WatchListTests {
             await h.stop()
             try await client.shutdown()
         }
+    }
+}
+
+/// A consumer's pacing that holds the reflector once, at the first wait where `condition`
+/// holds, until `release()`.
+final class PaceGate: Sendable {
+    private struct State {
+        var condition: (@Sendable () -> Bool)?
+        var held: CheckedContinuation<Void, Never>?
+        var released = false
+    }
+    private let state = NIOLockedValueBox(State())
+
+    /// Holds the next wait at which `condition` is true (once).
+    func holdOnce(when condition: @escaping @Sendable () -> Bool) {
+        state.withLockedValue { $0.condition = condition }
+    }
+
+    /// Whether a wait is held now.
+    var holding: Bool { state.withLockedValue { $0.held != nil } }
+
+    /// The reflector's wait.
+    func pace() async {
+        guard let condition = state.withLockedValue({ $0.released ? nil : $0.condition }), condition() else { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLockedValue { s in
+                guard !s.released, s.held == nil else { return true }
+                s.held = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+
+    /// Lets the held wait go on; no wait is held after this.
+    func release() {
+        let c = state.withLockedValue { s in
+            s.released = true
+            defer { s.held = nil }
+            return s.held
+        }
+        c?.resume()
     }
 }
