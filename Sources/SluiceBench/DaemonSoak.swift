@@ -26,11 +26,18 @@ public struct DaemonSoak: Codable, Sendable {
     /// The fake server's answers during the soak, by status code, and the watches opened.
     public var serverAnswers: [String: Int]
     public var watchesOpened: Int
-    /// RSS and open files, every `options.sampleSeconds`, the last after convergence.
+    /// RSS and open files, every `options.sampleSeconds`; then one right after
+    /// convergence and one every second until RSS settled.
     public var samples: [SoakSample]
-    /// The sample taken once the warm-up was over, and the last one.
+    /// The sample taken once the warm-up was over, and the one right after convergence.
     public var warmSample: SoakSample?
     public var endSample: SoakSample?
+    /// The end sample once RSS stopped falling after convergence (two consecutive samples a
+    /// second apart within 1 %, at most 30 s after `endSample`), and whether it did stop.
+    public var settledSample: SoakSample?
+    public var settled: Bool?
+    /// RSS for flatness: during the soak, near relists and between them, and at the end.
+    public var rss: SoakRSS?
     /// Open files by kind at the start and at the end.
     public var openFilesStart: [String: Int]
     public var openFilesEnd: [String: Int]
@@ -48,6 +55,12 @@ public struct DaemonSoak: Codable, Sendable {
     /// End RSS over warm RSS, minus one.
     public var rssGrowth: Double? {
         guard let w = warmSample?.rssBytes, let e = endSample?.rssBytes, w > 0 else { return nil }
+        return Double(e) / Double(w) - 1
+    }
+
+    /// Settled end RSS over warm RSS, minus one.
+    public var settledGrowth: Double? {
+        guard let w = warmSample?.rssBytes, let e = settledSample?.rssBytes, w > 0 else { return nil }
         return Double(e) / Double(w) - 1
     }
 }

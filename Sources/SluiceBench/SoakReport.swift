@@ -10,7 +10,8 @@ enum SoakReport {
     /// The cell of the daemon table.
     static func summary(_ s: DaemonSoak?) -> String {
         guard let s else { return "not run" }
-        let growth = s.rssGrowth.map { String(format: "%+.1f %%", $0 * 100) } ?? "–"
+        let growth = (s.rssGrowth.map { String(format: "%+.1f %%", $0 * 100) } ?? "–")
+            + (s.settledGrowth.map { String(format: ", settled %+.1f %%", $0 * 100) } ?? "")
         let files = "\(s.openFilesStart.values.reduce(0, +)) → \(s.openFilesEnd.values.reduce(0, +))"
         return "\(s.written) changes in \(String(format: "%.0f", s.writeSeconds)) s (\(Report.rate(s.writeRate, "/s"))), "
             + "\(s.faults.values.reduce(0, +)) faults; kernel \(s.kernelEqualsCompile ? "= compile" : "**≠ compile (\(s.kernelDifferences) objects)**"); "
@@ -39,11 +40,33 @@ enum SoakReport {
         out += "- converged \(String(format: "%.1f", s.convergeSeconds)) s after the last write; kernel "
             + (s.kernelEqualsCompile ? "equals a fresh compile of the final objects" : "differs from the compile by \(s.kernelDifferences) objects") + "\n"
         out += "- RSS after warm-up \(mb(s.warmSample?.rssBytes)) (t=\(String(format: "%.0f", s.warmSample?.seconds ?? 0)) s), at the end \(mb(s.endSample?.rssBytes))"
-            + (s.rssGrowth.map { String(format: " (%+.1f %%)", $0 * 100) } ?? "") + "\n"
+            + (s.rssGrowth.map { String(format: " (%+.1f %%)", $0 * 100) } ?? "") + " right after convergence, "
+            + "\(mb(s.settledSample?.rssBytes))" + (s.settledGrowth.map { String(format: " (%+.1f %%)", $0 * 100) } ?? "")
+            + " settled" + settledWhen(s) + "\n"
+        if let rss = s.rss { out += rssDuring(rss) }
         out += "- open files: start \(files(s.openFilesStart)), end \(files(s.openFilesEnd))\n"
         out += "- series (t s: RSS MB / open files): "
             + s.samples.map { String(format: "%.0f: %.1f/%d", $0.seconds, Double($0.rssBytes ?? 0) / 1e6, $0.openFiles ?? -1) }.joined(separator: ", ") + "\n\n"
         return out
+    }
+
+    /// When the settled sample was taken (after convergence), or that RSS did not settle.
+    static func settledWhen(_ s: DaemonSoak) -> String {
+        guard let end = s.endSample, let last = s.settledSample else { return "" }
+        let after = String(format: "%.0f s after", last.seconds - end.seconds)
+        return s.settled == false ? " (still changing \(after))" : " (\(after))"
+    }
+
+    /// RSS during the soak: all samples, those between relists, the relists' peaks.
+    static func rssDuring(_ r: SoakRSS) -> String {
+        func range(_ x: Summary?) -> String {
+            x.map { String(format: "median %.1f / min %.1f / max %.1f MB (n=%d)", $0.p50 / 1e6, $0.min / 1e6, $0.max / 1e6, $0.n) } ?? "–"
+        }
+        let peaks = r.relistPeaks.map { String(format: "%.0f s: %.1f MB", $0.seconds, Double($0.rssBytes ?? 0) / 1e6) }
+        return "- RSS during the soak: \(range(r.all)); \(r.aboveTolerance) of \(r.during) samples more than "
+            + String(format: "%.0f %%", SoakRSS.flatTolerance * 100) + " above the warm-up\n"
+            + "- RSS between relists: \(range(r.betweenRelists)); near a relist (a relist ended within a sample of it): "
+            + (peaks.isEmpty ? "–" : peaks.joined(separator: ", ")) + "\n"
     }
 
     static func files(_ kinds: [String: Int]) -> String {

@@ -37,9 +37,14 @@ struct SoakRunner {
         progress("soak: waiting for the kernel", 0, 1)
         let (outcome, convergeSeconds) = try converge(ledger)
         reader.stop()
-        // Connections the faults cut are reopened by now; one more sample is the end.
+        // Connections the faults cut are reopened by now; one more sample is the end, then
+        // one a second until RSS stops falling (the last fault's transient handed back).
         let end = sampler.sample()
+        _ = sampler.stop()
+        progress("soak: waiting for RSS to settle", 0, 1)
+        let settled = sampler.settle(from: end, interval: 1)
         let samples = sampler.stop()
+        let warm = Self.warmSample(samples, soakSeconds: options.seconds)
         let after = daemon.metrics() ?? [:]
         let answers = server.requests.dropFirst(requestsBefore)
         let commitEnd = ledger.lastCommit
@@ -52,7 +57,8 @@ struct SoakRunner {
             stallRecoveries: faults.stallRecoveries,
             serverAnswers: Dictionary(grouping: answers, by: { String($0.status) }).mapValues(\.count),
             watchesOpened: answers.filter(\.isWatch).count,
-            samples: samples, warmSample: Self.warmSample(samples, soakSeconds: options.seconds), endSample: end,
+            samples: samples, warmSample: warm, endSample: end, settledSample: settled.last, settled: settled.settled,
+            rss: SoakRSS(samples: samples, warm: warm, end: end, settled: settled.last),
             openFilesStart: filesStart, openFilesEnd: daemon.openFiles() ?? [:],
             convergeSeconds: convergeSeconds, kernelEqualsCompile: outcome.equal, kernelDifferences: outcome.differences,
             networkProgramming: PrometheusHistogram(Self.networkProgramming, before: before, after: after),
