@@ -268,6 +268,44 @@ struct ReflectorTests {
         }
     }
 
+    @Test("a watch whose reader waits for its consumer (pacing) is not given up as silent, while a silent one beside it is")
+    func waitingForTheConsumerIsNoSilence() async throws {
+        try await withFake { server in
+            try server.create(service("a"))
+            try server.create(slice("x", service: "a"))
+            let client = try makeClient(server)
+            var options = testOptions(watchTimeout: 600...600)
+            options.watchProgressTimeout = .milliseconds(300)
+            let gate = PaceGate()
+            var paced = options
+            paced.pacing = { await gate.pace() }
+            let held = Harness(client: client, resource: .services(), options: paced)
+            let control = Harness(client: client, resource: .endpointSlices(), options: options)
+            try await held.waitSynced()
+            try await control.waitSynced()
+            try await eventually { server.openWatchCount() == 2 }
+            server.sendBookmarks()
+            try await eventually { held.reflector.statistics.periodicBookmarks && control.reflector.statistics.periodicBookmarks }
+
+            // The Services reader is held at its next buffer; then every watch goes silent.
+            gate.holdOnce { true }
+            try server.update(service("a", port: 5))
+            try await eventually(.seconds(20), "the reader waits for its consumer") { gate.holding }
+            server.stallWatches(newWatchesToo: true)
+            // The control watch is given up twice meanwhile: the held one was silent longer.
+            try await eventually(.seconds(60), "the control watch given up twice") { control.reflector.statistics.watchStalls >= 2 }
+            #expect(held.reflector.statistics.watchStalls == 0)
+
+            gate.release()
+            server.stopStalling()
+            try await held.waitConverged(with: server, timeout: .seconds(120))
+            try await control.waitConverged(with: server, timeout: .seconds(120))
+            await held.stop()
+            await control.stop()
+            try await client.shutdown()
+        }
+    }
+
     @Test("no periodic bookmarks seen: a silent watch is not given up before its deadline (servers that bookmark only at the timeout)")
     func progressTimeoutUnarmedWithoutPeriodicBookmarks() async throws {
         try await withFake { server in
