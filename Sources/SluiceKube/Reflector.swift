@@ -61,8 +61,8 @@ public struct ReflectorOptions: Sendable {
     /// Awaited between a watch's stream buffers and between a paged list's pages, so that a
     /// consumer slower than decoding bounds how much is decoded ahead of it: the reader
     /// stops pulling the response body while it waits, and AsyncHTTPClient's body stream
-    /// then stops reading the socket (the daemon waits while its sync loop has more than a
-    /// few thousand objects still to take). A watch is not given up as silent while it
+    /// then stops reading the socket (the daemon waits while its sync loop has more than
+    /// `SyncLoop.changeBacklog` objects still to take). A watch is not given up as silent while it
     /// waits. nil: no waiting.
     public var pacing: (@Sendable () async -> Void)?
 
