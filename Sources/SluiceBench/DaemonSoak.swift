@@ -32,8 +32,9 @@ public struct DaemonSoak: Codable, Sendable {
     /// The sample taken once the warm-up was over, and the one right after convergence.
     public var warmSample: SoakSample?
     public var endSample: SoakSample?
-    /// The end sample once RSS stopped falling after convergence (two consecutive samples a
-    /// second apart within 1 %, at most 30 s after `endSample`), and whether it did stop.
+    /// The end sample once RSS stopped falling after convergence (five consecutive samples a
+    /// second apart within 1 %, `SettledSampler`; at most 30 s after `endSample`), and
+    /// whether it did stop.
     public var settledSample: SoakSample?
     public var settled: Bool?
     /// RSS for flatness: during the soak, near relists and between them, and at the end.

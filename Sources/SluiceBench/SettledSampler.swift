@@ -4,11 +4,15 @@ import Foundation
 /// convergence may hold the last fault's transient (a relist's working set the allocator
 /// has not handed back yet), which says nothing about flatness.
 ///
-/// Settled means two consecutive samples within `tolerance` of each other; at most
-/// `maxSamples` are taken (the last one counts as settled then, `settled` false).
+/// Settled means `window` consecutive samples all within `tolerance` of the first of them:
+/// jemalloc hands pages back in steps about a second apart (its decay), so two samples a
+/// second apart can be equal while RSS is still on its way down. At most `maxSamples` are
+/// taken (the last one counts as settled then, `settled` false).
 struct SettledSampler {
-    /// Relative difference of two consecutive samples that counts as no longer changing.
+    /// Relative difference from the first sample of the window that counts as no change.
     var tolerance = 0.01
+    /// Consecutive samples that must not change (the first included).
+    var window = 5
     /// Samples taken at most, the first included.
     var maxSamples = 31
 
@@ -21,17 +25,23 @@ struct SettledSampler {
     }
 
     /// From `first` (the sample right after convergence), takes samples with `next` (which
-    /// waits the sampling interval, then samples) until two consecutive ones are within
+    /// waits the sampling interval, then samples) until the last `window` are within
     /// `tolerance`, or `maxSamples` in all.
     func settle(from first: SoakSample, _ next: () -> SoakSample) -> Outcome {
         var samples = [first]
         while samples.count < max(1, maxSamples) {
-            let sample = next()
-            let done = within(samples[samples.count - 1], sample)
-            samples.append(sample)
-            if done { return Outcome(samples: samples, settled: true) }
+            samples.append(next())
+            if isSettled(samples) { return Outcome(samples: samples, settled: true) }
         }
         return Outcome(samples: samples, settled: false)
+    }
+
+    /// Whether the last `window` samples are all within `tolerance` of the first of them.
+    func isSettled(_ samples: [SoakSample]) -> Bool {
+        let n = max(2, window)
+        guard samples.count >= n else { return false }
+        let last = samples.suffix(n)
+        return last.dropFirst().allSatisfy { within(last.first!, $0) }
     }
 
     /// Whether two samples' RSS differ by at most `tolerance` of the first.

@@ -21,18 +21,18 @@ struct SoakRSSTests {
         return (outcome, taken)
     }
 
-    @Test("settles at the first of two consecutive samples within 1 %, after RSS stopped falling")
+    @Test("settles once five consecutive samples are within 1 % of the first of them; a plateau of two on the way down is not settled")
     func settlesWhenRSSStopsFalling() {
-        let (outcome, taken) = settle(200, [182, 120, 90, 89.5, 70])
-        #expect(outcome.settled && taken == 4)
-        #expect(outcome.samples.map { ($0.rssBytes ?? 0) / 1_000_000 } == [200, 182, 120, 90, 89])
-        #expect(outcome.last?.rssBytes == 89_500_000)
+        let (outcome, taken) = settle(200, [182, 182, 150, 120, 90, 89.5, 89.8, 89.2, 89.4, 70])
+        #expect(outcome.settled && taken == 9)
+        #expect(outcome.samples.map { ($0.rssBytes ?? 0) / 1_000_000 } == [200, 182, 182, 150, 120, 90, 89, 89, 89, 89])
+        #expect(outcome.last?.rssBytes == 89_400_000)
     }
 
-    @Test("the end sample itself counts: an already flat RSS settles at the next sample")
+    @Test("the end sample itself counts: an already flat RSS settles after four more samples")
     func flatAtOnce() {
-        let (outcome, taken) = settle(85, [85.5])
-        #expect(outcome.settled && taken == 1 && outcome.samples.count == 2)
+        let (outcome, taken) = settle(85, [85.5, 85.2, 84.9, 85.0, 60])
+        #expect(outcome.settled && taken == 4 && outcome.samples.count == 5)
     }
 
     @Test("still changing after maxSamples: not settled, the last sample reported")
