@@ -85,7 +85,7 @@ bah umount "$ctr" >/dev/null
 
 bah config \
   --entrypoint '["/usr/local/bin/sluice"]' --cmd run --workingdir / \
-  --env LD_PRELOAD="$jemalloc" --env MALLOC_CONF=narenas:1 \
+  --env LD_PRELOAD="$jemalloc" --env MALLOC_CONF=narenas:1,background_thread:true \
   --label org.opencontainers.image.title=sluice \
   --label org.opencontainers.image.version="$version" \
   --label org.opencontainers.image.description="Kubernetes service proxy on nftables" \

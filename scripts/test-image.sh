@@ -97,7 +97,8 @@ mapfile -t image_env < <(bah inspect --type container --format '{{range .OCIv1.C
 preload=$(printf '%s\n' "${image_env[@]}" | sed -n 's/^LD_PRELOAD=//p')
 [ -n "$preload" ] || fail "the image's environment sets no LD_PRELOAD: ${image_env[*]}"
 [ -f "$root$preload" ] || fail "the image preloads $preload, which it does not hold"
-grep -qx 'MALLOC_CONF=narenas:1' < <(printf '%s\n' "${image_env[@]}") || fail "the image's environment lacks MALLOC_CONF=narenas:1: ${image_env[*]}"
+malloc_conf=narenas:1,background_thread:true
+grep -qx "MALLOC_CONF=$malloc_conf" < <(printf '%s\n' "${image_env[@]}") || fail "the image's environment lacks MALLOC_CONF=$malloc_conf: ${image_env[*]}"
 
 # The image's binary, chrooted into its root, in the namespace, with a private /proc mount
 # and the image's environment.
@@ -132,13 +133,15 @@ echo "test-image.sh: completion scripts: $(for s in bash zsh fish; do printf '%s
 printed=$(in_image --version) || fail "sluice --version in the image failed"
 [ "$printed" = "$version" ] || fail "sluice --version prints '$printed' in an image tagged sluice:$version"
 
-# jemalloc is the allocator the image's sluice runs on, with one arena: its statistics,
-# printed at exit on request, say so.
-stats=$(image_env+=(MALLOC_CONF=narenas:1,stats_print:true); in_image --version 2>&1 >/dev/null) \
+# jemalloc is the allocator the image's sluice runs on, with one arena and a background
+# thread that returns freed pages: its statistics, printed at exit on request, say so.
+stats=$(image_env+=(MALLOC_CONF=$malloc_conf,stats_print:true); in_image --version 2>&1 >/dev/null) \
   || fail "sluice --version with jemalloc statistics failed"
 grep -q 'Begin jemalloc statistics' <<<"$stats" || fail "sluice in the image does not run on jemalloc: $(head -c 300 <<<"$stats")"
 grep -qE 'opt\.narenas: 1$' <<<"$stats" || fail "jemalloc in the image does not run with one arena: $(grep narenas <<<"$stats")"
-echo "test-image.sh: sluice runs on jemalloc ($preload, MALLOC_CONF=narenas:1)"
+grep -qE 'opt\.background_thread: true' <<<"$stats" \
+  || fail "jemalloc in the image runs without its background thread: $(grep background_thread <<<"$stats")"
+echo "test-image.sh: sluice runs on jemalloc ($preload, MALLOC_CONF=$malloc_conf)"
 
 out=$(in_image cleanup) || fail "sluice cleanup in the image failed: $out"
 if ip netns exec "$ns" nft list table ip sluice >/dev/null 2>&1; then
