@@ -133,32 +133,34 @@ struct SetStore: Sendable {
         if isMap { mapped.reserve(want) } else { plain.reserve(want) }
     }
 
-    /// Packed data of a map element (nil if it does not fit one word).
+    /// The word a packed element keeps as its data: a map's data packed into one word, 0 for
+    /// a plain set's (empty) data; nil if it does not fit (the element is then spilled).
     @inline(__always)
-    private func packData(_ data: [Datum]) -> UInt64? {
-        guard let p = Packed(data), p.hi == 0 else { return nil }
+    static func dataWord(isMap: Bool, isEmpty: Bool, packed: @autoclosure () -> Packed?) -> UInt64? {
+        guard isMap else { return isEmpty ? 0 : nil }
+        guard let p = packed(), p.hi == 0 else { return nil }
         return p.lo
     }
 
-    mutating func insert(_ key: [Datum], _ data: [Datum]) -> InsertResult {
-        // One hash probe for the common case: a packable key, new, not in `spilled`.
-        if let k = Packed(key), spilled.isEmpty {
-            if isMap {
-                guard let d = packData(data) else { return insertSpilled(key, data, packed: k) }
-                guard let old = mapped.insert(k, d) else { return .added }
-                return old == d ? addUser(k) : .conflict
-            } else if data.isEmpty {
-                return plain.insert(k, NoValue()) == nil ? .added : addUser(k)
-            }
-            return insertSpilled(key, data, packed: k)
-        }
-        return insertSpilled(key, data, packed: Packed(key))
+    @inline(__always)
+    private func dataWord(_ data: [Datum]) -> UInt64? {
+        Self.dataWord(isMap: isMap, isEmpty: data.isEmpty, packed: Packed(data))
     }
 
-    /// `insert` for a key and data packed already (`data`: a map's data word, 0 in a plain
-    /// set), as the update path's `PackedFragmentDiff` holds them.
+    /// The data a data word stands for (see `dataWord`).
+    private func data(ofWord d: UInt64) -> [Datum] { isMap ? Packed(lo: d, hi: 0).datums : [] }
+
+    mutating func insert(_ key: [Datum], _ data: [Datum]) -> InsertResult {
+        // One hash probe for the common case: a packable key and data, not in `spilled`.
+        let k = Packed(key)
+        if let k, spilled.isEmpty, let d = dataWord(data) { return insert(packed: k, data: d) }
+        return insertSpilled(key, data, packed: k)
+    }
+
+    /// `insert` for a key and data packed already (`data`: its `dataWord`), as the update
+    /// path's `PackedFragmentDiff` holds them.
     mutating func insert(packed k: Packed, data d: UInt64) -> InsertResult {
-        guard spilled.isEmpty else { return insert(k.datums, isMap ? Packed(lo: d, hi: 0).datums : []) }
+        guard spilled.isEmpty else { return insertSpilled(k.datums, data(ofWord: d), packed: k) }
         if isMap {
             guard let old = mapped.insert(k, d) else { return .added }
             return old == d ? addUser(k) : .conflict
@@ -168,17 +170,24 @@ struct SetStore: Sendable {
 
     /// `remove` for a key and data packed already (see `insert(packed:data:)`).
     mutating func remove(packed k: Packed, data d: UInt64) -> RemoveResult {
+        removePacked(k, d) ?? removeSpilled(k.datums, data(ofWord: d))
+    }
+
+    /// Drops one user of the packed element `k` if its data word is `d` (nil: data that does
+    /// not pack, so not this element); nil if `k` is in neither packed table.
+    private mutating func removePacked(_ k: Packed, _ d: UInt64?) -> RemoveResult? {
         if isMap, let i = mapped.index(of: k) {
-            guard mapped.value(at: i) == d else { return .absent }
+            guard d == mapped.value(at: i) else { return .absent }
             if dropUser(k) { return .counted }
             mapped.remove(at: i)
             return .removed
         } else if !isMap, let i = plain.index(of: k) {
+            guard d == 0 else { return .absent }
             if dropUser(k) { return .counted }
             plain.remove(at: i)
             return .removed
         }
-        return removeSpilled(k.datums, isMap ? Packed(lo: d, hi: 0).datums : [])
+        return nil
     }
 
     /// Counts one more user of the stored packed element `k`.
@@ -202,7 +211,7 @@ struct SetStore: Sendable {
     private mutating func insertSpilled(_ key: [Datum], _ data: [Datum], packed k: Packed?) -> InsertResult {
         if let k {
             if isMap, let d = mapped[k] {
-                return packData(data) == d ? addUser(k) : .conflict
+                return dataWord(data) == d ? addUser(k) : .conflict
             } else if !isMap, plain.contains(k) {
                 return data.isEmpty ? addUser(k) : .conflict
             }
@@ -213,7 +222,7 @@ struct SetStore: Sendable {
             return .counted
         }
         if let k {
-            if isMap, let d = packData(data) {
+            if isMap, let d = dataWord(data) {
                 mapped.insert(k, d)
                 return .added
             } else if !isMap, data.isEmpty {
@@ -227,19 +236,7 @@ struct SetStore: Sendable {
 
     /// Drops one user of `key : data`; `.absent` if the element is not stored with that data.
     mutating func remove(_ key: [Datum], _ data: [Datum]) -> RemoveResult {
-        if let k = Packed(key) {
-            if isMap, let i = mapped.index(of: k) {
-                guard packData(data) == mapped.value(at: i) else { return .absent }
-                if dropUser(k) { return .counted }
-                mapped.remove(at: i)
-                return .removed
-            } else if !isMap, let i = plain.index(of: k) {
-                guard data.isEmpty else { return .absent }
-                if dropUser(k) { return .counted }
-                plain.remove(at: i)
-                return .removed
-            }
-        }
+        if let k = Packed(key), let r = removePacked(k, dataWord(data)) { return r }
         return removeSpilled(key, data)
     }
 

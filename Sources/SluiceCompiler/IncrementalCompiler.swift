@@ -144,8 +144,7 @@ public struct IncrementalCompiler: Sendable {
         out.reserveCapacity(names.count)
         for name in names {
             let change = changes[name]!
-            let diff = PackedFragmentDiff(name: name, old: change.old, new: change.new, context: context)
-            if diff.unpackable { return nil }
+            guard let diff = PackedFragmentDiff(name: name, old: change.old, new: change.new, context: context) else { return nil }
             out.append(diff)
         }
         return out
@@ -217,8 +216,7 @@ public struct IncrementalCompiler: Sendable {
     /// services are usually alike); returns its element count.
     private mutating func loadOne(_ sp: ServicePortPlan, of total: Int, first: Bool, adds: inout [SetID: [Element]]?) -> Int {
         if keepsPlans { planStore[sp.name] = sp }
-        let packed = PackedFragmentDiff(name: sp.name, old: nil, new: sp, context: context)
-        if !packed.unpackable {
+        if let packed = PackedFragmentDiff(name: sp.name, old: nil, new: sp, context: context) {
             if first {
                 for (set, n) in packed.addedPerSet { store[set, default: SetStore(isMap: set.isMap)].reserve(n * total) }
             }

@@ -4,8 +4,9 @@ import SluiceModel
 /// What one update takes out of the table and puts into it for one service port, with
 /// packed keys: the old and the new plan are compiled into one flat list (no IR key, no
 /// dictionary per set), which is sorted so that the elements both fragments have drop out,
-/// as `ServiceFragment.dropCommon` drops them. The incremental compiler's update path
-/// whenever every key and data packs (IPv4); `unpackable` sends it down the general one.
+/// as `ServiceFragment.dropCommon` drops them. The incremental compiler's update and load
+/// path whenever every key and data packs (IPv4); otherwise there is none (`init` fails)
+/// and the general one is taken.
 struct PackedFragmentDiff: FragmentSink {
     enum Side: UInt8 { case old, new }
 
@@ -26,37 +27,35 @@ struct PackedFragmentDiff: FragmentSink {
     private(set) var sets: [SetID] = []
     private var entries: [Entry] = []
     private var side = Side.old
-    /// Some element did not pack (an IPv6 key, say): use the general path.
-    private(set) var unpackable = false
+    /// Some element did not pack: the diff is given up.
+    private var unpackable = false
     /// The elements only the old fragment has, and only the new one has (see `changes()`).
     private(set) var removed: [Entry] = []
     private(set) var added: [Entry] = []
 
-    init(name: ServicePortName, old: ServicePortPlan?, new: ServicePortPlan?, context: FamilyContext) {
+    /// Compiles both plans; nil if an element does not pack. An IPv6 family is never tried:
+    /// its addresses alone fill `Packed`'s 128 bits (every IPv4 key and data of the layout fits).
+    init?(name: ServicePortName, old: ServicePortPlan?, new: ServicePortPlan?, context: FamilyContext) {
+        guard context.family == .ipv4 else { return nil }
         self.name = name
         entries.reserveCapacity(64)
         if let old { compileFragment(old, context: context, into: &self) }
         side = .new
         if let new { compileFragment(new, context: context, into: &self) }
-        if !unpackable { (removed, added) = changes() }
+        guard !unpackable else { return nil }
+        (removed, added) = changes()
         entries = []
     }
 
     mutating func reserve(_ set: SetID, _ n: Int) {}
 
     mutating func add(_ set: SetID, _ key: DatumList, _ data: DatumList) {
-        guard !unpackable, let k = Packed(key), let d = Self.packData(data, isMap: set.isMap), let s = index(of: set) else {
+        guard !unpackable, let k = Packed(key), let s = index(of: set),
+              let d = SetStore.dataWord(isMap: set.isMap, isEmpty: data.isEmpty, packed: Packed(data)) else {
             unpackable = true
             return
         }
         entries.append(Entry(set: s, side: side, seq: UInt32(entries.count), key: k, data: d))
-    }
-
-    /// A map's data as one word (as `SetStore` keeps it), a plain set's as 0; nil if it does not fit.
-    private static func packData(_ data: DatumList, isMap: Bool) -> UInt64? {
-        guard isMap else { return data.isEmpty ? 0 : nil }
-        guard let p = Packed(data), p.hi == 0 else { return nil }
-        return p.lo
     }
 
     /// The number of added elements in each set.

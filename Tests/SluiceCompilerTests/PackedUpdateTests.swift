@@ -53,8 +53,7 @@ struct PackedUpdateTests {
         old.localEndpoints = [old.clusterEndpoints[0]]
         var new = old
         new.clusterEndpoints[2] = WeightedEndpoint(ip: .v4(0x0AB4_0063), port: 8080)
-        let diff = PackedFragmentDiff(name: old.name, old: old, new: new, context: Fixtures.context)
-        #expect(!diff.unpackable)
+        let diff = try #require(PackedFragmentDiff(name: old.name, old: old, new: new, context: Fixtures.context))
         func names(_ entries: [PackedFragmentDiff.Entry]) -> [String] {
             entries.map { diff.sets[Int($0.set)].name }.sorted()
         }
@@ -67,21 +66,21 @@ struct PackedUpdateTests {
 
     /// Two endpoints on one address (different ports) put one hairpin key in the fragment
     /// twice; it stays while either is there, and IPv6 plans take the general path.
-    @Test func repeatedKeysAndIPv6() {
+    @Test func repeatedKeysAndIPv6() throws {
         let twice = ServicePortPlan(name: Fixtures.name("ns", "dup"), family: .ipv4, clusterIP: .v4(0xAC1E_0002), port: 80,
                                     clusterEndpoints: [WeightedEndpoint(ip: .v4(0x0AB4_0001), port: 8080),
                                                        WeightedEndpoint(ip: .v4(0x0AB4_0001), port: 9090)],
                                     localEndpoints: [])
         var once = twice
         once.clusterEndpoints.removeLast()
-        let diff = PackedFragmentDiff(name: twice.name, old: twice, new: once, context: Fixtures.context)
+        let diff = try #require(PackedFragmentDiff(name: twice.name, old: twice, new: once, context: Fixtures.context))
         #expect(diff.removed.map { diff.sets[Int($0.set)].name } == [Layout.endpointMap(.service, .random, slots: 2)]
             .flatMap { [$0, $0] })
         #expect(diff.added.map { diff.sets[Int($0.set)].name } == [Layout.endpointMap(.service, .random, slots: 1)])
 
         var rng = Rng(state: 5)
         let v6 = plans.randomV6Plan(1, &rng)
-        #expect(PackedFragmentDiff(name: v6.name, old: nil, new: v6, context: IncrementalCompilerTests.v6Context).unpackable)
+        #expect(PackedFragmentDiff(name: v6.name, old: nil, new: v6, context: IncrementalCompilerTests.v6Context) == nil)
     }
 
     /// A load counts a key its fragment adds twice (one address, two ports) once, as a batch
